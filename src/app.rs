@@ -1,0 +1,155 @@
+//! The running collector: its shared state, and `tally serve` from start to orderly stop.
+
+use std::sync::Arc;
+
+use ring::digest;
+
+use crate::config::Config;
+use crate::enrich::visitor::{Secret, VisitorKeys};
+use crate::metrics::Metrics;
+use crate::sink::{self, Sink};
+use crate::store::{self, embedded::EmbeddedClickHouse, migrate};
+
+/// State shared by every request.
+pub struct App {
+    /// The validated configuration.
+    pub config: Config,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The queue to ClickHouse.
+    pub sink: Sink,
+    /// Visitor key hashing.
+    pub visitors: Arc<VisitorKeys>,
+    token_digest: Option<digest::Digest>,
+}
+
+impl App {
+    /// Assembles the shared state.
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        sink: Sink,
+        visitors: Arc<VisitorKeys>,
+    ) -> Self {
+        let token_digest = config
+            .token_auth
+            .as_deref()
+            .map(|t| digest::digest(&digest::SHA256, t.as_bytes()));
+        App {
+            config,
+            metrics,
+            sink,
+            visitors,
+            token_digest,
+        }
+    }
+
+    /// Whether `token` is the configured `token_auth`. Digests are compared, so the time taken
+    /// says nothing about how much of the token was right.
+    pub fn token_matches(&self, token: Option<&str>) -> bool {
+        match (&self.token_digest, token) {
+            (Some(expected), Some(given)) => {
+                digest::digest(&digest::SHA256, given.as_bytes()).as_ref() == expected.as_ref()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where the events go: a configured server, or one tally runs itself.
+pub enum Database {
+    /// `[clickhouse] url`.
+    External(String),
+    /// Started by tally; stopped when this value is dropped.
+    Embedded(EmbeddedClickHouse),
+}
+
+impl Database {
+    /// Connects to the configured server or starts the embedded one.
+    pub async fn open(config: &Config) -> anyhow::Result<Database> {
+        match &config.clickhouse.url {
+            Some(url) => Ok(Database::External(url.clone())),
+            None => {
+                let dir = config.clickhouse.embedded_dir.clone();
+                tracing::info!(dir = %dir.display(), "no [clickhouse] url configured; starting an embedded ClickHouse");
+                let ch =
+                    tokio::task::spawn_blocking(move || EmbeddedClickHouse::start(&dir, false))
+                        .await??;
+                tracing::info!(url = ch.url(), "embedded ClickHouse is up");
+                Ok(Database::Embedded(ch))
+            }
+        }
+    }
+
+    /// HTTP URL of the server.
+    pub fn url(&self) -> &str {
+        match self {
+            Database::External(u) => u,
+            Database::Embedded(ch) => ch.url(),
+        }
+    }
+
+    /// Stops the embedded server, if any, and waits for it.
+    pub async fn close(self) {
+        if let Database::Embedded(ch) = self {
+            let _ = tokio::task::spawn_blocking(move || ch.stop()).await;
+        }
+    }
+}
+
+/// Applies the schema migrations on `url`.
+pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'static str>> {
+    let server = store::server_client(url, &config.clickhouse);
+    let db = store::client(url, &config.clickhouse);
+    Ok(migrate::migrate(&server, &db, &config.clickhouse.database).await?)
+}
+
+/// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let database = Database::open(&config).await?;
+    let url = database.url().to_string();
+    migrate_on(&url, &config).await?;
+    let client = store::client(&url, &config.clickhouse);
+    let metrics = Arc::new(Metrics::new());
+    let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
+    let visitors = Arc::new(VisitorKeys::new(Secret::new(
+        crate::time::day_of(crate::time::now_unix()),
+        &Secret::generate_bytes(),
+    )));
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let local = listener.local_addr()?;
+    let app = Arc::new(App::new(config, metrics, sink, visitors));
+    // Tests and scripts read this line to find the port when `listen` asks for port 0.
+    println!("tally listening on http://{local}");
+    for site in &app.config.sites {
+        println!(
+            "tracking site {} ({}) at http://{local}/matomo.php?idsite={}&rec=1",
+            site.id, site.name, site.id
+        );
+    }
+    crate::server::serve(app.clone(), listener, shutdown_signal()).await;
+    tracing::info!("shutting down: flushing queued events");
+    writer.finish().await;
+    drop(app);
+    database.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

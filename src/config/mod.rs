@@ -1,0 +1,574 @@
+//! Configuration: one TOML file, every key overridable by `TALLY_<SECTION>_<KEY>`.
+//!
+//! The file is read into a TOML tree, environment overrides are applied to the tree, and only
+//! then is it deserialised and validated, so an error always names the key that is wrong,
+//! whichever source it came from.
+
+mod env;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+/// A configuration problem, naming the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax error.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has a value of the wrong type or an unknown key was given.
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// Dotted path of the key, e.g. `privacy.ip_bytes`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration of a collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the tracking endpoint listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Public base URL of the collector as visitors' browsers reach it (used for snippets).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Where events are stored.
+    #[serde(default)]
+    pub clickhouse: ClickHouseConfig,
+    /// The sites this collector accepts hits for.
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
+    /// What is done to protect visitors before anything is stored.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    /// Batching of events into the store.
+    #[serde(default)]
+    pub sink: SinkConfig,
+    /// Size limits on requests.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Matomo `token_auth` that unlocks the privileged parameters (`cip`, `cdt`, ...).
+    #[serde(default)]
+    pub token_auth: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// Connection to ClickHouse.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP URL of the server. Unset: `tally serve` runs a local server of its own.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Database holding tally's tables.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// User name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Data directory of the embedded server (used only when `url` is unset).
+    #[serde(default = "default_embedded_dir")]
+    pub embedded_dir: PathBuf,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: None,
+            database: default_database(),
+            user: None,
+            password: None,
+            embedded_dir: default_embedded_dir(),
+        }
+    }
+}
+
+fn default_database() -> String {
+    "tally".into()
+}
+
+fn default_embedded_dir() -> PathBuf {
+    PathBuf::from("var/clickhouse")
+}
+
+/// One tracked website.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Matomo `idsite`.
+    pub id: u32,
+    /// Human-readable name.
+    pub name: String,
+    /// Host names pages may be tracked from; `*.example.org` also matches subdomains.
+    pub domains: Vec<String>,
+}
+
+impl SiteConfig {
+    /// Whether `host` (already lower-case) is one of this site's domains.
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.domains.iter().any(|d| host_matches(d, host))
+    }
+}
+
+/// `pattern` is a host name, or `*.name` for the name and all its subdomains.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(base) => {
+            host.eq_ignore_ascii_case(base)
+                || (host.len() > base.len()
+                    && host.as_bytes()[host.len() - base.len() - 1] == b'.'
+                    && host[host.len() - base.len()..].eq_ignore_ascii_case(base))
+        }
+        None => host.eq_ignore_ascii_case(pattern),
+    }
+}
+
+/// Privacy settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// How many trailing bytes of an IPv4 address are zeroed (1, 2 or 3).
+    #[serde(default = "default_ip_bytes")]
+    pub ip_bytes: u8,
+    /// Drop hits sent with `DNT: 1`.
+    #[serde(default = "yes")]
+    pub respect_dnt: bool,
+    /// Drop hits sent with `Sec-GPC: 1`.
+    #[serde(default = "yes")]
+    pub respect_gpc: bool,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` headers are believed.
+    #[serde(default, deserialize_with = "nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Client networks whose hits are never stored.
+    #[serde(default, deserialize_with = "nets")]
+    pub exclude_ips: Vec<IpNet>,
+    /// Name of the opt-out cookie.
+    #[serde(default = "default_optout_cookie")]
+    pub optout_cookie: String,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            ip_bytes: default_ip_bytes(),
+            respect_dnt: true,
+            respect_gpc: true,
+            trusted_proxies: Vec::new(),
+            exclude_ips: Vec::new(),
+            optout_cookie: default_optout_cookie(),
+        }
+    }
+}
+
+fn default_ip_bytes() -> u8 {
+    2
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_optout_cookie() -> String {
+    "tally_ignore".into()
+}
+
+/// Accepts a TOML list of CIDRs or, as environment variables give it, one comma-separated string.
+/// A bare address is taken as a single-host network.
+fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    };
+    items
+        .iter()
+        .map(|s| parse_net(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not a CIDR network or IP address"))
+}
+
+/// Batching of events into ClickHouse.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Events held in memory at most; beyond it hits are refused with 503.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Flush when this many events are waiting.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Flush at least this often (milliseconds) while events are waiting.
+    #[serde(default = "default_flush_ms")]
+    pub flush_ms: u64,
+}
+
+impl SinkConfig {
+    /// The flush interval.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_ms)
+    }
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            queue_capacity: default_queue_capacity(),
+            batch_size: default_batch_size(),
+            flush_ms: default_flush_ms(),
+        }
+    }
+}
+
+fn default_queue_capacity() -> usize {
+    100_000
+}
+fn default_batch_size() -> usize {
+    10_000
+}
+fn default_flush_ms() -> u64 {
+    1_000
+}
+
+/// Size limits, each checked before the data is looked at further.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body (bytes), bulk requests included.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Longest request target (path and query string, bytes).
+    #[serde(default = "default_max_uri")]
+    pub max_uri_bytes: usize,
+    /// Longest value of `url`, `urlref`, `link`, `download` (bytes, decoded).
+    #[serde(default = "default_max_url")]
+    pub max_url_bytes: usize,
+    /// Longest value of any other parameter (bytes, decoded).
+    #[serde(default = "default_max_field")]
+    pub max_field_bytes: usize,
+    /// Most hits in one bulk request.
+    #[serde(default = "default_max_bulk")]
+    pub max_bulk_hits: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: default_max_body(),
+            max_uri_bytes: default_max_uri(),
+            max_url_bytes: default_max_url(),
+            max_field_bytes: default_max_field(),
+            max_bulk_hits: default_max_bulk(),
+        }
+    }
+}
+
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_max_uri() -> usize {
+    16 * 1024
+}
+fn default_max_url() -> usize {
+    4096
+}
+fn default_max_field() -> usize {
+    1024
+}
+fn default_max_bulk() -> usize {
+    1000
+}
+
+impl Config {
+    /// Reads `path` (or nothing: defaults), applies `TALLY_*` environment overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut tree = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: p.to_path_buf(),
+                        message: e.message().to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        env::apply(&mut tree, std::env::vars())?;
+        Self::from_table(tree)
+    }
+
+    /// Deserialises and validates an already merged TOML tree.
+    pub fn from_table(tree: toml::Table) -> Result<Config, ConfigError> {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(key, e.into_inner().message().to_string())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The demo configuration used when no file is given: site 1 on `localhost`.
+    pub fn apply_demo_site(&mut self) {
+        if self.sites.is_empty() {
+            self.sites.push(SiteConfig {
+                id: 1,
+                name: "Demo site".into(),
+                domains: vec!["localhost".into(), "127.0.0.1".into()],
+            });
+        }
+    }
+
+    /// The site with this Matomo `idsite`.
+    pub fn site(&self, id: u32) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| s.id == id)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3).contains(&self.privacy.ip_bytes) {
+            return Err(ConfigError::key(
+                "privacy.ip_bytes",
+                format!("must be 1, 2 or 3, not {}", self.privacy.ip_bytes),
+            ));
+        }
+        if self.privacy.optout_cookie.is_empty()
+            || !self
+                .privacy
+                .optout_cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::key(
+                "privacy.optout_cookie",
+                "must be a non-empty cookie name of letters, digits, `_` and `-`",
+            ));
+        }
+        if let Some(url) = &self.clickhouse.url {
+            url::Url::parse(url)
+                .map_err(|e| ConfigError::key("clickhouse.url", format!("not a URL: {e}")))?;
+        }
+        let db = &self.clickhouse.database;
+        if db.is_empty() || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigError::key(
+                "clickhouse.database",
+                "must be a non-empty name of letters, digits and `_`",
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            url::Url::parse(url)
+                .map_err(|e| ConfigError::key("public_url", format!("not a URL: {e}")))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            if site.id == 0 {
+                return Err(ConfigError::key(
+                    format!("sites[{i}].id"),
+                    "must be 1 or more",
+                ));
+            }
+            if !seen.insert(site.id) {
+                return Err(ConfigError::key(
+                    format!("sites[{i}].id"),
+                    format!("site id {} is configured twice", site.id),
+                ));
+            }
+            if site.domains.is_empty() {
+                return Err(ConfigError::key(
+                    format!("sites[{i}].domains"),
+                    "must list at least one host name",
+                ));
+            }
+            for d in &site.domains {
+                let bare = d.strip_prefix("*.").unwrap_or(d);
+                if bare.is_empty() || bare.contains(['/', ':', ' ', '*']) {
+                    return Err(ConfigError::key(
+                        format!("sites[{i}].domains"),
+                        format!("`{d}` is not a host name (no scheme, port or path)"),
+                    ));
+                }
+            }
+        }
+        if self.sink.batch_size == 0 || self.sink.queue_capacity < self.sink.batch_size {
+            return Err(ConfigError::key(
+                "sink.queue_capacity",
+                "must be at least sink.batch_size, and the batch size at least 1",
+            ));
+        }
+        if self.sink.flush_ms == 0 {
+            return Err(ConfigError::key("sink.flush_ms", "must be at least 1"));
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_uri_bytes", l.max_uri_bytes),
+            ("limits.max_url_bytes", l.max_url_bytes),
+            ("limits.max_field_bytes", l.max_field_bytes),
+            ("limits.max_bulk_hits", l.max_bulk_hits),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::key(key, "must be at least 1"));
+            }
+        }
+        if matches!(&self.token_auth, Some(t) if t.len() < 16) {
+            return Err(ConfigError::key(
+                "token_auth",
+                "must be at least 16 characters (it unlocks client-supplied IPs and times)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_table(text.parse().unwrap())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.clickhouse.database, "tally");
+        assert_eq!(c.privacy.ip_bytes, 2);
+        assert!(c.privacy.respect_dnt && c.privacy.respect_gpc);
+        assert!(c.privacy.trusted_proxies.is_empty());
+        assert_eq!(c.privacy.optout_cookie, "tally_ignore");
+    }
+
+    #[test]
+    fn full_file() {
+        let c = parse(
+            r#"
+            listen = "0.0.0.0:9000"
+            [clickhouse]
+            url = "http://127.0.0.1:8123"
+            database = "analytics"
+            [[sites]]
+            id = 3
+            name = "Institute"
+            domains = ["example.org", "*.example.org"]
+            [privacy]
+            ip_bytes = 3
+            trusted_proxies = ["10.0.0.0/8", "::1"]
+            exclude_ips = ["192.0.2.0/24"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.privacy.trusted_proxies.len(), 2);
+        assert_eq!(c.privacy.trusted_proxies[1].to_string(), "::1/128");
+        let site = c.site(3).unwrap();
+        assert!(site.allows_host("example.org"));
+        assert!(site.allows_host("www.example.org"));
+        assert!(!site.allows_host("badexample.org"));
+        assert!(!site.allows_host("example.org.evil.com"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[privacy]\nip_bytes = 4", "privacy.ip_bytes"),
+            ("[privacy]\nip_bytes = \"two\"", "privacy.ip_bytes"),
+            (
+                "[privacy]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "privacy.trusted_proxies",
+            ),
+            ("[privacy]\nrespect_dnt = 1", "privacy.respect_dnt"),
+            ("listen = \"nowhere\"", "listen"),
+            ("[clickhouse]\nurl = \"not a url\"", "clickhouse.url"),
+            (
+                "[clickhouse]\ndatabase = \"x; DROP\"",
+                "clickhouse.database",
+            ),
+            (
+                "[[sites]]\nid = 1\nname = \"a\"\ndomains = []",
+                "sites[0].domains",
+            ),
+            (
+                "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"https://a.org\"]",
+                "sites[0].domains",
+            ),
+            (
+                "[[sites]]\nid=1\nname=\"a\"\ndomains=[\"a\"]\n[[sites]]\nid=1\nname=\"b\"\ndomains=[\"b\"]",
+                "sites[1].id",
+            ),
+            ("[privacy]\nbogus = 1", "privacy"),
+            ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
+            ("token_auth = \"short\"", "token_auth"),
+        ];
+        for (text, key) in cases {
+            match parse(text) {
+                Err(ConfigError::Key { key: k, message }) => {
+                    assert!(
+                        k.starts_with(key),
+                        "{text:?}: key {k} ({message}), want {key}"
+                    )
+                }
+                other => panic!("{text:?}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wildcard_matching() {
+        assert!(host_matches("*.a.org", "a.org"));
+        assert!(host_matches("*.a.org", "x.y.a.org"));
+        assert!(!host_matches("*.a.org", "xa.org"));
+        assert!(host_matches("A.org", "a.ORG"));
+    }
+}

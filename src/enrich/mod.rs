@@ -1,0 +1,3 @@
+//! Enrichment: what is added to an anonymised event before it is stored.
+
+pub mod visitor;

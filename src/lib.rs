@@ -1,0 +1,19 @@
+//! tally: a self-hosted, privacy-first web analytics collector speaking the Matomo tracking
+//! protocol.
+//!
+//! The modules follow the path of a hit: [`ingest`] reads it, [`privacy`] anonymises it on
+//! arrival, [`pipeline`] runs the [`enrich`] steps over it, [`sink`] batches it and [`store`]
+//! writes it to ClickHouse.
+
+pub mod app;
+pub mod config;
+pub mod enrich;
+pub mod event;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;
+pub mod privacy;
+pub mod server;
+pub mod sink;
+pub mod store;
+pub mod time;

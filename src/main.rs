@@ -1,0 +1,87 @@
+//! The `tally` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tally::config::Config;
+
+/// Self-hosted, privacy-first web analytics collector (Matomo tracking protocol).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the collector. Without --config, runs a demo site on localhost with an embedded ClickHouse.
+    Serve {
+        /// Configuration file (TOML); every key can also be set as TALLY_<SECTION>_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Applies the schema migrations and exits.
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tally: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => {
+                let mut cfg = load(config.as_deref())?;
+                if config.is_none() {
+                    cfg.apply_demo_site();
+                }
+                tally::app::serve(cfg).await
+            }
+            Command::Migrate { config } => {
+                let cfg = load(config.as_deref())?;
+                let db = tally::app::Database::open(&cfg).await?;
+                let applied = tally::app::migrate_on(db.url(), &cfg).await?;
+                if applied.is_empty() {
+                    println!("schema is up to date");
+                } else {
+                    for name in applied {
+                        println!("applied {name}");
+                    }
+                }
+                db.close().await;
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tally: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
+}

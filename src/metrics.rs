@@ -1,0 +1,115 @@
+//! Prometheus metrics: what was accepted, dropped (and why), refused, written and lost.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// A label naming a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// The reason.
+    pub reason: &'static str,
+}
+
+/// All counters of a collector.
+pub struct Metrics {
+    registry: Registry,
+    /// Hits accepted into the queue.
+    pub accepted: Counter,
+    /// Hits dropped on purpose (opt-out, DNT, bot, spam, ...), by reason; the client got 204.
+    pub dropped: Family<Reason, Counter>,
+    /// Requests refused with a 4xx/503, by reason.
+    pub rejected: Family<Reason, Counter>,
+    /// Events written to ClickHouse.
+    pub written: Counter,
+    /// Failed batch writes (each retried).
+    pub write_errors: Counter,
+    /// Events given up on (ClickHouse unreachable through shutdown).
+    pub lost: Counter,
+    /// Events waiting in the queue.
+    pub queued: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `tally_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tally");
+        let m = Metrics {
+            registry: Registry::default(),
+            accepted: Counter::default(),
+            dropped: Family::default(),
+            rejected: Family::default(),
+            written: Counter::default(),
+            write_errors: Counter::default(),
+            lost: Counter::default(),
+            queued: Gauge::default(),
+        };
+        registry.register(
+            "hits_accepted",
+            "Hits accepted for storage",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "hits_dropped",
+            "Hits not stored on purpose, by reason",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "requests_rejected",
+            "Requests refused with an error status, by reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "events_written",
+            "Events written to ClickHouse",
+            m.written.clone(),
+        );
+        registry.register(
+            "write_errors",
+            "Failed batch writes to ClickHouse (retried)",
+            m.write_errors.clone(),
+        );
+        registry.register(
+            "events_lost",
+            "Events given up on because ClickHouse stayed unreachable through shutdown",
+            m.lost.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events waiting to be written",
+            m.queued.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a purposeful drop.
+    pub fn drop_for(&self, reason: &'static str) {
+        self.dropped.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Counts a refused request.
+    pub fn reject_for(&self, reason: &'static str) {
+        self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// How many hits were dropped for `reason` so far.
+    pub fn dropped_count(&self, reason: &'static str) -> u64 {
+        self.dropped.get_or_create(&Reason { reason }).get()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

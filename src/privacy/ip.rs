@@ -1,0 +1,105 @@
+//! The truncated client address.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A client address with its host part zeroed. It can only be made by [`TruncatedIp::new`],
+/// so holding one proves the truncation happened; the full address never needs to be kept.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TruncatedIp(IpAddr);
+
+impl TruncatedIp {
+    /// Truncates `ip`, removing `bytes` (1, 2 or 3; clamped to that range) as Matomo does:
+    /// IPv4 zeroes the last `bytes` bytes (2: `/16`); IPv6 keeps `/64`, `/48` or `/24` for 1, 2 or 3.
+    /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is treated as the IPv4 address it carries.
+    pub fn new(ip: IpAddr, bytes: u8) -> TruncatedIp {
+        let bytes = bytes.clamp(1, 3);
+        match ip {
+            IpAddr::V4(v4) => TruncatedIp(IpAddr::V4(truncate_v4(v4, bytes))),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => TruncatedIp(IpAddr::V4(truncate_v4(v4, bytes))),
+                None => TruncatedIp(IpAddr::V6(truncate_v6(v6, bytes))),
+            },
+        }
+    }
+
+    /// The truncated address.
+    pub fn addr(self) -> IpAddr {
+        self.0
+    }
+}
+
+fn truncate_v4(ip: Ipv4Addr, bytes: u8) -> Ipv4Addr {
+    let keep_bits = 32 - 8 * u32::from(bytes);
+    let mask = u32::MAX.checked_shl(32 - keep_bits).unwrap_or(0);
+    Ipv4Addr::from(u32::from(ip) & mask)
+}
+
+fn truncate_v6(ip: Ipv6Addr, bytes: u8) -> Ipv6Addr {
+    // Matomo's IPv6 masks: an IPv6 /64 is one subscriber line, so even "one byte" removes 64 bits.
+    let keep_bits: u32 = match bytes {
+        1 => 64,
+        2 => 48,
+        _ => 24,
+    };
+    let mask = u128::MAX << (128 - keep_bits);
+    Ipv6Addr::from(u128::from(ip) & mask)
+}
+
+impl fmt::Display for TruncatedIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for TruncatedIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TruncatedIp({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ip: &str, bytes: u8) -> String {
+        TruncatedIp::new(ip.parse().unwrap(), bytes).to_string()
+    }
+
+    #[test]
+    fn ipv4() {
+        assert_eq!(t("192.168.3.4", 2), "192.168.0.0");
+        assert_eq!(t("203.0.113.77", 2), "203.0.0.0");
+        assert_eq!(t("203.0.113.77", 1), "203.0.113.0");
+        assert_eq!(t("203.0.113.77", 3), "203.0.0.0");
+        assert_eq!(t("198.51.100.7", 3), "198.0.0.0");
+        assert_eq!(t("255.255.255.255", 3), "255.0.0.0");
+        assert_eq!(t("0.0.0.0", 2), "0.0.0.0");
+    }
+
+    #[test]
+    fn ipv6_uses_matomo_masks() {
+        let ip = "2001:db8:85a3:1234:5678:8a2e:370:7334";
+        assert_eq!(t(ip, 1), "2001:db8:85a3:1234::");
+        assert_eq!(t(ip, 2), "2001:db8:85a3::");
+        assert_eq!(t(ip, 3), "2001:d00::");
+    }
+
+    #[test]
+    fn ipv4_mapped_is_ipv4() {
+        assert_eq!(t("::ffff:203.0.113.77", 2), "203.0.0.0");
+        assert_eq!(t("::ffff:10.1.2.3", 1), "10.1.2.0");
+    }
+
+    #[test]
+    fn out_of_range_bytes_are_clamped_never_weaker() {
+        assert_eq!(t("203.0.113.77", 0), "203.0.113.0");
+        assert_eq!(t("203.0.113.77", 9), "203.0.0.0");
+    }
+
+    #[test]
+    fn debug_shows_only_the_truncated_form() {
+        let ip = TruncatedIp::new("203.0.113.77".parse().unwrap(), 2);
+        assert_eq!(format!("{ip:?}"), "TruncatedIp(203.0.0.0)");
+    }
+}

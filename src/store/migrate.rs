@@ -1,0 +1,136 @@
+//! Ordered SQL migrations from `schema/`, each applied once and recorded in `schema_migrations`.
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::Client;
+
+/// The migrations, in order. The files are compiled in so the binary is all a deployment needs;
+/// a test checks that every file in `schema/` is listed here.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_events.sql",
+    sql: include_str!("../../schema/0001_events.sql"),
+}];
+
+/// One schema file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number; applied in ascending order.
+    pub version: u32,
+    /// File name in `schema/`.
+    pub name: &'static str,
+    /// Its statements, separated by `;` at the end of a line.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// The statements of this file, comments removed.
+    pub fn statements(&self) -> impl Iterator<Item = String> + '_ {
+        split_statements(self.sql)
+    }
+}
+
+/// Splits SQL text into statements at a `;` ending a line; `--` comment lines are dropped.
+pub fn split_statements(sql: &str) -> impl Iterator<Item = String> + '_ {
+    let text: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.split(";\n")
+        .map(|s| s.trim().trim_end_matches(';').trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime
+) ENGINE = MergeTree ORDER BY version";
+
+#[derive(Row, Deserialize)]
+struct Applied {
+    version: u32,
+}
+
+#[derive(Row, serde::Serialize)]
+struct Record<'a> {
+    version: u32,
+    name: &'a str,
+    applied_at: u32,
+}
+
+/// Creates the database if needed and applies the migrations not yet recorded.
+/// Returns the names of those applied now (empty on a second run).
+///
+/// `server` has no database selected; `db` is the configured one (validated as a plain name).
+pub async fn migrate(
+    server: &Client,
+    db_client: &Client,
+    db: &str,
+) -> Result<Vec<&'static str>, clickhouse::error::Error> {
+    server
+        .query_raw(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        .execute()
+        .await?;
+    db_client.query_raw(LEDGER).execute().await?;
+    let done: Vec<u32> = db_client
+        .query("SELECT version FROM schema_migrations")
+        .fetch_all::<Applied>()
+        .await?
+        .into_iter()
+        .map(|a| a.version)
+        .collect();
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        for statement in m.statements() {
+            db_client.query_raw(&statement).execute().await?;
+        }
+        let mut insert = db_client.insert::<Record>("schema_migrations").await?;
+        insert
+            .write(&Record {
+                version: m.version,
+                name: m.name,
+                applied_at: crate::time::now_unix(),
+            })
+            .await?;
+        insert.end().await?;
+        tracing::info!(migration = m.name, "applied schema migration");
+        applied.push(m.name);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schema");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
+        assert_eq!(files, listed);
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
+        }
+    }
+
+    #[test]
+    fn statements_are_split_at_line_end_semicolons() {
+        let sql = "-- a comment; with semicolon\nCREATE TABLE a (x String DEFAULT ';')\nENGINE = Log;\n\nCREATE TABLE b (y UInt8) ENGINE = Log;";
+        let s: Vec<String> = split_statements(sql).collect();
+        assert_eq!(s.len(), 2);
+        assert!(s[0].starts_with("CREATE TABLE a") && s[0].ends_with("ENGINE = Log"));
+        assert_eq!(s[1], "CREATE TABLE b (y UInt8) ENGINE = Log");
+    }
+}
