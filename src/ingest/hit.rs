@@ -301,7 +301,7 @@ mod tests {
         let err = p.extend(b"action_name=123456789", &limits).unwrap_err();
         assert!(err.message.contains("action_name"), "{}", err.message);
         let mut p = Params::default();
-        assert!(p.extend(b"url=https://a.org/1234", &limits).is_ok());
+        assert!(p.extend(b"url=https://a.org/12", &limits).is_ok());
         let mut p = Params::default();
         assert!(p.extend(b"url=https://a.org/123456789", &limits).is_err());
         let mut p = Params::default();

@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn ipv6_and_mapped_proxies() {
-        let c = cfg(&["::1", "127.0.0.0/8"], &[]);
+        let c = cfg(&["::1/128", "127.0.0.0/8"], &[]);
         let h = [("x-forwarded-for", "2001:db8:85a3:1234::1")];
         assert_eq!(run("::1", &h, &c).unwrap(), "2001:db8:85a3::");
         assert_eq!(run("::ffff:127.0.0.1", &h, &c).unwrap(), "2001:db8:85a3::");

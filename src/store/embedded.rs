@@ -163,7 +163,7 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> std::io::Result<()
   <http_port>{http_port}</http_port>
   <tcp_port>{tcp_port}</tcp_port>
   <listen_host>127.0.0.1</listen_host>
-  <path>{d}/data/</path>
+  <path>{d}/db/</path>
   <tmp_path>{d}/tmp/</tmp_path>
   <user_files_path>{d}/user_files/</user_files_path>
   <format_schema_path>{d}/format_schemas/</format_schema_path>

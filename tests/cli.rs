@@ -1,0 +1,159 @@
+//! The `tally` command: migrations, configuration errors and the zero-configuration demo.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{clickhouse, http, query, tally_bin, write_config};
+
+#[tokio::test]
+async fn migrate_applies_once_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("mig_{}", std::process::id());
+    let config = write_config(dir.path(), &db, "");
+    let run = || {
+        Command::new(tally_bin())
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "applied 0001_events.sql\n"
+    );
+    let second = run();
+    assert!(second.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "schema is up to date\n"
+    );
+    assert_eq!(
+        query(&format!("SELECT version, name FROM {db}.schema_migrations")).await,
+        "1\t0001_events.sql"
+    );
+    // The table is partitioned by day, so the pruner can drop whole days.
+    assert_eq!(
+        query(&format!(
+            "SELECT partition_key FROM system.tables WHERE database = '{db}' AND name = 'events'"
+        ))
+        .await,
+        "toYYYYMMDD(ts)"
+    );
+}
+
+#[test]
+fn event_struct_matches_the_table() {
+    // RowBinary is positional and validation is off for ClickHouse 18.16: the Rust struct and
+    // the table must list the same columns in the same order.
+    use clickhouse::Row;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("cols_{}", std::process::id());
+    let config = write_config(dir.path(), &db, "");
+    let out = Command::new(tally_bin())
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let columns = rt.block_on(query(&format!("DESCRIBE TABLE {db}.events")));
+    let table: Vec<&str> = columns
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(table, tally::event::Event::COLUMN_NAMES);
+}
+
+#[test]
+fn invalid_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[privacy]\nip_bytes = 5\n").unwrap();
+    let out = Command::new(tally_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("privacy.ip_bytes") && err.contains("1, 2 or 3"),
+        "{err}"
+    );
+
+    // The same through the environment.
+    let out = Command::new(tally_bin())
+        .args(["serve"])
+        .env("TALLY_PRIVACY_TRUSTED_PROXIES", "10.0.0.0/99")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("privacy.trusted_proxies"), "{err}");
+}
+
+#[tokio::test]
+async fn demo_mode_runs_its_own_clickhouse() {
+    let _ = clickhouse();
+    // No config file: demo site 1 on localhost, embedded ClickHouse under ./var.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(tally_bin())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TALLY_LISTEN", "127.0.0.1:0")
+        .env("TALLY_SINK_FLUSH_MS", "50")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("tally listening on ")
+        .unwrap()
+        .to_string();
+    let tracking = lines.next().unwrap().unwrap();
+    assert!(tracking.contains("/matomo.php?idsite=1"), "{tracking}");
+    let r = http()
+        .get(format!("{base}/matomo.php"))
+        .query(&[
+            ("idsite", "1"),
+            ("rec", "1"),
+            ("url", "http://localhost/demo"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    // The embedded server's data stays in ./var/clickhouse; the hit is in it.
+    let data = dir.path().join("var/clickhouse/db/data/tally/events");
+    assert!(data.is_dir(), "{} missing", data.display());
+    let parts = std::fs::read_dir(&data)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("20")
+        })
+        .count();
+    assert!(parts >= 1, "no data part written");
+}
