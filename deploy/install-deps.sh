@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what tally needs on a Debian machine, skipping what is already there.
+#   deploy/install-deps.sh          ClickHouse server (to run the collector)
+#   deploy/install-deps.sh --test   also Chromium + ChromeDriver (browser tests) and Node.js
+set -euo pipefail
+
+want=()
+command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || want+=(clickhouse-server clickhouse-client)
+if [ "${1:-}" = "--test" ]; then
+  command -v chromium >/dev/null 2>&1 || want+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
+  command -v node >/dev/null 2>&1 || want+=(nodejs npm)
+  python3 -c 'import venv' >/dev/null 2>&1 || want+=(python3-venv)
+fi
+if [ "${#want[@]}" -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  echo "installing: ${want[*]}" >&2
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${want[@]}" >/dev/null
+fi
