@@ -5,6 +5,7 @@ use std::sync::Arc;
 use ring::digest;
 
 use crate::config::Config;
+use crate::enrich::secrets::SecretStore;
 use crate::enrich::visitor::{Secret, VisitorKeys};
 use crate::metrics::Metrics;
 use crate::sink::{self, Sink};
@@ -111,11 +112,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     migrate_on(&url, &config).await?;
     let client = store::client(&url, &config.clickhouse);
     let metrics = Arc::new(Metrics::new());
+    // Until the shared secret is loaded a throw-away one stands in; it is replaced before the
+    // first request is accepted.
+    let visitors = Arc::new(VisitorKeys::new(Secret::new(0, &Secret::generate_bytes())));
+    let secrets = Arc::new(SecretStore::new(client.clone(), visitors.clone()));
+    secrets.refresh(crate::time::now_unix()).await?;
+    let refresher = secrets.spawn();
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
-    let visitors = Arc::new(VisitorKeys::new(Secret::new(
-        crate::time::day_of(crate::time::now_unix()),
-        &Secret::generate_bytes(),
-    )));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
     let app = Arc::new(App::new(config, metrics, sink, visitors));
@@ -130,6 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::server::serve(app.clone(), listener, shutdown_signal()).await;
     tracing::info!("shutting down: flushing queued events");
     writer.finish().await;
+    refresher.abort();
     drop(app);
     database.close().await;
     tracing::info!("stopped");

@@ -28,7 +28,7 @@ async fn migrate_applies_once_and_records_it() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout),
-        "applied 0001_events.sql\n"
+        "applied 0001_events.sql\napplied 0002_visitor_secrets.sql\n"
     );
     let second = run();
     assert!(second.status.success());
@@ -37,8 +37,11 @@ async fn migrate_applies_once_and_records_it() {
         "schema is up to date\n"
     );
     assert_eq!(
-        query(&format!("SELECT version, name FROM {db}.schema_migrations")).await,
-        "1\t0001_events.sql"
+        query(&format!(
+            "SELECT version, name FROM {db}.schema_migrations ORDER BY version"
+        ))
+        .await,
+        "1\t0001_events.sql\n2\t0002_visitor_secrets.sql"
     );
     // The table is partitioned by day, so the pruner can drop whole days.
     assert_eq!(

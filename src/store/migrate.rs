@@ -7,11 +7,18 @@ use super::Client;
 
 /// The migrations, in order. The files are compiled in so the binary is all a deployment needs;
 /// a test checks that every file in `schema/` is listed here.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_events.sql",
-    sql: include_str!("../../schema/0001_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_events.sql",
+        sql: include_str!("../../schema/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_visitor_secrets.sql",
+        sql: include_str!("../../schema/0002_visitor_secrets.sql"),
+    },
+];
 
 /// One schema file.
 #[derive(Debug, Clone, Copy)]

@@ -42,7 +42,7 @@ pub async fn query(sql: &str) -> String {
     text.trim_end_matches('\n').to_string()
 }
 
-fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         "{prefix}_{}_{}",
@@ -108,8 +108,18 @@ impl Collector {
 
     /// Starts a collector with exactly `extra` after the connection settings.
     pub fn start_raw(extra: &str) -> Collector {
+        Self::start_on(&unique_name("t"), &format!("{extra}"))
+    }
+
+    /// Starts a collector with `SITE` and `extra` on database `db` (several collectors may
+    /// share one).
+    pub fn start_shared(db: &str, extra: &str) -> Collector {
+        Self::start_on(db, &format!("{extra}\n{SITE}"))
+    }
+
+    fn start_on(db: &str, extra: &str) -> Collector {
         let dir = tempfile::tempdir().unwrap().keep();
-        let db = unique_name("t");
+        let db = db.to_string();
         let config = write_config(&dir, &db, extra);
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let mut child = Command::new(tally_bin())
