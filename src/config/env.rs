@@ -3,7 +3,7 @@
 use super::ConfigError;
 
 /// Tables of the configuration whose keys can be overridden one by one.
-const SECTIONS: &[&str] = &["clickhouse", "privacy", "sink", "limits"];
+const SECTIONS: &[&str] = &["clickhouse", "privacy", "sink", "limits", "geo"];
 
 /// Keys whose value is text: taken verbatim, so a numeric password stays a string.
 const TEXT_KEYS: &[&str] = &[
@@ -16,6 +16,7 @@ const TEXT_KEYS: &[&str] = &[
     "clickhouse.password",
     "clickhouse.embedded_dir",
     "privacy.optout_cookie",
+    "geo.database",
 ];
 
 /// Applies every `TALLY_*` variable of `vars` to `tree`.

@@ -76,6 +76,9 @@ pub struct Config {
     /// Size limits on requests.
     #[serde(default)]
     pub limits: Limits,
+    /// Geolocation.
+    #[serde(default)]
+    pub geo: GeoConfig,
     /// Matomo `token_auth` that unlocks the privileged parameters (`cip`, `cdt`, ...).
     #[serde(default)]
     pub token_auth: Option<String>,
@@ -136,6 +139,9 @@ pub struct SiteConfig {
     pub name: String,
     /// Host names pages may be tracked from; `*.example.org` also matches subdomains.
     pub domains: Vec<String>,
+    /// Query parameters removed from this site's URLs, besides `privacy.sensitive_params`.
+    #[serde(default)]
+    pub sensitive_params: Vec<String>,
 }
 
 impl SiteConfig {
@@ -180,6 +186,13 @@ pub struct PrivacyConfig {
     /// Name of the opt-out cookie.
     #[serde(default = "default_optout_cookie")]
     pub optout_cookie: String,
+    /// Store bots' hits, flagged, instead of dropping them.
+    #[serde(default)]
+    pub keep_bots: bool,
+    /// Query parameters removed from every URL, besides the built-in list of session ids,
+    /// tokens, passwords and e-mail parameters.
+    #[serde(default, deserialize_with = "strings")]
+    pub sensitive_params: Vec<String>,
 }
 
 impl Default for PrivacyConfig {
@@ -191,6 +204,8 @@ impl Default for PrivacyConfig {
             trusted_proxies: Vec::new(),
             exclude_ips: Vec::new(),
             optout_cookie: default_optout_cookie(),
+            keep_bots: false,
+            sensitive_params: Vec::new(),
         }
     }
 }
@@ -207,16 +222,16 @@ fn default_optout_cookie() -> String {
     "tally_ignore".into()
 }
 
-/// Accepts a TOML list of CIDRs or, as environment variables give it, one comma-separated string.
-/// A bare address is taken as a single-host network.
-fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+/// Accepts a TOML list of strings or, as environment variables give it, one comma-separated
+/// string.
+fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
         Many(Vec<String>),
         One(String),
     }
-    let items = match OneOrMany::deserialize(d)? {
+    Ok(match OneOrMany::deserialize(d)? {
         OneOrMany::Many(v) => v,
         OneOrMany::One(s) => s
             .split(',')
@@ -224,8 +239,12 @@ fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
-    };
-    items
+    })
+}
+
+/// A list of CIDRs (see [`strings`]); a bare address is taken as a single-host network.
+fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    strings(d)?
         .iter()
         .map(|s| parse_net(s).map_err(serde::de::Error::custom))
         .collect()
@@ -235,6 +254,19 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("`{s}` is not a CIDR network or IP address"))
+}
+
+/// Geolocation from a MaxMind-format (`.mmdb`) database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// Path of a GeoLite2/GeoIP2 or DB-IP country or city database. Unset: no location.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// Look up the full address (in memory only, before truncation) instead of the truncated
+    /// one: more precise cities, as Matomo allows. Off by default.
+    #[serde(default)]
+    pub use_full_ip: bool,
 }
 
 /// Batching of events into ClickHouse.
@@ -367,6 +399,7 @@ impl Config {
                 id: 1,
                 name: "Demo site".into(),
                 domains: vec!["localhost".into(), "127.0.0.1".into()],
+                sensitive_params: Vec::new(),
             });
         }
     }
