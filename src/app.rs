@@ -122,8 +122,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
     let app = Arc::new(App::new(config, metrics, sink, visitors));
-    // Tests and scripts read this line to find the port when `listen` asks for port 0.
+    // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and
+    // ClickHouse is embedded.
     println!("tally listening on http://{local}");
+    println!(
+        "events stored in ClickHouse at {url}, database {}",
+        app.config.clickhouse.database
+    );
     for site in &app.config.sites {
         println!(
             "tracking site {} ({}) at http://{local}/matomo.php?idsite={}&rec=1",

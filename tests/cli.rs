@@ -126,6 +126,11 @@ async fn demo_mode_runs_its_own_clickhouse() {
         .strip_prefix("tally listening on ")
         .unwrap()
         .to_string();
+    let storage = lines.next().unwrap().unwrap();
+    assert!(
+        storage.starts_with("events stored in ClickHouse at http://127.0.0.1:"),
+        "{storage}"
+    );
     let tracking = lines.next().unwrap().unwrap();
     assert!(tracking.contains("/matomo.php?idsite=1"), "{tracking}");
     let r = http()

@@ -108,7 +108,7 @@ impl Collector {
 
     /// Starts a collector with exactly `extra` after the connection settings.
     pub fn start_raw(extra: &str) -> Collector {
-        Self::start_on(&unique_name("t"), &format!("{extra}"))
+        Self::start_on(&unique_name("t"), extra)
     }
 
     /// Starts a collector with `SITE` and `extra` on database `db` (several collectors may
