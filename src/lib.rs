@@ -3,7 +3,8 @@
 //!
 //! The modules follow the path of a hit: [`ingest`] reads it, [`privacy`] anonymises it on
 //! arrival, [`pipeline`] runs the [`enrich`] steps over it, [`sink`] batches it and [`store`]
-//! writes it to ClickHouse.
+//! writes it to ClickHouse. [`web`] serves browsers everything else: the tracker script and
+//! the opt-out page.
 
 pub mod app;
 pub mod config;
@@ -17,3 +18,4 @@ pub mod server;
 pub mod sink;
 pub mod store;
 pub mod time;
+pub mod web;

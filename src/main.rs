@@ -22,6 +22,15 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Prints the HTML to paste into a site's pages, and to embed or link its opt-out page.
+    Snippet {
+        /// The site's id (`[[sites]] id`).
+        #[arg(long)]
+        site: u32,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Applies the schema migrations and exits.
     Migrate {
         /// Configuration file (TOML).
@@ -56,6 +65,17 @@ fn main() -> ExitCode {
                     cfg.apply_demo_site();
                 }
                 tally::app::serve(cfg).await
+            }
+            Command::Snippet { site, config } => {
+                let cfg = load(config.as_deref())?;
+                if tally::web::snippet::base_url(&cfg).1 {
+                    eprintln!(
+                        "tally: public_url is not set; the snippet uses the listen address, \
+                         which visitors' browsers may not reach"
+                    );
+                }
+                print!("{}", tally::web::snippet::render(&cfg, site)?);
+                Ok(())
             }
             Command::Migrate { config } => {
                 let cfg = load(config.as_deref())?;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::ingest::response::{self, Resp};
 use crate::ingest::track;
+use crate::web;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn serve(
@@ -80,6 +81,11 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         (&Method::OPTIONS, "/matomo.php" | "/piwik.php") => {
             response::preflight(req.headers(), &app.config)
         }
+        (&Method::GET | &Method::HEAD, "/tally.js" | "/matomo.js" | "/piwik.js") => {
+            web::assets::tracker(req.headers())
+        }
+        (&Method::GET | &Method::HEAD, "/optout") => web::optout::page(app, &req),
+        (&Method::POST, "/optout") => web::optout::submit(app, req, peer.ip()).await,
         (&Method::GET, "/health") => response::text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/metrics") => response::text(
             StatusCode::OK,

@@ -142,6 +142,11 @@ pub struct SiteConfig {
     /// Query parameters removed from this site's URLs, besides `privacy.sensitive_params`.
     #[serde(default)]
     pub sensitive_params: Vec<String>,
+    /// Pages allowed to embed this site's opt-out page in an iframe: CSP `frame-ancestors`
+    /// sources such as `https://example.org` or `https://*.example.org`. Unset: every name in
+    /// `domains`, over https and http.
+    #[serde(default)]
+    pub frame_ancestors: Option<Vec<String>>,
 }
 
 impl SiteConfig {
@@ -162,6 +167,29 @@ fn host_matches(pattern: &str, host: &str) -> bool {
         }
         None => host.eq_ignore_ascii_case(pattern),
     }
+}
+
+/// Whether `s` is a CSP host-source: `[http[s]://]host[:port]`, the host optionally prefixed by
+/// `*.`. Checked strictly because it is copied into the opt-out page's
+/// `Content-Security-Policy` header, where a space or `;` would add directives.
+fn is_host_source(s: &str) -> bool {
+    let rest = match s.split_once("://") {
+        Some(("http" | "https", rest)) => rest,
+        Some(_) => return false,
+        None => s,
+    };
+    let (host, port) = match rest.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    !bare.is_empty()
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(|p| {
+            p == "*" || (!p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// Privacy settings.
@@ -400,6 +428,7 @@ impl Config {
                 name: "Demo site".into(),
                 domains: vec!["localhost".into(), "127.0.0.1".into()],
                 sensitive_params: Vec::new(),
+                frame_ancestors: None,
             });
         }
     }
@@ -469,6 +498,16 @@ impl Config {
                     return Err(ConfigError::key(
                         format!("sites[{i}].domains"),
                         format!("`{d}` is not a host name (no scheme, port or path)"),
+                    ));
+                }
+            }
+            for source in site.frame_ancestors.iter().flatten() {
+                if !is_host_source(source) {
+                    return Err(ConfigError::key(
+                        format!("sites[{i}].frame_ancestors"),
+                        format!(
+                            "`{source}` is not an origin like `https://example.org` or `https://*.example.org`"
+                        ),
                     ));
                 }
             }
@@ -583,6 +622,10 @@ mod tests {
             ("[privacy]\nbogus = 1", "privacy"),
             ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
             ("token_auth = \"short\"", "token_auth"),
+            (
+                "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nframe_ancestors = [\"https://a.org; script-src *\"]",
+                "sites[0].frame_ancestors",
+            ),
         ];
         for (text, key) in cases {
             match parse(text) {
@@ -594,6 +637,33 @@ mod tests {
                 }
                 other => panic!("{text:?}: expected an error naming {key}, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn frame_ancestor_sources() {
+        for ok in [
+            "https://example.org",
+            "http://*.example.org",
+            "example.org",
+            "*.example.org",
+            "https://intranet.example.org:8443",
+            "https://a.org:*",
+        ] {
+            assert!(is_host_source(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "https://",
+            "ftp://a.org",
+            "https://a.org/path",
+            "https://a.org 'unsafe-inline'",
+            "a.org;",
+            "'self'",
+            "https://a.org:80x",
+            "https://*",
+        ] {
+            assert!(!is_host_source(bad), "{bad}");
         }
     }
 

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header::{ACCEPT_LANGUAGE, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 
@@ -18,8 +17,13 @@ use crate::app::App;
 use crate::pipeline;
 use crate::privacy;
 
-/// Handles a tracking request from `peer`.
-pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
+/// Handles a tracking request from `peer`. Generic over the body so that the whole path can be
+/// driven without a socket (`benches/ingest.rs`); the server passes hyper's `Incoming`.
+pub async fn handle<B>(app: &App, req: Request<B>, peer: IpAddr) -> Resp
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes();
     // Only the query string is consulted for the image choice before the body is read.

@@ -49,8 +49,9 @@ fn header_is_one(headers: &HeaderMap, name: &str) -> bool {
 }
 
 /// Whether a cookie named `name` is present, whatever its value: the opt-out cookie's presence
-/// is the refusal, so a tampered or empty value must not turn tracking back on.
-fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
+/// is the refusal, so a tampered or empty value must not turn tracking back on. The opt-out page
+/// reads the visitor's current choice the same way.
+pub fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
     headers
         .get_all(COOKIE)
         .iter()

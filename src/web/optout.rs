@@ -1,0 +1,766 @@
+//! The opt-out page, `GET /optout?idsite=ID[&lang=en|de][&return=URL]`, and its form,
+//! `POST /optout`.
+//!
+//! The page tells a visitor in plain words what is recorded about them and for how long,
+//! whether they are opted out now, and offers one button that sets or clears the opt-out cookie
+//! ([`crate::config::PrivacyConfig::optout_cookie`]), which the tracking endpoint honours
+//! before it looks at anything else. It works without JavaScript, loads nothing from anywhere,
+//! and is meant to be linked from, or framed in, the site's privacy policy.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use cookie::time::Duration;
+use cookie::{Cookie, SameSite};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use url::Url;
+
+use super::texts::{self, Lang, Texts, fill};
+use super::{csp, escape_html};
+use crate::app::App;
+use crate::config::{Config, PrivacyConfig, SiteConfig};
+use crate::ingest::response::Resp;
+use crate::privacy::TruncatedIp;
+use crate::privacy::signals::has_cookie;
+
+/// Days single events are kept, as the page tells visitors. Keep in step with the pruner.
+pub const RAW_EVENT_DAYS: u32 = 7;
+/// Days aggregated statistics are kept, as the page tells visitors. Keep in step with the
+/// pruner.
+pub const AGGREGATE_DAYS: u32 = 180;
+
+/// Lifetime of the opt-out cookie: two years, as the tracker's own `optUserOut` cookie. Matomo
+/// asks for 30 years, but browsers cap cookie lifetimes anyway (Chrome at 400 days, as RFC
+/// 6265bis recommends), so a longer promise would not be kept; two years is the longest that
+/// some browsers still honour, and a choice remembered that long is the visitor's own, not
+/// something to renew quietly. The page says "up to two years" for that reason.
+const COOKIE_MAX_AGE: Duration = Duration::days(730);
+
+/// A form holds four short fields; anything bigger is not our form.
+const MAX_FORM_BYTES: usize = 4096;
+
+/// The page's whole stylesheet, allowed by its hash in the CSP, so no inline style other than
+/// exactly this one can ever apply.
+const STYLE: &str = "body{font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",sans-serif;\
+margin:0;padding:1em;color:#1b1b1b;background:#fff}\
+main{max-width:42em}h1{font-size:1.35em;margin:0 0 .6em}h2{font-size:1.05em;margin:1.2em 0 .3em}\
+ul{padding-left:1.2em;margin:.3em 0}li{margin:.2em 0}\
+.status{padding:.6em .8em;border-left:4px solid #1d7a45;background:#edf7f0;margin:0 0 1em}\
+.status.out{border-color:#9a5b00;background:#fdf4e6}.saved{font-weight:600}\
+button{font:inherit;padding:.5em 1em;margin-top:.5em;cursor:pointer}";
+
+static STYLE_HASH: LazyLock<String> = LazyLock::new(|| csp::style_hash(STYLE));
+
+/// `GET /optout`: the page for the site in the query.
+pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
+    let query = req.uri().query().unwrap_or("");
+    let mut idsite = None;
+    let mut lang = None;
+    let mut done = false;
+    let mut return_to = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "idsite" => idsite = Some(v.into_owned()),
+            "lang" => lang = Some(v.into_owned()),
+            "done" => done = v == "1",
+            "return" => return_to = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let lang = texts::choose(lang.as_deref(), req.headers());
+    let Some(site) = find_site(&app.config, idsite.as_deref()) else {
+        return unknown_site(&app.config, lang);
+    };
+    let return_to = return_to.as_deref().and_then(|r| safe_return(site, r));
+    let privacy = &app.config.privacy;
+    let page = Page {
+        site,
+        lang,
+        privacy,
+        geo: app.config.geo.database.is_some(),
+        opted_out: has_cookie(req.headers(), &privacy.optout_cookie),
+        signal: sends_refusal_signal(req.headers(), privacy),
+        saved: done,
+        return_to: return_to.as_ref(),
+    };
+    let policy = csp::optout_policy(
+        &STYLE_HASH,
+        return_to
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization())
+            .as_deref(),
+        &csp::frame_ancestors(site),
+    );
+    html(StatusCode::OK, page.render(), &policy)
+}
+
+/// `POST /optout`: sets (`choice=out`) or clears (`choice=in`) the opt-out cookie and sends the
+/// visitor back to the page, or to `return` when that is a page of the site.
+pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_FORM_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
+        }
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the form\n"),
+    };
+    let mut form = Form::default();
+    for (k, v) in form_urlencoded::parse(&body) {
+        match &*k {
+            "idsite" => form.idsite = Some(v.into_owned()),
+            "lang" => form.lang = Some(v.into_owned()),
+            "choice" => form.choice = Some(v.into_owned()),
+            "return" => form.return_to = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let lang = texts::choose(form.lang.as_deref(), &parts.headers);
+    let Some(site) = find_site(&app.config, form.idsite.as_deref()) else {
+        return unknown_site(&app.config, lang);
+    };
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        });
+    if !allowed_origin(
+        &parts.headers,
+        site,
+        app.config.public_url.as_deref(),
+        authority.as_deref(),
+    ) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused: the opt-out form must be sent from its own page\n",
+        );
+    }
+    let opt_out = match form.choice.as_deref() {
+        Some("out") => true,
+        Some("in") => false,
+        _ => return plain(StatusCode::BAD_REQUEST, "choice must be `out` or `in`\n"),
+    };
+    let location = match form.return_to.as_deref().and_then(|r| safe_return(site, r)) {
+        Some(url) => url.to_string(),
+        // Relative, so it also works when the collector is served under a path prefix.
+        None => format!("optout?idsite={}&lang={}&done=1", site.id, lang.code()),
+    };
+    let secure = is_https(&app.config, &parts.headers, peer);
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    let h = resp.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("a serialised URL is a valid header value"),
+    );
+    for c in optout_cookies(&app.config.privacy.optout_cookie, secure, opt_out) {
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c.to_string()).expect("the cookie name is validated"),
+        );
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+#[derive(Default)]
+struct Form {
+    idsite: Option<String>,
+    lang: Option<String>,
+    choice: Option<String>,
+    return_to: Option<String>,
+}
+
+fn find_site<'c>(config: &'c Config, idsite: Option<&str>) -> Option<&'c SiteConfig> {
+    idsite
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .and_then(|id| config.site(id))
+}
+
+/// The opt-out cookie(s) that record the choice (`opt_out`) or clear it.
+///
+/// Over https the cookie is `SameSite=None; Secure`: the tracker's hits go from the site's
+/// pages to the collector, cross-site unless the collector is a subdomain of the site, and the
+/// page itself is framed by the site; a `Lax` cookie would be set but never sent on those
+/// requests, and the opt-out would silently do nothing. Browsers refuse `SameSite=None`
+/// without `Secure`, so over plain http (local trials, tests) it is `Lax`, which still works
+/// when the page is opened directly and the site is same-site with the collector.
+///
+/// Over https a second, `Partitioned` copy (CHIPS) is set as well. Browsers that block
+/// third-party cookies (Safari, Firefox's and Chrome's strict modes) drop the plain cookie when
+/// the page is framed in the site's privacy policy, but keep a partitioned one, keyed to the
+/// top-level site that frames it: exactly the site whose pages then send the hits, so the
+/// opt-out still applies there. The partitioned copy alone would not do: set on the standalone
+/// page it would be keyed to the collector's own site and never sent with hits from the site's
+/// pages. Both copies together cover both cases; the endpoint looks only at the cookie's
+/// presence, so receiving two is harmless, and opting back in clears both.
+pub fn optout_cookies(name: &str, secure: bool, opt_out: bool) -> Vec<Cookie<'static>> {
+    let make = |partitioned: bool| {
+        let mut b = Cookie::build((name.to_string(), "1")).path("/");
+        b = if secure {
+            b.same_site(SameSite::None)
+                .secure(true)
+                .partitioned(partitioned)
+        } else {
+            b.same_site(SameSite::Lax)
+        };
+        b = if opt_out {
+            b.max_age(COOKIE_MAX_AGE)
+        } else {
+            b.removal()
+        };
+        b.build()
+    };
+    if secure {
+        vec![make(false), make(true)]
+    } else {
+        vec![make(false)]
+    }
+}
+
+/// Whether the visitor reaches the collector over https: `public_url` says so, or a trusted
+/// proxy in front of it does (`X-Forwarded-Proto` or `Forwarded: proto=`). The last value is
+/// the one the nearest proxy wrote.
+fn is_https(config: &Config, headers: &HeaderMap, peer: IpAddr) -> bool {
+    if config
+        .public_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok())
+        .is_some_and(|u| u.scheme() == "https")
+    {
+        return true;
+    }
+    let peer = peer.to_canonical();
+    if !config
+        .privacy
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer))
+    {
+        return false;
+    }
+    let last = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if let Some(proto) = last("x-forwarded-proto") {
+        return proto == "https";
+    }
+    last("forwarded").is_some_and(|element| {
+        element
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(k, v)| k.trim() == "proto" && v.trim().trim_matches('"') == "https")
+    })
+}
+
+/// Whether a form post may change the visitor's choice: it must come from the opt-out page
+/// itself (same origin as the collector; also when framed, since the frame is the collector's)
+/// or from a page of the site, never from a third party that would silently opt a visitor
+/// back in. Fetch metadata is believed first; else `Origin` is compared with the collector's
+/// own origin (`public_url`, or the request's `authority`) and the site's domains. A request
+/// with neither header does not come from a current browser, so it carries no visitor's cookie
+/// to abuse and is let through, as in Go's `CrossOriginProtection`.
+fn allowed_origin(
+    headers: &HeaderMap,
+    site: &SiteConfig,
+    public_url: Option<&str>,
+    authority: Option<&str>,
+) -> bool {
+    let fetch_site = headers
+        .get(HeaderName::from_static("sec-fetch-site"))
+        .and_then(|v| v.to_str().ok());
+    if matches!(fetch_site, Some("same-origin" | "none")) {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return fetch_site.is_none();
+    };
+    // `Origin: null` (sandboxed frames, privacy-sensitive redirects) does not parse.
+    let Some(origin) = origin.to_str().ok().and_then(|o| Url::parse(o).ok()) else {
+        return false;
+    };
+    if !matches!(origin.scheme(), "http" | "https") {
+        return false;
+    }
+    let Some(host) = origin.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    if site.allows_host(&host) {
+        return true;
+    }
+    if public_url
+        .and_then(|p| Url::parse(p).ok())
+        .is_some_and(|p| p.origin() == origin.origin())
+    {
+        return true;
+    }
+    let origin_authority = match origin.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    };
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(&origin_authority))
+}
+
+/// `raw` as a URL to send the visitor back to, if it is an absolute http(s) URL on one of the
+/// site's domains. Anything else is refused, so the form is never an open redirect.
+pub fn safe_return(site: &SiteConfig, raw: &str) -> Option<Url> {
+    if raw.len() > 2048 {
+        return None;
+    }
+    let url = Url::parse(raw).ok()?;
+    let allowed = matches!(url.scheme(), "http" | "https")
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url
+            .host_str()
+            .is_some_and(|h| site.allows_host(&h.to_ascii_lowercase()));
+    allowed.then_some(url)
+}
+
+fn sends_refusal_signal(headers: &HeaderMap, cfg: &PrivacyConfig) -> bool {
+    let is_one = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.as_bytes().trim_ascii() == b"1")
+    };
+    (cfg.respect_dnt && is_one("dnt")) || (cfg.respect_gpc && is_one("sec-gpc"))
+}
+
+/// Everything one rendering of the page depends on.
+struct Page<'a> {
+    site: &'a SiteConfig,
+    lang: Lang,
+    privacy: &'a PrivacyConfig,
+    /// Geolocation is configured, so the location is recorded.
+    geo: bool,
+    opted_out: bool,
+    /// DNT or GPC is sent and honoured.
+    signal: bool,
+    /// The form was just sent.
+    saved: bool,
+    return_to: Option<&'a Url>,
+}
+
+impl Page<'_> {
+    fn render(&self) -> String {
+        let t: &Texts = self.lang.texts();
+        let site = escape_html(&self.site.name);
+        let site = &*site;
+        let text = |template: &str, values: &[(&str, &str)]| fill(&escape_html(template), values);
+        let bytes = self.privacy.ip_bytes.to_string();
+        let example = Ipv4Addr::new(198, 51, 100, 23);
+        let truncated = TruncatedIp::new(IpAddr::V4(example), self.privacy.ip_bytes).to_string();
+        let v6_bits =
+            match TruncatedIp::new(IpAddr::V6(Ipv6Addr::from(u128::MAX)), self.privacy.ip_bytes)
+                .addr()
+            {
+                IpAddr::V6(v6) => u128::from(v6).leading_ones(),
+                IpAddr::V4(_) => 0,
+            }
+            .to_string();
+        let example = example.to_string();
+        let ip_values = [
+            ("bytes", bytes.as_str()),
+            ("example", example.as_str()),
+            ("truncated", truncated.as_str()),
+            ("v6_bits", v6_bits.as_str()),
+        ];
+        let ip = if self.privacy.ip_bytes == 1 {
+            text(t.ip_one, &ip_values)
+        } else {
+            text(t.ip_many, &ip_values)
+        };
+        let (status_class, status) = if self.opted_out {
+            ("status out", t.status_out)
+        } else if self.signal {
+            ("status out", t.status_signal)
+        } else {
+            ("status", t.status_in)
+        };
+        let (choice, button) = if self.opted_out {
+            ("in", t.button_in)
+        } else {
+            ("out", t.button_out)
+        };
+        let mut recorded = vec![
+            ip,
+            text(t.pages, &[]),
+            text(t.returns, &[]),
+            text(t.device, &[]),
+        ];
+        if self.geo {
+            recorded.push(text(t.location, &[]));
+        }
+        let cookie = escape_html(&self.privacy.optout_cookie);
+        let raw_days = RAW_EVENT_DAYS.to_string();
+        let aggregate_days = AGGREGATE_DAYS.to_string();
+
+        let mut out = String::with_capacity(4096);
+        let title = text(t.title, &[("site", site)]);
+        out.push_str(&format!(
+            "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
+             <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n",
+            lang = self.lang.code(),
+        ));
+        out.push_str(&format!(
+            "<p class=\"{status_class}\" role=\"status\">{}</p>\n",
+            escape_html(status)
+        ));
+        if self.saved {
+            out.push_str(&format!(
+                "<p class=\"saved\">{}</p>\n",
+                escape_html(t.saved)
+            ));
+        }
+        out.push_str(&format!("<p>{}</p>\n", text(t.intro, &[("site", site)])));
+        out.push_str(&format!("<h2>{}</h2>\n<ul>\n", escape_html(t.recorded)));
+        for item in &recorded {
+            out.push_str(&format!("<li>{item}</li>\n"));
+        }
+        out.push_str(&format!(
+            "</ul>\n<p>{}</p>\n<h2>{}</h2>\n<ul>\n<li>{}</li>\n<li>{}</li>\n</ul>\n",
+            escape_html(t.not_recorded),
+            escape_html(t.kept),
+            text(t.stored_where, &[("site", site)]),
+            text(
+                t.retention,
+                &[("raw_days", &raw_days), ("aggregate_days", &aggregate_days)]
+            ),
+        ));
+        out.push_str(&format!(
+            "<h2>{}</h2>\n<p>{}</p>\n<p>{}</p>\n",
+            escape_html(t.choice),
+            escape_html(t.signals),
+            text(t.cookie, &[("cookie", &cookie)]),
+        ));
+        // A relative action, so the page also works under a path prefix.
+        out.push_str(&format!(
+            "<form method=\"post\" action=\"optout\">\n\
+             <input type=\"hidden\" name=\"idsite\" value=\"{id}\">\n\
+             <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\n\
+             <input type=\"hidden\" name=\"choice\" value=\"{choice}\">\n",
+            id = self.site.id,
+            lang = self.lang.code(),
+        ));
+        if let Some(r) = self.return_to {
+            out.push_str(&format!(
+                "<input type=\"hidden\" name=\"return\" value=\"{}\">\n",
+                escape_html(r.as_str())
+            ));
+        }
+        out.push_str(&format!(
+            "<button type=\"submit\">{}</button>\n</form>\n</main>\n</body>\n</html>\n",
+            escape_html(button)
+        ));
+        out
+    }
+}
+
+/// The page for an unknown or missing `idsite`: 404. Any configured site may frame it, so an
+/// operator who embedded the wrong number sees why the frame is empty of choices.
+fn unknown_site(config: &Config, lang: Lang) -> Resp {
+    let t = lang.texts();
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n<p>{}</p>\n\
+         </main>\n</body>\n</html>\n",
+        lang.code(),
+        escape_html(t.unknown_body),
+        title = escape_html(t.unknown_title),
+    );
+    let ancestors: Vec<String> = config.sites.iter().flat_map(csp::frame_ancestors).collect();
+    html(
+        StatusCode::NOT_FOUND,
+        body,
+        &csp::optout_policy(&STYLE_HASH, None, &ancestors),
+    )
+}
+
+/// An HTML response with the page's security headers. No `X-Frame-Options`: it would stop the
+/// site from framing the page, and the CSP's `frame-ancestors` supersedes it.
+fn html(status: StatusCode, body: String, policy: &str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(policy).expect("sources are validated in the config"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    // The page shows this visitor's own state; no cache may keep it.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The choice shown depends on the cookie and the language on the header.
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Cookie, Accept-Language"),
+    );
+    r
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Resp {
+    let mut r = crate::ingest::response::text(status, "text/plain; charset=utf-8", text);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> SiteConfig {
+        SiteConfig {
+            id: 7,
+            name: "Ex <b>\"ample\"</b> & Co".into(),
+            domains: vec!["example.org".into(), "*.example.org".into()],
+            sensitive_params: Vec::new(),
+            frame_ancestors: None,
+        }
+    }
+
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn cookie_over_http_is_lax_without_secure() {
+        let set = optout_cookies("tally_ignore", false, true);
+        assert_eq!(set.len(), 1);
+        assert_eq!(
+            set[0].to_string(),
+            "tally_ignore=1; SameSite=Lax; Path=/; Max-Age=63072000"
+        );
+        let clear = optout_cookies("tally_ignore", false, false);
+        assert_eq!(clear.len(), 1);
+        let s = clear[0].to_string();
+        assert!(
+            s.starts_with("tally_ignore=; SameSite=Lax; Path=/; Max-Age=0; Expires="),
+            "{s}"
+        );
+        assert!(!s.contains("Secure"));
+    }
+
+    #[test]
+    fn cookie_over_https_is_cross_site_and_also_partitioned() {
+        let set = optout_cookies("no_stats", true, true);
+        let s: Vec<String> = set.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            s,
+            [
+                "no_stats=1; SameSite=None; Secure; Path=/; Max-Age=63072000",
+                "no_stats=1; SameSite=None; Partitioned; Secure; Path=/; Max-Age=63072000",
+            ]
+        );
+        let clear = optout_cookies("no_stats", true, false);
+        assert_eq!(clear.len(), 2, "opting in clears both copies");
+        for c in &clear {
+            assert_eq!(c.max_age(), Some(Duration::ZERO));
+            assert_eq!(c.same_site(), Some(SameSite::None));
+            assert_eq!(c.secure(), Some(true));
+        }
+        assert_eq!(clear[1].partitioned(), Some(true));
+    }
+
+    #[test]
+    fn https_from_public_url_or_trusted_proxy() {
+        let mut config = Config::from_table(toml::Table::new()).unwrap();
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let forwarded = h(&[("x-forwarded-proto", "https")]);
+        assert!(!is_https(&config, &HeaderMap::new(), proxy));
+        // An untrusted peer's claim is not believed.
+        assert!(!is_https(&config, &forwarded, proxy));
+        config.privacy.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(is_https(&config, &forwarded, proxy));
+        assert!(is_https(
+            &config,
+            &h(&[("forwarded", "for=1.2.3.4;proto=https")]),
+            proxy
+        ));
+        assert!(!is_https(
+            &config,
+            &h(&[("x-forwarded-proto", "https, http")]),
+            proxy
+        ));
+        config.privacy.trusted_proxies.clear();
+        config.public_url = Some("https://analytics.example.org".into());
+        assert!(is_https(&config, &HeaderMap::new(), proxy));
+    }
+
+    #[test]
+    fn return_urls_only_to_the_site() {
+        let s = site();
+        for ok in [
+            "https://example.org/privacy",
+            "http://www.example.org/datenschutz?x=1#top",
+            "https://WWW.Example.org/",
+        ] {
+            assert!(safe_return(&s, ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "https://evil.com/",
+            "//evil.com/",
+            "/privacy",
+            "https://example.org.evil.com/",
+            "https://evil.com\\@example.org/",
+            "https://example.org@evil.com/",
+            "https://user@example.org/",
+            "javascript:alert(1)//example.org",
+            "data:text/html,example.org",
+            "https:\\\\evil.com",
+            "",
+        ] {
+            assert!(safe_return(&s, bad).is_none(), "{bad}");
+        }
+        let long = format!("https://example.org/{}", "a".repeat(3000));
+        assert!(safe_return(&s, &long).is_none());
+    }
+
+    #[test]
+    fn cross_site_posts_are_refused() {
+        let s = site();
+        let collector = Some("analytics.test:8080");
+        let allowed = |headers: &[(&'static str, &str)], public: Option<&str>| {
+            allowed_origin(&h(headers), &s, public, collector)
+        };
+        // The page's own form, framed or not.
+        assert!(allowed(&[("sec-fetch-site", "same-origin")], None));
+        assert!(allowed(&[("origin", "http://analytics.test:8080")], None));
+        assert!(allowed(
+            &[
+                ("origin", "https://stats.example.net"),
+                ("sec-fetch-site", "cross-site")
+            ],
+            Some("https://stats.example.net/")
+        ));
+        // The site's own pages.
+        assert!(allowed(
+            &[
+                ("origin", "https://www.example.org"),
+                ("sec-fetch-site", "cross-site")
+            ],
+            None
+        ));
+        // Not a browser at all.
+        assert!(allowed(&[], None));
+        // Third parties.
+        assert!(!allowed(&[("origin", "https://evil.com")], None));
+        assert!(!allowed(
+            &[
+                ("origin", "https://evil.com"),
+                ("sec-fetch-site", "cross-site")
+            ],
+            None
+        ));
+        assert!(!allowed(&[("sec-fetch-site", "cross-site")], None));
+        assert!(!allowed(&[("origin", "null")], None));
+        assert!(!allowed(&[("origin", "http://analytics.test:9999")], None));
+        assert!(!allowed(
+            &[("origin", "https://example.org.evil.com")],
+            None
+        ));
+    }
+
+    fn render(lang: Lang, ip_bytes: u8, opted_out: bool) -> String {
+        let s = site();
+        let privacy = PrivacyConfig {
+            ip_bytes,
+            ..PrivacyConfig::default()
+        };
+        Page {
+            site: &s,
+            lang,
+            privacy: &privacy,
+            geo: false,
+            opted_out,
+            signal: false,
+            saved: false,
+            return_to: None,
+        }
+        .render()
+    }
+
+    #[test]
+    fn page_escapes_the_site_name() {
+        let p = render(Lang::En, 2, false);
+        assert!(p.contains("Web analytics on Ex &lt;b&gt;&quot;ample&quot;&lt;/b&gt; &amp; Co"));
+        assert!(!p.contains("<b>"));
+    }
+
+    #[test]
+    fn page_states_the_masking() {
+        let en = render(Lang::En, 2, false);
+        assert!(
+            en.contains("the last 2 of its 4 bytes are set to zero"),
+            "{en}"
+        );
+        assert!(en.contains("198.51.100.23 is stored as 198.51.0.0"));
+        assert!(en.contains("first 48 bits"));
+        let one = render(Lang::En, 1, false);
+        assert!(
+            one.contains("its last byte is set to zero (198.51.100.23 is stored as 198.51.100.0)")
+        );
+        assert!(one.contains("first 64 bits"));
+        let de = render(Lang::De, 3, false);
+        assert!(de.contains("die letzten 3 ihrer 4 Bytes"), "{de}");
+        assert!(de.contains("aus 198.51.100.23 wird 198.0.0.0"));
+        assert!(de.contains("<html lang=\"de\">"));
+    }
+
+    #[test]
+    fn button_follows_the_state() {
+        let counted = render(Lang::En, 2, false);
+        assert!(counted.contains("name=\"choice\" value=\"out\""));
+        assert!(counted.contains("Your visits are currently counted"));
+        let out = render(Lang::En, 2, true);
+        assert!(out.contains("name=\"choice\" value=\"in\""));
+        assert!(out.contains("You have opted out"));
+    }
+
+    #[test]
+    fn style_is_the_hashed_one() {
+        let p = render(Lang::En, 2, false);
+        assert!(p.contains(&format!("<style>{STYLE}</style>")));
+        assert_eq!(p.matches("<style").count(), 1);
+        assert!(!p.contains("style=\""));
+        assert!(!p.contains("<script"));
+    }
+}

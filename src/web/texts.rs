@@ -1,0 +1,250 @@
+//! The words of the opt-out page, one table per language, and the choice of language.
+//!
+//! Texts are plain text, escaped when the page is rendered; `{name}` marks a value filled in
+//! then (the site's name, the number of bytes masked, ...). A new language is one more
+//! [`Texts`] value and one more [`Lang`] variant.
+
+use hyper::HeaderMap;
+use hyper::header::ACCEPT_LANGUAGE;
+
+/// A language the opt-out page speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// English, also the fallback.
+    En,
+    /// German.
+    De,
+}
+
+impl Lang {
+    /// Every supported language.
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::De];
+
+    /// The BCP 47 primary tag, as used in `lang=` and `<html lang>`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::De => "de",
+        }
+    }
+
+    /// The language whose primary tag starts `tag` (`de`, `de-AT`, `DE-de`), if supported.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.split(['-', '_']).next()?.trim();
+        Lang::ALL
+            .into_iter()
+            .find(|l| l.code().eq_ignore_ascii_case(primary))
+    }
+
+    /// The page's texts in this language.
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::De => &DE,
+        }
+    }
+}
+
+/// The language for a request: the `lang` parameter if it names a supported language, else
+/// the most preferred supported one in `Accept-Language`, else English.
+pub fn choose(param: Option<&str>, headers: &HeaderMap) -> Lang {
+    if let Some(lang) = param.and_then(Lang::from_tag) {
+        return lang;
+    }
+    let mut ranked = super::weighted(
+        headers
+            .get_all(ACCEPT_LANGUAGE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    // Stable: among equal weights the visitor's own order stands.
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked
+        .into_iter()
+        .filter(|(_, q)| *q > 0.0)
+        .find_map(|(tag, _)| Lang::from_tag(tag))
+        .unwrap_or(Lang::En)
+}
+
+/// Everything the opt-out page says, in one language.
+#[derive(Debug)]
+pub struct Texts {
+    /// Page title and heading. `{site}`.
+    pub title: &'static str,
+    /// What tally is and who gets the data. `{site}`.
+    pub intro: &'static str,
+    /// Status: visits are counted.
+    pub status_in: &'static str,
+    /// Status: opted out by the cookie.
+    pub status_out: &'static str,
+    /// Status: the browser's Do Not Track or Global Privacy Control setting already refuses.
+    pub status_signal: &'static str,
+    /// Shown after the form was sent.
+    pub saved: &'static str,
+    /// Heading of the list of what is recorded.
+    pub recorded: &'static str,
+    /// IP truncation when one byte is masked. `{example}`, `{truncated}`, `{v6_bits}`.
+    pub ip_one: &'static str,
+    /// IP truncation when several bytes are masked. `{bytes}`, `{example}`, `{truncated}`,
+    /// `{v6_bits}`.
+    pub ip_many: &'static str,
+    /// Pages, referrer, time on page.
+    pub pages: &'static str,
+    /// How often the visitor comes back.
+    pub returns: &'static str,
+    /// Browser, system, device, screen, language.
+    pub device: &'static str,
+    /// Approximate location (only said when geolocation is configured).
+    pub location: &'static str,
+    /// What is never recorded.
+    pub not_recorded: &'static str,
+    /// Heading of where and how long.
+    pub kept: &'static str,
+    /// Where the data is stored. `{site}`.
+    pub stored_where: &'static str,
+    /// Retention. `{raw_days}`, `{aggregate_days}`.
+    pub retention: &'static str,
+    /// Heading of the visitor's choice.
+    pub choice: &'static str,
+    /// Do Not Track and Global Privacy Control are honoured.
+    pub signals: &'static str,
+    /// What the opt-out button does. `{cookie}`.
+    pub cookie: &'static str,
+    /// Button while counted.
+    pub button_out: &'static str,
+    /// Button while opted out.
+    pub button_in: &'static str,
+    /// Title of the page for an unknown site.
+    pub unknown_title: &'static str,
+    /// Body of the page for an unknown site.
+    pub unknown_body: &'static str,
+}
+
+/// English.
+pub static EN: Texts = Texts {
+    title: "Web analytics on {site}",
+    intro: "{site} counts its visitors with tally, a web analytics service run by the operator of {site} themselves, to learn which pages are read and how visitors find them. It builds no profile of you across websites and shows you no advertising.",
+    status_in: "Your visits are currently counted, anonymously.",
+    status_out: "You have opted out: your visits are not recorded.",
+    status_signal: "Your browser asks websites not to track you (Do Not Track or Global Privacy Control), so your visits are not recorded, whatever you choose below.",
+    saved: "Your choice has been saved.",
+    recorded: "What is recorded",
+    ip_one: "Your IP address, shortened on arrival: its last byte is set to zero ({example} is stored as {truncated}); of an IPv6 address only the first {v6_bits} bits are kept. The full address is never stored.",
+    ip_many: "Your IP address, shortened on arrival: the last {bytes} of its 4 bytes are set to zero ({example} is stored as {truncated}); of an IPv6 address only the first {v6_bits} bits are kept. The full address is never stored.",
+    pages: "The pages you visit, the page you came from (the referrer) and how long you stay on a page.",
+    returns: "How often you come back, and how many days since your last visit.",
+    device: "The type of your browser, operating system and device (computer, phone or tablet), your screen size and your preferred language.",
+    location: "Your approximate location (country, region or city), looked up from your IP address.",
+    not_recorded: "Not recorded: your name, your e-mail address, what you type into forms, or anything that would let the operator recognise you on other websites.",
+    kept: "Where it is kept, and for how long",
+    stored_where: "Everything is stored only on the operator's own server for {site}. It is not passed to an analytics company or anyone else.",
+    retention: "Records of single visits are deleted after {raw_days} days; the statistics made from them (such as page views per day) after {aggregate_days} days.",
+    choice: "Your choice",
+    signals: "If your browser sends Do Not Track or Global Privacy Control, nothing is recorded.",
+    cookie: "You can also opt out here. A cookie named {cookie} is then kept by your browser for up to two years and tells this service not to record your visits. If you delete your cookies, the opt-out is deleted with them.",
+    button_out: "Opt out: do not record my visits",
+    button_in: "Opt back in: count my visits again",
+    unknown_title: "Unknown website",
+    unknown_body: "No website with this number is measured here. Please check the link.",
+};
+
+/// German.
+pub static DE: Texts = Texts {
+    title: "Webanalyse auf {site}",
+    intro: "{site} zählt seine Besucher mit tally, einem Webanalyse-Dienst, den der Betreiber von {site} selbst betreibt, um zu erfahren, welche Seiten gelesen werden und wie Besucher sie finden. Der Dienst erstellt kein websiteübergreifendes Profil von Ihnen und zeigt Ihnen keine Werbung.",
+    status_in: "Ihre Besuche werden derzeit anonym gezählt.",
+    status_out: "Sie haben widersprochen: Ihre Besuche werden nicht erfasst.",
+    status_signal: "Ihr Browser bittet Websites, Sie nicht zu verfolgen (Do Not Track oder Global Privacy Control). Ihre Besuche werden deshalb nicht erfasst, unabhängig von Ihrer Wahl unten.",
+    saved: "Ihre Auswahl wurde gespeichert.",
+    recorded: "Was erfasst wird",
+    ip_one: "Ihre IP-Adresse, gekürzt beim Eintreffen: ihr letztes Byte wird auf null gesetzt (aus {example} wird {truncated}); von einer IPv6-Adresse bleiben nur die ersten {v6_bits} Bit erhalten. Die vollständige Adresse wird nie gespeichert.",
+    ip_many: "Ihre IP-Adresse, gekürzt beim Eintreffen: die letzten {bytes} ihrer 4 Bytes werden auf null gesetzt (aus {example} wird {truncated}); von einer IPv6-Adresse bleiben nur die ersten {v6_bits} Bit erhalten. Die vollständige Adresse wird nie gespeichert.",
+    pages: "Die Seiten, die Sie aufrufen, die Seite, von der Sie kommen (Referrer), und wie lange Sie auf einer Seite bleiben.",
+    returns: "Wie oft Sie wiederkommen und wie viele Tage seit Ihrem letzten Besuch vergangen sind.",
+    device: "Die Art Ihres Browsers, Betriebssystems und Geräts (Computer, Telefon oder Tablet), Ihre Bildschirmgröße und Ihre bevorzugte Sprache.",
+    location: "Ihr ungefährer Standort (Land, Region oder Stadt), ermittelt aus Ihrer IP-Adresse.",
+    not_recorded: "Nicht erfasst werden: Ihr Name, Ihre E-Mail-Adresse, Eingaben in Formulare und nichts, womit der Betreiber Sie auf anderen Websites wiedererkennen könnte.",
+    kept: "Wo und wie lange die Daten gespeichert werden",
+    stored_where: "Alles wird ausschließlich auf dem eigenen Server des Betreibers von {site} gespeichert. Nichts davon wird an ein Analyseunternehmen oder andere weitergegeben.",
+    retention: "Aufzeichnungen einzelner Besuche werden nach {raw_days} Tagen gelöscht, die daraus berechneten Statistiken (etwa Seitenaufrufe pro Tag) nach {aggregate_days} Tagen.",
+    choice: "Ihre Wahl",
+    signals: "Wenn Ihr Browser Do Not Track oder Global Privacy Control sendet, wird nichts erfasst.",
+    cookie: "Sie können hier auch widersprechen. Ihr Browser speichert dann bis zu zwei Jahre lang ein Cookie namens {cookie}, das diesem Dienst sagt, Ihre Besuche nicht zu erfassen. Wenn Sie Ihre Cookies löschen, ist auch der Widerspruch gelöscht.",
+    button_out: "Widersprechen: meine Besuche nicht erfassen",
+    button_in: "Widerspruch aufheben: meine Besuche wieder zählen",
+    unknown_title: "Unbekannte Website",
+    unknown_body: "Eine Website mit dieser Nummer wird hier nicht gemessen. Bitte prüfen Sie den Link.",
+};
+
+/// `template` with every `{key}` replaced by its value. Values are inserted as given: the
+/// caller escapes both.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (key, value) in values {
+        out = out.replace(&format!("{{{key}}}"), value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(ACCEPT_LANGUAGE, HeaderValue::from_str(v).unwrap());
+        m
+    }
+
+    #[test]
+    fn parameter_wins() {
+        assert_eq!(choose(Some("de"), &accept("en")), Lang::De);
+        assert_eq!(choose(Some("DE-at"), &HeaderMap::new()), Lang::De);
+        assert_eq!(choose(Some("en"), &accept("de")), Lang::En);
+    }
+
+    #[test]
+    fn unsupported_parameter_falls_back_to_the_header() {
+        assert_eq!(choose(Some("fr"), &accept("de-DE,de;q=0.9")), Lang::De);
+        assert_eq!(choose(Some(""), &accept("de")), Lang::De);
+    }
+
+    #[test]
+    fn accept_language_by_weight() {
+        assert_eq!(choose(None, &accept("de-DE,de;q=0.9,en;q=0.8")), Lang::De);
+        assert_eq!(choose(None, &accept("en;q=0.5, de;q=0.7")), Lang::De);
+        assert_eq!(choose(None, &accept("fr-FR, de;q=0.3, en;q=0.2")), Lang::De);
+        assert_eq!(choose(None, &accept("fr, en, de")), Lang::En);
+        assert_eq!(choose(None, &accept("de;q=0, en;q=0.1")), Lang::En);
+        assert_eq!(choose(None, &accept("de;q=0")), Lang::En);
+    }
+
+    #[test]
+    fn english_by_default() {
+        assert_eq!(choose(None, &HeaderMap::new()), Lang::En);
+        assert_eq!(choose(None, &accept("fr, es;q=0.5, *;q=0.1")), Lang::En);
+        assert_eq!(choose(None, &accept("garbage;;;")), Lang::En);
+    }
+
+    #[test]
+    fn every_language_fills_the_same_placeholders() {
+        for lang in Lang::ALL {
+            let t = lang.texts();
+            assert!(t.title.contains("{site}") && t.intro.contains("{site}"));
+            assert!(t.ip_many.contains("{bytes}") && t.ip_many.contains("{truncated}"));
+            assert!(t.ip_one.contains("{v6_bits}") && !t.ip_one.contains("{bytes}"));
+            assert!(t.retention.contains("{raw_days}") && t.retention.contains("{aggregate_days}"));
+            assert!(t.cookie.contains("{cookie}"));
+            assert!(t.stored_where.contains("{site}"));
+        }
+    }
+
+    #[test]
+    fn fill_replaces_every_occurrence() {
+        assert_eq!(
+            fill("{a} and {a}, {b}", &[("a", "x"), ("b", "y")]),
+            "x and x, y"
+        );
+    }
+}
