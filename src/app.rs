@@ -7,6 +7,7 @@ use ring::digest;
 use crate::config::Config;
 use crate::enrich::secrets::SecretStore;
 use crate::enrich::visitor::{Secret, VisitorKeys};
+use crate::enrich::{Enrichers, GeoError};
 use crate::metrics::Metrics;
 use crate::sink::{self, Sink};
 use crate::store::{self, embedded::EmbeddedClickHouse, migrate};
@@ -21,28 +22,32 @@ pub struct App {
     pub sink: Sink,
     /// Visitor key hashing.
     pub visitors: Arc<VisitorKeys>,
+    /// Geolocation, device detection, referrer lists.
+    pub enrich: Enrichers,
     token_digest: Option<digest::Digest>,
 }
 
 impl App {
-    /// Assembles the shared state.
+    /// Assembles the shared state; fails if the configured geo database cannot be opened.
     pub fn new(
         config: Config,
         metrics: Arc<Metrics>,
         sink: Sink,
         visitors: Arc<VisitorKeys>,
-    ) -> Self {
+    ) -> Result<Self, GeoError> {
         let token_digest = config
             .token_auth
             .as_deref()
             .map(|t| digest::digest(&digest::SHA256, t.as_bytes()));
-        App {
+        let enrich = Enrichers::from_config(&config)?;
+        Ok(App {
             config,
             metrics,
             sink,
             visitors,
+            enrich,
             token_digest,
-        }
+        })
     }
 
     /// Whether `token` is the configured `token_auth`. Digests are compared, so the time taken
@@ -121,7 +126,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
-    let app = Arc::new(App::new(config, metrics, sink, visitors));
+    let app = Arc::new(App::new(config, metrics, sink, visitors)?);
+    let geo_tasks = watch_geo(&app);
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and
     // ClickHouse is embedded.
     println!("tally listening on http://{local}");
@@ -139,10 +145,43 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: flushing queued events");
     writer.finish().await;
     refresher.abort();
+    for t in geo_tasks {
+        t.abort();
+    }
     drop(app);
     database.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Announces the geo database (or its absence) once, and keeps it current: a file replaced on
+/// disk is picked up within seconds, and SIGHUP reloads at once.
+fn watch_geo(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(geo) = app.enrich.geo.clone() else {
+        tracing::info!("no [geo] database configured: country, region and city stay empty");
+        return Vec::new();
+    };
+    tracing::info!(db = %geo.database_info(), use_full_ip = app.config.geo.use_full_ip, "geolocation enabled");
+    let watcher = geo
+        .clone()
+        .spawn_reload_watcher(std::time::Duration::from_secs(5));
+    let hup = tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let geo = geo.clone();
+            match tokio::task::spawn_blocking(move || geo.reload()).await {
+                Ok(Ok(changed)) => tracing::info!(changed, "SIGHUP: geo database checked"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "SIGHUP: geo reload failed; keeping the old one")
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    vec![watcher, hup]
 }
 
 async fn shutdown_signal() {

@@ -116,7 +116,7 @@ domains = ["example.org"]
     let (sink, _writer) = tally::sink::start(client.clone(), &cfg.sink, metrics.clone());
     let keys = keys();
     let secrets = SecretStore::new(client, keys.clone());
-    let app = tally::app::App::new(cfg, metrics, sink, keys);
+    let app = tally::app::App::new(cfg, metrics, sink, keys).unwrap();
 
     // The same browser, with the tracker's own visitor cookie, on two days.
     let query = "idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&_id=0123456789abcdef&_idvc=2&_viewts=1795400000";
@@ -129,6 +129,8 @@ domains = ["example.org"]
             accept_language: "de",
             now,
             authenticated: false,
+            hints: Default::default(),
+            location: None,
         };
         let (event, hit) = hit::build(&p, &ctx, &app).unwrap().unwrap();
         tally::pipeline::run(event, &hit, &app).unwrap().unwrap()

@@ -14,6 +14,7 @@ const DIST: &[u8] = include_bytes!("../tracker-js/dist/tally.js");
 /// A client that neither decompresses nor follows redirects, to see the bytes as sent.
 fn raw() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent(common::BROWSER_UA)
         .no_gzip()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
@@ -24,6 +25,7 @@ fn raw() -> reqwest::Client {
 /// A client that keeps cookies and follows redirects, as a browser would.
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent(common::BROWSER_UA)
         .cookie_store(true)
         .timeout(Duration::from_secs(20))
         .build()

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::params::{Params, flag, present};
 use super::reject::Reject;
 use crate::app::App;
+use crate::enrich::{ClientHints, Location};
 use crate::event::{Event, Kind};
 use crate::pipeline::Hit;
 use crate::privacy::{self, TruncatedIp};
@@ -23,6 +24,10 @@ pub struct RequestContext<'a> {
     pub now: u32,
     /// A valid `token_auth` came with the request as a whole (bulk body).
     pub authenticated: bool,
+    /// `Sec-CH-UA*` client hints.
+    pub hints: ClientHints<'a>,
+    /// Location of the full client address, looked up on arrival when `geo.use_full_ip` is on.
+    pub location: Option<Location>,
 }
 
 /// How far back an authenticated `cdt` may go: raw events older than this are already due
@@ -50,6 +55,7 @@ pub fn build<'a>(
 
     let authenticated = ctx.authenticated || app.token_matches(present(&p.token_auth));
     let mut ip = ctx.ip;
+    let mut location = ctx.location.clone();
     let mut ts = ctx.now;
     if authenticated {
         if let Some(cip) = present(&p.cip) {
@@ -58,7 +64,10 @@ pub fn build<'a>(
                 .map_err(|_| Reject::bad_request("`cip` is not an IP address"))?;
             // Exactly the treatment of a socket address: exclusion list, then truncation.
             match privacy::anonymize(full, &app.config.privacy) {
-                Ok(t) => ip = t,
+                Ok(t) => {
+                    ip = t;
+                    location = full_ip_location(app, full);
+                }
                 Err(privacy::Excluded) => {
                     app.metrics.drop_for("excluded_ip");
                     return Ok(None);
@@ -122,8 +131,19 @@ pub fn build<'a>(
         accept_language: Cow::Borrowed(accept_language),
         client_id: client_id(&p.id)?,
         bots_param: flag(&p.bots),
+        hints: ctx.hints,
+        location,
     };
     Ok(Some((event, hit)))
+}
+
+/// The location of a full address, when the operator chose full-address lookups; the address
+/// is only read here, in memory, never kept.
+pub fn full_ip_location(app: &App, full: IpAddr) -> Option<Location> {
+    match &app.enrich.geo {
+        Some(geo) if app.config.geo.use_full_ip => Some(geo.lookup(full)),
+        _ => None,
+    }
 }
 
 /// Matomo's precedence: a heartbeat, a site search, an event, an outlink, a download, else a

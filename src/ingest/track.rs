@@ -14,6 +14,7 @@ use super::params::Params;
 use super::reject::Reject;
 use super::response::{self, Resp};
 use crate::app::App;
+use crate::enrich::ClientHints;
 use crate::pipeline;
 use crate::privacy;
 
@@ -27,15 +28,18 @@ where
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes();
     // Only the query string is consulted for the image choice before the body is read.
-    let image_requested = wants_image(query);
+    let image_requested = super::params::wants_image(query);
 
     // The visitor's own refusal comes first: nothing of the request is looked at further.
     if let Some(refusal) = privacy::refusal(&parts.headers, &app.config.privacy) {
         app.metrics.drop_for(refusal.as_str());
         return response::tracked(image_requested);
     }
-    let ip = match privacy::arrive(peer, &parts.headers, &app.config.privacy, |_| ()) {
-        Ok((ip, ())) => ip,
+    let arrival = privacy::arrive(peer, &parts.headers, &app.config.privacy, |full| {
+        hit::full_ip_location(app, full)
+    });
+    let (ip, location) = match arrival {
+        Ok(a) => a,
         Err(privacy::Excluded) => {
             app.metrics.drop_for("excluded_ip");
             return response::tracked(image_requested);
@@ -79,6 +83,14 @@ where
         accept_language: header_str(&parts.headers, ACCEPT_LANGUAGE),
         now: crate::time::now_unix(),
         authenticated: false,
+        hints: ClientHints {
+            ua: header_opt(&parts.headers, "sec-ch-ua"),
+            platform: header_opt(&parts.headers, "sec-ch-ua-platform"),
+            platform_version: header_opt(&parts.headers, "sec-ch-ua-platform-version"),
+            mobile: header_opt(&parts.headers, "sec-ch-ua-mobile"),
+            full_version_list: header_opt(&parts.headers, "sec-ch-ua-full-version-list"),
+        },
+        location,
     };
     let outcome = if bulk::is_bulk(&body) {
         track_bulk(app, &body, ctx)
@@ -167,12 +179,12 @@ fn enqueue(app: &App, events: Vec<crate::event::Event>) -> Result<(), (&'static 
     })
 }
 
-fn wants_image(query: &[u8]) -> bool {
-    form_urlencoded::parse(query).any(|(k, v)| k == "send_image" && v == "1")
-}
-
 fn header_str(h: &HeaderMap, name: hyper::header::HeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn header_opt<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    h.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Answers `status` for a request target longer than the limit (checked before routing).

@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use crate::app::App;
 use crate::config::SiteConfig;
 use crate::enrich::visitor::VisitorInput;
+use crate::enrich::{Campaign, ClientHints, Location, clean_url, mask_emails};
 use crate::event::Event;
+use crate::event::Kind;
 use crate::ingest::reject::Reject;
 use crate::privacy::TruncatedIp;
 
@@ -27,6 +29,10 @@ pub struct Hit<'a> {
     pub client_id: Option<u64>,
     /// `bots=1`: the sender says this is a bot's request.
     pub bots_param: bool,
+    /// `Sec-CH-UA*` client hints.
+    pub hints: ClientHints<'a>,
+    /// Location of the full address, looked up on arrival (only with `geo.use_full_ip`).
+    pub location: Option<Location>,
 }
 
 /// Why a step stopped a hit.
@@ -42,7 +48,16 @@ pub enum Stop {
 pub type Step = fn(&mut Event, &Hit<'_>, &App) -> Result<(), Stop>;
 
 /// The steps, in order.
-pub const STEPS: &[(&str, Step)] = &[("page_domain", page_domain), ("visitor_key", visitor_key)];
+pub const STEPS: &[(&str, Step)] = &[
+    ("page_domain", page_domain),
+    ("device", device),
+    ("bots", bots),
+    ("referrer_spam", referrer_spam),
+    ("referrer", referrer),
+    ("url_hygiene", url_hygiene),
+    ("geo", geo),
+    ("visitor_key", visitor_key),
+];
 
 /// Runs every step; `Ok(None)` when a step dropped the hit.
 pub fn run(mut event: Event, hit: &Hit<'_>, app: &App) -> Result<Option<Event>, Reject> {
@@ -70,6 +85,109 @@ fn page_domain(event: &mut Event, hit: &Hit<'_>, _app: &App) -> Result<(), Stop>
             hit.site.id
         ))));
     }
+    Ok(())
+}
+
+/// Browser, OS and device type from the user agent and client hints (cached per agent).
+fn device(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    let d = app.enrich.devices.detect(&hit.user_agent, &hit.hints);
+    event.browser.clone_from(&d.browser);
+    event.browser_version.clone_from(&d.browser_version);
+    event.os.clone_from(&d.os);
+    event.os_version.clone_from(&d.os_version);
+    event.device = d.device_type.as_str().to_string();
+    event.is_bot = u8::from(d.is_bot || hit.bots_param);
+    Ok(())
+}
+
+/// Bots are dropped (and counted) unless the operator keeps them, flagged.
+fn bots(event: &mut Event, _hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    if event.is_bot == 1 && !app.config.privacy.keep_bots {
+        return Err(Stop::Drop("bot"));
+    }
+    Ok(())
+}
+
+/// Referrer spam never reaches the statistics.
+fn referrer_spam(event: &mut Event, _hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    if !event.referrer.is_empty() && app.enrich.spam.is_spam_url(&event.referrer) {
+        return Err(Stop::Drop("referrer_spam"));
+    }
+    Ok(())
+}
+
+/// Channel (direct, website, search, social, campaign) with name and keyword, and the
+/// campaign parameters of the page URL. Read before URL hygiene, which may remove the
+/// parameters the classification needs; internal navigation leaves the channel empty.
+fn referrer(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    if event.kind == Kind::Ping as i8 {
+        return Ok(()); // a heartbeat repeats its page view's referrer
+    }
+    let Ok(page) = url::Url::parse(&event.url) else {
+        return Ok(());
+    };
+    if let Some(r) = app
+        .enrich
+        .referrers
+        .classify(&event.referrer, &page, &hit.site.domains)
+    {
+        event.referrer_type = r.channel.as_str().to_string();
+        event.referrer_name = r.name;
+        event.referrer_keyword = r.keyword;
+    }
+    if let Some(c) = Campaign::from_url(&page) {
+        event.campaign_name = c.name;
+        event.campaign_source = c.source;
+        event.campaign_medium = c.medium;
+        event.campaign_keyword = c.keyword;
+        event.campaign_content = c.content;
+    }
+    Ok(())
+}
+
+/// No fragments, session ids, tokens or e-mail addresses in anything stored.
+fn url_hygiene(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    let sensitive = app.enrich.sensitive_params(hit.site.id);
+    for url in [&mut event.url, &mut event.referrer, &mut event.target_url] {
+        if !url.is_empty() {
+            *url = clean_url(url, sensitive);
+        }
+    }
+    for text in [
+        &mut event.title,
+        &mut event.search_keyword,
+        &mut event.search_category,
+        &mut event.event_category,
+        &mut event.event_action,
+        &mut event.event_name,
+        &mut event.referrer_keyword,
+        &mut event.referrer_name,
+        &mut event.campaign_name,
+        &mut event.campaign_keyword,
+        &mut event.campaign_content,
+    ] {
+        if let std::borrow::Cow::Owned(masked) = mask_emails(text) {
+            *text = masked;
+        }
+    }
+    Ok(())
+}
+
+/// Country, region and city: from a trusted integration's parameters if given, else from the
+/// full-address lookup made on arrival (only with `geo.use_full_ip`), else from the truncated
+/// address.
+fn geo(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    if !event.country.is_empty() {
+        return Ok(());
+    }
+    let location = match (&hit.location, &app.enrich.geo) {
+        (Some(l), _) => l.clone(),
+        (None, Some(db)) => db.lookup(hit.ip.addr()),
+        (None, None) => return Ok(()),
+    };
+    event.country = location.country;
+    event.region = location.region;
+    event.city = location.city;
     Ok(())
 }
 

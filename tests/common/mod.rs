@@ -246,9 +246,14 @@ impl Drop for Collector {
     }
 }
 
-/// An HTTP client that keeps no cookies of its own.
+/// A desktop browser's user agent: hits without one are dropped as bots.
+pub const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+
+/// An HTTP client that keeps no cookies of its own and presents itself as a browser.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent(BROWSER_UA)
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()

@@ -1,0 +1,187 @@
+//! What both benches share: a throw-away ClickHouse, a collector configuration, and realistic
+//! tracker hits (as `matomo.js` sends them), varied by a counter.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use tally::app::{self, App};
+use tally::config::Config;
+use tally::enrich::visitor::{Secret, VisitorKeys};
+use tally::metrics::Metrics;
+use tally::sink::{self, Writer};
+use tally::store::embedded::EmbeddedClickHouse;
+
+/// Starts a ClickHouse in a temporary directory that its supervisor removes when this process
+/// exits (or the value is dropped).
+pub fn clickhouse() -> EmbeddedClickHouse {
+    let dir = tempfile::Builder::new()
+        .prefix("tally-bench-ch-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    EmbeddedClickHouse::start(&dir, true)
+        .expect("start a ClickHouse for the bench (is clickhouse-server installed?)")
+}
+
+/// The site every hit is for.
+pub const SITE: &str = r#"
+[[sites]]
+id = 1
+name = "Example"
+domains = ["example.org", "*.example.org"]
+"#;
+
+/// A collector configuration on `url`/`db`; `extra` is TOML inserted before the sections.
+pub fn config(url: &str, db: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"listen = "127.0.0.1:0"
+{extra}
+
+[clickhouse]
+url = "{url}"
+database = "{db}"
+
+{SITE}
+"#
+    );
+    let table: toml::Table = text.parse().expect("bench config is TOML");
+    Config::from_table(table).expect("bench config is valid")
+}
+
+/// Migrates `config`'s database and builds the shared state with a running sink writer, as
+/// `app::serve` does (minus the secret store: a fresh random secret for today stands in).
+pub async fn app(config: Config) -> (Arc<App>, Writer) {
+    let url = config
+        .clickhouse
+        .url
+        .clone()
+        .expect("bench config has a url");
+    app::migrate_on(&url, &config).await.expect("migrations");
+    let client = tally::store::client(&url, &config.clickhouse);
+    let metrics = Arc::new(Metrics::new());
+    let today = tally::time::day_of(tally::time::now_unix());
+    let visitors = Arc::new(VisitorKeys::new(Secret::new(
+        today,
+        &Secret::generate_bytes(),
+    )));
+    let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
+    (
+        Arc::new(App::new(config, metrics, sink, visitors).expect("build the app")),
+        writer,
+    )
+}
+
+/// Runs `sql` on the server at `url`.
+pub async fn execute(url: &str, sql: &str) {
+    clickhouse::Client::default()
+        .with_url(url)
+        .query(sql)
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `SELECT count()` of `db.events`.
+pub async fn count_events(url: &str, db: &str) -> u64 {
+    clickhouse::Client::default()
+        .with_url(url)
+        // ClickHouse 18.16 lacks the format validation needs (see `store::client`).
+        .with_validation(false)
+        .query(&format!("SELECT count() FROM {db}.events"))
+        .fetch_one::<u64>()
+        .await
+        .expect("count events")
+}
+
+const SECTIONS: &[&str] = &["blog", "docs", "pricing", "about", "news", "guides", "shop"];
+const TITLES: &[&str] = &[
+    "Privacy-first analytics without cookies",
+    "Getting started | Example Docs",
+    "Pricing & plans — Example",
+    "Über uns: das Team",
+    "Release notes 2.4",
+];
+const REFERRERS: &[&str] = &[
+    "",
+    "https://search.example.net/search?q=privacy+analytics&ia=web",
+    "https://news.example.com/item?id=41234567",
+    "https://www.example.org/blog/",
+    "https://social.example.social/@someone/112233445566",
+];
+const RESOLUTIONS: &[&str] = &["1920x1080", "1366x768", "390x844", "2560x1440", "1536x864"];
+
+/// User agents the load harness cycles through.
+pub const USER_AGENTS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+];
+
+/// `Accept-Language` values the load harness cycles through.
+pub const LANGUAGES: &[&str] = &[
+    "en-US,en;q=0.9",
+    "de-DE,de;q=0.9,en;q=0.8",
+    "fr-FR,fr;q=0.9",
+    "nl,en;q=0.7",
+];
+
+/// The query string of page view number `i`, as `matomo.js` builds it (about 450 bytes):
+/// url, title, referrer, local time, visitor cookie, page view id, resolution, plugin flags
+/// and timings. Everything tally reads varies with `i`.
+pub fn hit_query(i: u64) -> String {
+    let section = SECTIONS[(i % SECTIONS.len() as u64) as usize];
+    let title = TITLES[(i % TITLES.len() as u64) as usize];
+    let referrer = REFERRERS[(i / 3 % REFERRERS.len() as u64) as usize];
+    let res = RESOLUTIONS[(i / 7 % RESOLUTIONS.len() as u64) as usize];
+    let url = format!(
+        "https://www.example.org/{section}/2024/05/page-{}?utm_source=newsletter&utm_medium=email",
+        i % 997
+    );
+    let mut q = form_urlencoded::Serializer::new(String::with_capacity(512));
+    q.append_pair("idsite", "1")
+        .append_pair("rec", "1")
+        .append_pair("r", &format!("{:06}", i % 1_000_000))
+        .append_pair("h", &(i % 24).to_string())
+        .append_pair("m", &(i % 60).to_string())
+        .append_pair("s", &(i / 60 % 60).to_string())
+        .append_pair("url", &url)
+        .append_pair("action_name", &format!("{title} ({})", i % 97))
+        .append_pair("urlref", referrer)
+        .append_pair(
+            "_id",
+            &format!("{:016x}", (i % 5003).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        )
+        .append_pair("_idvc", &(1 + i % 9).to_string())
+        .append_pair("_viewts", "1714000000")
+        .append_pair("send_image", "0")
+        .append_pair("cookie", "1")
+        .append_pair("res", res)
+        .append_pair("pv_id", &pv_id(i))
+        .append_pair("pf_net", "12")
+        .append_pair("pf_srv", "40")
+        .append_pair("pf_tfr", "3")
+        .append_pair("pf_dm1", "150");
+    q.finish()
+}
+
+/// Six letters and digits, like the tracker's page view id.
+fn pv_id(i: u64) -> String {
+    const ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut x = i.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5bd1_e995;
+    let mut s = String::with_capacity(6);
+    for _ in 0..6 {
+        s.push(ALNUM[(x % ALNUM.len() as u64) as usize] as char);
+        x /= ALNUM.len() as u64;
+    }
+    s
+}
+
+/// A client address behind the trusted proxy, varied by `i` (documentation ranges).
+pub fn client_ip(i: u64) -> String {
+    let mut s = String::with_capacity(15);
+    let _ = write!(s, "198.51.{}.{}", i % 256, (i / 256) % 254 + 1);
+    s
+}
