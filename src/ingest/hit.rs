@@ -52,6 +52,8 @@ pub fn build<'a>(
         .site(site_id)
         .ok_or_else(|| Reject::bad_request(format!("unknown site {site_id}")))?;
     let url = present(&p.url).ok_or_else(|| Reject::bad_request("`url` is required"))?;
+    let page =
+        url::Url::parse(url).map_err(|_| Reject::bad_request("`url` is not an absolute URL"))?;
 
     let authenticated = ctx.authenticated || app.token_matches(present(&p.token_auth));
     let mut ip = ctx.ip;
@@ -126,6 +128,7 @@ pub fn build<'a>(
     event.lang = primary_language(accept_language);
     let hit = Hit {
         site,
+        page,
         ip,
         user_agent: Cow::Borrowed(user_agent),
         accept_language: Cow::Borrowed(accept_language),

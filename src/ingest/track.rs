@@ -142,6 +142,9 @@ fn track_bulk(app: &App, body: &[u8], mut ctx: RequestContext<'_>) -> Outcome {
         }
         ctx.authenticated = true;
     }
+    if !app.sink.has_room(bulk.requests.len()) {
+        return Err(queue_full());
+    }
     let mut events = Vec::with_capacity(bulk.requests.len());
     for (i, request) in bulk.requests.iter().enumerate() {
         let query = bulk::query_of(request).as_bytes();
@@ -168,15 +171,17 @@ fn track_bulk(app: &App, body: &[u8], mut ctx: RequestContext<'_>) -> Outcome {
 }
 
 fn enqueue(app: &App, events: Vec<crate::event::Event>) -> Result<(), (&'static str, Reject)> {
-    app.sink.enqueue(events).map_err(|_| {
-        (
-            "queue_full",
-            Reject::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "collector is overloaded; retry later",
-            ),
-        )
-    })
+    app.sink.enqueue(events).map_err(|_| queue_full())
+}
+
+fn queue_full() -> (&'static str, Reject) {
+    (
+        "queue_full",
+        Reject::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "collector is overloaded; retry later",
+        ),
+    )
 }
 
 fn header_str(h: &HeaderMap, name: hyper::header::HeaderName) -> &str {

@@ -19,6 +19,8 @@ use crate::privacy::TruncatedIp;
 pub struct Hit<'a> {
     /// The site the hit is for.
     pub site: &'a SiteConfig,
+    /// The page URL as sent, parsed once for every step that needs its parts.
+    pub page: url::Url,
     /// Truncated client address.
     pub ip: TruncatedIp,
     /// User agent (header, or `ua` parameter).
@@ -75,10 +77,8 @@ pub fn run(mut event: Event, hit: &Hit<'_>, app: &App) -> Result<Option<Event>, 
 }
 
 /// The page must be on one of the site's domains: nobody else may write into its statistics.
-fn page_domain(event: &mut Event, hit: &Hit<'_>, _app: &App) -> Result<(), Stop> {
-    let url = url::Url::parse(&event.url)
-        .map_err(|_| Stop::Reject(Reject::bad_request("`url` is not an absolute URL")))?;
-    let host = url.host_str().unwrap_or("");
+fn page_domain(_event: &mut Event, hit: &Hit<'_>, _app: &App) -> Result<(), Stop> {
+    let host = hit.page.host_str().unwrap_or("");
     if !hit.site.allows_host(host) {
         return Err(Stop::Reject(Reject::bad_request(format!(
             "`url` host `{host}` is not a domain of site {}",
@@ -123,19 +123,16 @@ fn referrer(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
     if event.kind == Kind::Ping as i8 {
         return Ok(()); // a heartbeat repeats its page view's referrer
     }
-    let Ok(page) = url::Url::parse(&event.url) else {
-        return Ok(());
-    };
     if let Some(r) = app
         .enrich
         .referrers
-        .classify(&event.referrer, &page, &hit.site.domains)
+        .classify(&event.referrer, &hit.page, &hit.site.domains)
     {
         event.referrer_type = r.channel.as_str().to_string();
         event.referrer_name = r.name;
         event.referrer_keyword = r.keyword;
     }
-    if let Some(c) = Campaign::from_url(&page) {
+    if let Some(c) = Campaign::from_url(&hit.page) {
         event.campaign_name = c.name;
         event.campaign_source = c.source;
         event.campaign_medium = c.medium;

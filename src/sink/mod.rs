@@ -17,6 +17,9 @@ use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::store::Client;
 
+/// How often a filling batch takes what has arrived: bounds the added latency of a flush.
+const FILL_TICK: Duration = Duration::from_millis(5);
+
 /// The queue is full: ClickHouse is slower than the traffic, or down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
@@ -45,6 +48,12 @@ impl Sink {
         self.metrics.accepted.inc_by(n as u64);
         self.metrics.queued.inc_by(n as i64);
         Ok(())
+    }
+
+    /// Whether `n` events would fit now: lets a large bulk request be refused before the work
+    /// of validating and enriching it. [`Sink::enqueue`] still decides.
+    pub fn has_room(&self, n: usize) -> bool {
+        self.tx.capacity() >= n
     }
 }
 
@@ -108,15 +117,22 @@ async fn run(
         }
         let deadline = Instant::now() + flush_every;
         while batch.len() < batch_size && !rx.is_closed() {
-            let room = batch_size - batch.len();
+            // Drain in short ticks instead of awaiting each event: a parked receiver is woken,
+            // across threads, by every single send, and the request path pays for that wake
+            // (measured: 8.0 -> 5.2 us per tracked hit, docs/performance.md).
+            let tick = (Instant::now() + FILL_TICK).min(deadline);
             tokio::select! {
-                n = rx.recv_many(&mut batch, room) => {
-                    if n == 0 {
-                        break;
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(tick) => {}
                 _ = shutdown.wait_for(|s| *s) => rx.close(),
+            }
+            while batch.len() < batch_size {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
             }
         }
         write_with_retry(&client, &batch, &metrics, &shutdown).await;
