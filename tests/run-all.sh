@@ -32,5 +32,9 @@ fi
 echo "== schema on current ClickHouse (chdb)"
 "$venv/bin/python" tests/modern/check_schema.py
 
-echo "== cargo test (unit, integration, browser)"
+echo "== cargo test (unit, integration against ClickHouse and tally serve over HTTP)"
 cargo test --no-fail-fast
+
+echo "== browser end to end (headless Chromium, tally serve, embedded ClickHouse)"
+cargo build --quiet
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

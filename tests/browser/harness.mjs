@@ -1,0 +1,229 @@
+// Test harness: a real `tally serve` (with the ClickHouse it embeds), a small test site on
+// loopback, and headless Chromium driven by playwright-core. Nothing leaves the machine:
+// every request to a host other than localhost is aborted and recorded.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const BROWSER_UA =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+
+/** Starts `tally serve` with an embedded ClickHouse; resolves when both answer. */
+export async function startTally(sitePort) {
+  const bin = process.env.TALLY_BIN || join(repo, 'target/debug/tally');
+  if (!existsSync(bin)) throw new Error(`${bin} missing: run cargo build first`);
+  const dir = mkdtempSync(join(tmpdir(), 'tally-e2e-'));
+  // The site and the collector are both on `localhost` (different ports: different origins,
+  // the same site). Over plain http the opt-out cookie is SameSite=Lax, which browsers send
+  // within a site only; production runs the collector over https, where it is
+  // SameSite=None; Secure and also works across sites.
+  writeFileSync(
+    join(dir, 'tally.toml'),
+    `listen = "127.0.0.1:0"
+[clickhouse]
+embedded_dir = "${join(dir, 'ch')}"
+[sink]
+flush_ms = 50
+[[sites]]
+id = 1
+name = "E2E site"
+domains = ["localhost"]
+# The derived frame-ancestors (http://localhost, https://localhost) mean the default ports; the
+# test site runs on another one.
+frame_ancestors = ["http://localhost:${sitePort}"]
+`,
+  );
+  const child = spawn(bin, ['serve', '--config', join(dir, 'tally.toml')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const lines = createInterface({ input: child.stdout });
+  const found = {};
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tally did not start:\n${stderr}`)), 60_000);
+    child.on('exit', (code) => reject(new Error(`tally exited (${code}):\n${stderr}`)));
+    lines.on('line', (line) => {
+      let m;
+      if ((m = line.match(/^tally listening on (http:\/\/\S+)/))) found.base = m[1];
+      if ((m = line.match(/^events stored in ClickHouse at (http:\/\/\S+), database (\w+)/))) {
+        found.ch = m[1];
+        found.db = m[2];
+      }
+      if (found.base && found.ch) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const port = new URL(found.base).port;
+  return {
+    // Browsers reach the collector as localhost (see above).
+    url: `http://localhost:${port}`,
+    ch: found.ch,
+    db: found.db,
+    logs: () => stderr,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs SQL on the collector's ClickHouse; returns rows as objects. */
+export async function sql(tally, query) {
+  const r = await fetch(`${tally.ch}/?database=${tally.db}`, {
+    method: 'POST',
+    body: `${query} FORMAT JSONEachRow`,
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`ClickHouse: ${text}`);
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** Polls `query` until `done(rows)` or 10 s; returns the last rows. */
+export async function waitRows(tally, query, done) {
+  const until = Date.now() + 10_000;
+  let rows = [];
+  while (Date.now() < until) {
+    rows = await sql(tally, query);
+    if (done(rows)) return rows;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return rows;
+}
+
+/**
+ * Sends one page view straight to the collector and waits until it is stored. The queue is
+ * first in, first out, so every hit sent before it has been decided by then: what is not
+ * stored now never will be.
+ */
+export async function barrier(tally, tag) {
+  const title = `barrier-${tag}`;
+  const q = new URLSearchParams({ idsite: '1', rec: '1', url: 'http://localhost/barrier', action_name: title });
+  const r = await fetch(`${tally.url}/matomo.php?${q}`, { headers: { 'User-Agent': BROWSER_UA } });
+  if (r.status !== 204) throw new Error(`barrier hit answered ${r.status}`);
+  const rows = await waitRows(tally, `SELECT count() AS n FROM events WHERE title = '${title}'`, (r) => Number(r[0]?.n) >= 1);
+  if (!(Number(rows[0]?.n) >= 1)) throw new Error(`barrier ${tag} not stored`);
+}
+
+/** The Matomo snippet as a site pastes it, with extra commands before the script loads. */
+function snippet(tally, extra = '') {
+  return `<script>
+  var _paq = window._paq = window._paq || [];
+  ${extra}
+  _paq.push(['enableLinkTracking']);
+  (function() {
+    var u="${tally.url}/";
+    _paq.push(['setTrackerUrl', u+'matomo.php']);
+    _paq.push(['setSiteId', '1']);
+    var d=document, g=d.createElement('script'), s=d.getElementsByTagName('script')[0];
+    g.async=true; g.src=u+'tally.js'; s.parentNode.insertBefore(g,s);
+  })();
+</script>`;
+}
+
+const page = (title, head, body) =>
+  `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title>${head}</head><body>${body}</body></html>`;
+
+/**
+ * The test site: pages that embed the snippet, served on loopback. It starts before the
+ * collector (whose config needs the site's port); `site.tally` is set once that runs.
+ */
+export async function startSite() {
+  const site = {};
+  const tally = {
+    get url() {
+      return site.tally.url;
+    },
+  };
+  const pv = "_paq.push(['trackPageView']);";
+  const pages = {
+    '/a.html': () => page('Page A', snippet(tally, pv), '<a id="to-b" href="/b.html">to B</a>'),
+    '/b.html': () => page('Page B', snippet(tally, pv), '<p>B</p>'),
+    '/links.html': () =>
+      page(
+        'Links',
+        snippet(tally, pv),
+        `<a id="out" href="https://other.example.net/x">elsewhere</a>
+         <a id="pdf" href="/files/report.pdf">report</a>
+         <a id="internal" href="/b.html">internal</a>`,
+      ),
+    '/spa.html': () =>
+      page(
+        'SPA Home',
+        snippet(tally, "_paq.push(['enableSpaTracking']);" + pv),
+        `<button id="nav" onclick="history.pushState({}, '', '/spa/second'); document.title = 'SPA Second';">go</button>`,
+      ),
+    '/search.html': () =>
+      page('Search', snippet(tally, "_paq.push(['trackSiteSearch', 'privacy', 'docs', 3]);"), '<p>results</p>'),
+    '/heartbeat.html': () =>
+      page('Heartbeat', snippet(tally, "_paq.push(['enableHeartBeatTimer', 1]);" + pv), '<p>read me</p>'),
+    '/policy.html': () =>
+      page(
+        'Privacy policy',
+        '',
+        `<h1>Privacy policy</h1><iframe id="optout" src="${tally.url}/optout?idsite=1&lang=en" width="100%" height="600"></iframe>`,
+      ),
+  };
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://localhost').pathname;
+    const make = pages[path] || (path.startsWith('/spa/') ? pages['/spa.html'] : null);
+    if (path.startsWith('/files/')) {
+      res.writeHead(204).end(); // a download that does not leave the page
+    } else if (make) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(make());
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  site.port = server.address().port;
+  site.url = `http://localhost:${site.port}`;
+  site.stop = () => new Promise((r) => server.close(r));
+  return site;
+}
+
+/** Headless Chromium as this machine runs it (no network beyond loopback). */
+export async function startBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** A fresh browser profile; requests off loopback are aborted and listed in `offsite`. */
+export async function newContext(browser, options = {}) {
+  const context = await browser.newContext({
+    userAgent: BROWSER_UA,
+    viewport: { width: 1280, height: 720 },
+    screen: { width: 1280, height: 720 },
+    ...options,
+  });
+  context.offsite = [];
+  await context.route('**/*', (route) => {
+    const host = new URL(route.request().url()).hostname;
+    if (host === 'localhost' || host === '127.0.0.1') return route.continue();
+    context.offsite.push(route.request().url());
+    return route.abort();
+  });
+  return context;
+}
