@@ -161,14 +161,7 @@ async fn bots_and_referrer_spam_are_dropped_and_counted() {
     .await;
     c.barrier("after-bots").await;
     assert_eq!(c.count("1").await, 1, "only the barrier is stored");
-    let metrics = http()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.text("/metrics").await;
     assert!(
         metrics.contains("tally_hits_dropped_total{reason=\"bot\"} 4"),
         "{metrics}"

@@ -174,14 +174,7 @@ exclude_ips = ["203.0.113.0/24"]
     assert_eq!(r.status(), 204);
     c.barrier("after-refusals").await;
     assert_eq!(c.count("1").await, 1, "only the barrier hit may be stored");
-    let metrics = http()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.text("/metrics").await;
     for reason in ["optout_cookie", "dnt", "gpc", "excluded_ip"] {
         assert!(
             metrics.contains(&format!("tally_hits_dropped_total{{reason=\"{reason}\"}}")),

@@ -152,14 +152,7 @@ async fn optout_page_in_english_and_german() {
     }
 
     // German by parameter, and by Accept-Language without one.
-    let by_param = http()
-        .get(c.url("/optout?idsite=1&lang=de"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let by_param = c.text("/optout?idsite=1&lang=de").await;
     let by_header = http()
         .get(c.url("/optout?idsite=1"))
         .header("Accept-Language", "de-AT,de;q=0.9,en;q=0.5")

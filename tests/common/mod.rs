@@ -210,6 +210,18 @@ impl Collector {
         assert_eq!(n, 1, "barrier hit {tag} not stored");
     }
 
+    /// GETs `path` from the collector as a browser would and returns the body.
+    pub async fn text(&self, path: &str) -> String {
+        http()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
