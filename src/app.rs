@@ -123,6 +123,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let secrets = Arc::new(SecretStore::new(client.clone(), visitors.clone()));
     secrets.refresh(crate::time::now_unix()).await?;
     let refresher = secrets.spawn();
+    let pruner = crate::prune::spawn(client.clone());
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
@@ -145,6 +146,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: flushing queued events");
     writer.finish().await;
     refresher.abort();
+    pruner.abort();
     for t in geo_tasks {
         t.abort();
     }

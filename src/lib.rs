@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
+pub mod prune;
 pub mod server;
 pub mod sink;
 pub mod store;

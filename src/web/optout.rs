@@ -27,10 +27,11 @@ use crate::ingest::response::Resp;
 use crate::privacy::TruncatedIp;
 use crate::privacy::signals::has_cookie;
 
-/// Days single events are kept, as the page tells visitors. Keep in step with the pruner.
-pub const RAW_EVENT_DAYS: u32 = 7;
-/// Days aggregated statistics are kept, as the page tells visitors. Keep in step with the
-/// pruner.
+/// Days single events are kept, as the page tells visitors: the pruner's own constant, so the
+/// page cannot promise what the pruner does not do.
+pub use crate::prune::RAW_EVENT_DAYS;
+/// Days aggregated statistics are kept, as the page tells visitors. No aggregate tables exist
+/// yet; their pruner must use this number when they do.
 pub const AGGREGATE_DAYS: u32 = 180;
 
 /// Lifetime of the opt-out cookie: two years, as the tracker's own `optUserOut` cookie. Matomo

@@ -1,0 +1,60 @@
+//! Retention: raw events older than 7 days are deleted, whole days at a time.
+
+mod common;
+
+use common::{clickhouse, query, unique_name};
+use tally::config::Config;
+
+/// 2026-11-24 10:00 UTC.
+const NOW: u32 = 1_795_514_400;
+const DAY: u32 = 86_400;
+
+#[tokio::test]
+async fn raw_events_are_deleted_after_7_days() {
+    let db = unique_name("ret");
+    let mut cfg = Config::from_table(toml::Table::new()).unwrap();
+    cfg.clickhouse.database = db.clone();
+    tally::app::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    // One event at 00:00:30 of each of the last 10 days (day 0 = today).
+    let values: Vec<String> = (0..10)
+        .map(|d| {
+            let ts = NOW - NOW % DAY - d * DAY + 30;
+            format!("({ts}, 1, 'pageview', 1, 'https://example.org/{d}', '203.0.0.0')")
+        })
+        .collect();
+    query(&format!(
+        "INSERT INTO {db}.events (ts, site_id, kind, visitor_key, url, ip) VALUES {}",
+        values.join(", ")
+    ))
+    .await;
+    assert_eq!(
+        query(&format!("SELECT count() FROM {db}.events")).await,
+        "10"
+    );
+
+    let dropped = tally::prune::prune_events(&client, NOW).await.unwrap();
+    // Today and the six days before it stay; days 7, 8 and 9 ago are gone.
+    assert_eq!(dropped, vec![20_261_115, 20_261_116, 20_261_117]);
+    assert_eq!(
+        query(&format!(
+            "SELECT min(toDate(ts)), max(toDate(ts)), count() FROM {db}.events"
+        ))
+        .await,
+        "2026-11-18\t2026-11-24\t7"
+    );
+    // A second run finds nothing more to do.
+    assert!(
+        tally::prune::prune_events(&client, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // At the start of the next day, the oldest remaining day (6 days before today) expires.
+    let dropped = tally::prune::prune_events(&client, NOW - NOW % DAY + DAY)
+        .await
+        .unwrap();
+    assert_eq!(dropped, vec![20_261_118]);
+}
