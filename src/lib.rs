@@ -19,4 +19,7 @@ pub mod server;
 pub mod sink;
 pub mod store;
 pub mod time;
+
+#[cfg(test)]
+mod test_support;
 pub mod web;

@@ -125,7 +125,6 @@ fn parse_hop(s: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
 
     fn cfg(trusted: &[&str], exclude: &[&str]) -> PrivacyConfig {
         PrivacyConfig {
@@ -135,13 +134,7 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::test_support::header_map as headers;
 
     fn run(peer: &str, h: &[(&'static str, &str)], c: &PrivacyConfig) -> Result<String, Excluded> {
         arrive(peer.parse().unwrap(), &headers(h), c, |_| ()).map(|(ip, ())| ip.to_string())

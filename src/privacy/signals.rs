@@ -63,15 +63,8 @@ pub fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
 
-    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        m
-    }
+    use crate::test_support::header_map as h;
 
     #[test]
     fn nothing_refused_by_default() {

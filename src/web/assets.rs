@@ -155,13 +155,7 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        m
-    }
+    use crate::test_support::header_map as h;
 
     fn gzip_ok(v: &str) -> bool {
         accepts_gzip(&h(&[("accept-encoding", v)]))

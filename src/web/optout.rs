@@ -554,13 +554,7 @@ mod tests {
         }
     }
 
-    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        m
-    }
+    use crate::test_support::header_map as h;
 
     #[test]
     fn cookie_over_http_is_lax_without_secure() {
