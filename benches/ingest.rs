@@ -48,7 +48,6 @@ use http_body_util::Full;
 use hyper::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 
-use tally::app::App;
 use tally::config::PrivacyConfig;
 use tally::event::Event;
 use tally::ingest::hit::{self, RequestContext};
@@ -56,6 +55,7 @@ use tally::ingest::params::Params;
 use tally::ingest::track;
 use tally::pipeline::{self, STEPS};
 use tally::privacy;
+use tally::state::App;
 use tally::store::embedded::EmbeddedClickHouse;
 
 /// Enqueues timed in one go (inputs made just before, so they are still in cache as a hit's

@@ -5,18 +5,20 @@
 //! arrival, [`pipeline`] runs the [`enrich`] steps over it, [`sink`] batches it and [`store`]
 //! writes it to ClickHouse. [`web`] serves browsers everything else: the tracker script and
 //! the opt-out page.
+//! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`.
 
-pub mod app;
 pub mod config;
 pub mod enrich;
 pub mod event;
 pub mod ingest;
+pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
 pub mod prune;
 pub mod server;
 pub mod sink;
+pub mod state;
 pub mod store;
 pub mod time;
 

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
                 if config.is_none() {
                     cfg.apply_demo_site();
                 }
-                tally::app::serve(cfg).await
+                tally::lifecycle::serve(cfg).await
             }
             Command::Snippet { site, config } => {
                 let cfg = load(config.as_deref())?;
@@ -79,8 +79,8 @@ fn main() -> ExitCode {
             }
             Command::Migrate { config } => {
                 let cfg = load(config.as_deref())?;
-                let db = tally::app::Database::open(&cfg).await?;
-                let applied = tally::app::migrate_on(db.url(), &cfg).await?;
+                let db = tally::lifecycle::Database::open(&cfg).await?;
+                let applied = tally::lifecycle::migrate_on(db.url(), &cfg).await?;
                 if applied.is_empty() {
                     println!("schema is up to date");
                 } else {

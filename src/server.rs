@@ -11,9 +11,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::app::App;
 use crate::ingest::response::{self, Resp};
 use crate::ingest::track;
+use crate::state::App;
 use crate::web;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.

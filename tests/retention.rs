@@ -14,7 +14,7 @@ async fn raw_events_are_deleted_after_7_days() {
     let db = unique_name("ret");
     let mut cfg = Config::from_table(toml::Table::new()).unwrap();
     cfg.clickhouse.database = db.clone();
-    tally::app::migrate_on(clickhouse().url(), &cfg)
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
         .await
         .unwrap();
     let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);

@@ -15,7 +15,7 @@ async fn migrated_db() -> (String, tally::store::Client) {
     let db = unique_name("vk");
     let mut cfg = Config::from_table(toml::Table::new()).unwrap();
     cfg.clickhouse.database = db.clone();
-    tally::app::migrate_on(clickhouse().url(), &cfg)
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
         .await
         .unwrap();
     (
@@ -116,7 +116,7 @@ domains = ["example.org"]
     let (sink, _writer) = tally::sink::start(client.clone(), &cfg.sink, metrics.clone());
     let keys = keys();
     let secrets = SecretStore::new(client, keys.clone());
-    let app = tally::app::App::new(cfg, metrics, sink, keys).unwrap();
+    let app = tally::state::App::new(cfg, metrics, sink, keys).unwrap();
 
     // The same browser, with the tracker's own visitor cookie, on two days.
     let query = "idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&_id=0123456789abcdef&_idvc=2&_viewts=1795400000";

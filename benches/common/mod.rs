@@ -6,11 +6,12 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use tally::app::{self, App};
 use tally::config::Config;
 use tally::enrich::visitor::{Secret, VisitorKeys};
+use tally::lifecycle;
 use tally::metrics::Metrics;
 use tally::sink::{self, Writer};
+use tally::state::App;
 use tally::store::embedded::EmbeddedClickHouse;
 
 /// Starts a ClickHouse in a temporary directory that its supervisor removes when this process
@@ -51,14 +52,16 @@ database = "{db}"
 }
 
 /// Migrates `config`'s database and builds the shared state with a running sink writer, as
-/// `app::serve` does (minus the secret store: a fresh random secret for today stands in).
+/// `lifecycle::serve` does (minus the secret store: a fresh random secret for today stands in).
 pub async fn app(config: Config) -> (Arc<App>, Writer) {
     let url = config
         .clickhouse
         .url
         .clone()
         .expect("bench config has a url");
-    app::migrate_on(&url, &config).await.expect("migrations");
+    lifecycle::migrate_on(&url, &config)
+        .await
+        .expect("migrations");
     let client = tally::store::client(&url, &config.clickhouse);
     let metrics = Arc::new(Metrics::new());
     let today = tally::time::day_of(tally::time::now_unix());

@@ -6,11 +6,11 @@ use std::net::IpAddr;
 
 use super::params::{Params, flag, present};
 use super::reject::Reject;
-use crate::app::App;
 use crate::enrich::{ClientHints, Location};
 use crate::event::{Event, Kind};
 use crate::pipeline::Hit;
 use crate::privacy::{self, TruncatedIp};
+use crate::state::App;
 
 /// What the request as a whole contributes to each of its hits.
 pub struct RequestContext<'a> {

@@ -13,10 +13,10 @@ use super::hit::{self, RequestContext};
 use super::params::Params;
 use super::reject::Reject;
 use super::response::{self, Resp};
-use crate::app::App;
 use crate::enrich::ClientHints;
 use crate::pipeline;
 use crate::privacy;
+use crate::state::App;
 
 /// Handles a tracking request from `peer`. Generic over the body so that the whole path can be
 /// driven without a socket (`benches/ingest.rs`); the server passes hyper's `Incoming`.

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 
-use crate::app::App;
 use crate::config::SiteConfig;
 use crate::enrich::visitor::VisitorInput;
 use crate::enrich::{Campaign, ClientHints, Location, clean_url, mask_emails};
@@ -14,6 +13,7 @@ use crate::event::Event;
 use crate::event::Kind;
 use crate::ingest::reject::Reject;
 use crate::privacy::TruncatedIp;
+use crate::state::App;
 
 /// What the hit said that steps may use but that is never stored as such.
 pub struct Hit<'a> {

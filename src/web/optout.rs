@@ -21,11 +21,11 @@ use url::Url;
 
 use super::texts::{self, Lang, Texts, fill};
 use super::{csp, escape_html};
-use crate::app::App;
 use crate::config::{Config, PrivacyConfig, SiteConfig};
 use crate::ingest::response::Resp;
 use crate::privacy::TruncatedIp;
 use crate::privacy::signals::has_cookie;
+use crate::state::App;
 
 /// Days single events are kept, as the page tells visitors: the pruner's own constant, so the
 /// page cannot promise what the pruner does not do.

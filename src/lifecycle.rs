@@ -1,66 +1,14 @@
-//! The running collector: its shared state, and `tally serve` from start to orderly stop.
+//! `tally serve` from start to orderly stop, and the database it writes to.
 
 use std::sync::Arc;
-
-use ring::digest;
 
 use crate::config::Config;
 use crate::enrich::secrets::SecretStore;
 use crate::enrich::visitor::{Secret, VisitorKeys};
-use crate::enrich::{Enrichers, GeoError};
 use crate::metrics::Metrics;
-use crate::sink::{self, Sink};
+use crate::sink;
+use crate::state::App;
 use crate::store::{self, embedded::EmbeddedClickHouse, migrate};
-
-/// State shared by every request.
-pub struct App {
-    /// The validated configuration.
-    pub config: Config,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// The queue to ClickHouse.
-    pub sink: Sink,
-    /// Visitor key hashing.
-    pub visitors: Arc<VisitorKeys>,
-    /// Geolocation, device detection, referrer lists.
-    pub enrich: Enrichers,
-    token_digest: Option<digest::Digest>,
-}
-
-impl App {
-    /// Assembles the shared state; fails if the configured geo database cannot be opened.
-    pub fn new(
-        config: Config,
-        metrics: Arc<Metrics>,
-        sink: Sink,
-        visitors: Arc<VisitorKeys>,
-    ) -> Result<Self, GeoError> {
-        let token_digest = config
-            .token_auth
-            .as_deref()
-            .map(|t| digest::digest(&digest::SHA256, t.as_bytes()));
-        let enrich = Enrichers::from_config(&config)?;
-        Ok(App {
-            config,
-            metrics,
-            sink,
-            visitors,
-            enrich,
-            token_digest,
-        })
-    }
-
-    /// Whether `token` is the configured `token_auth`. Digests are compared, so the time taken
-    /// says nothing about how much of the token was right.
-    pub fn token_matches(&self, token: Option<&str>) -> bool {
-        match (&self.token_digest, token) {
-            (Some(expected), Some(given)) => {
-                digest::digest(&digest::SHA256, given.as_bytes()).as_ref() == expected.as_ref()
-            }
-            _ => false,
-        }
-    }
-}
 
 /// Where the events go: a configured server, or one tally runs itself.
 pub enum Database {
