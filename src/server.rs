@@ -11,6 +11,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::ingest::matomo_api;
+use crate::ingest::reject::Reject;
 use crate::ingest::response::{self, Resp};
 use crate::ingest::track;
 use crate::state::App;
@@ -62,6 +64,133 @@ pub async fn serve(
     }
 }
 
+/// What a request is for, decided from its path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `matomo.php`, `piwik.php`: the tracking endpoint.
+    Tracker,
+    /// `tally.js`, `matomo.js`, `piwik.js`.
+    Script,
+    /// `optout`: the opt-out page.
+    OptOut,
+    /// `/` or `index.php`: Matomo's API slice ([`crate::ingest::matomo_api`]).
+    Index,
+    /// `health`.
+    Health,
+    /// `metrics`.
+    Metrics,
+    /// Anything else.
+    NotFound,
+}
+
+/// Maps a request path to its [`Target`] the way a web server in front of Matomo would:
+/// percent-escaped unreserved characters decoded, repeated slashes merged (`//piwik.php`),
+/// `.` and `..` segments resolved, extra path after a PHP file ignored (`/matomo.php/`, PHP's
+/// `PATH_INFO`), `/` served by `index.php`. With a `base` (`base_path`, already normalised)
+/// everything is under it, except `/health` and `/metrics`, which are for the operator and stay
+/// at the root too. A path that climbs above the root finds nothing.
+pub fn resolve(path: &str, base: Option<&str>) -> Target {
+    let Some(path) = normalize_path(path) else {
+        return Target::NotFound;
+    };
+    let inner = match base {
+        None => Some(path.as_str()),
+        Some(b) => match path.strip_prefix(b) {
+            Some("") => Some("/"),
+            Some(rest) if rest.starts_with('/') => Some(rest),
+            _ => None,
+        },
+    };
+    if let Some(inner) = inner {
+        let target = target_of(inner);
+        if target != Target::NotFound {
+            return target;
+        }
+    }
+    match path.as_str() {
+        "/health" => Target::Health,
+        "/metrics" => Target::Metrics,
+        _ => Target::NotFound,
+    }
+}
+
+/// The target of a path relative to the base.
+fn target_of(path: &str) -> Target {
+    // A PHP file followed by more path still runs that file.
+    let file = ["/matomo.php", "/piwik.php", "/index.php"]
+        .into_iter()
+        .find(|f| {
+            path.strip_prefix(f)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        });
+    match (file, path) {
+        (Some("/index.php"), _) | (None, "/") => Target::Index,
+        (Some(_), _) => Target::Tracker,
+        (None, "/tally.js" | "/matomo.js" | "/piwik.js") => Target::Script,
+        (None, "/optout") => Target::OptOut,
+        (None, "/health") => Target::Health,
+        (None, "/metrics") => Target::Metrics,
+        _ => Target::NotFound,
+    }
+}
+
+/// Normalises a request path (RFC 3986 section 6 plus merged slashes); `None` for one that is
+/// not absolute or climbs above the root with `..`.
+pub fn normalize_path(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop()?;
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// Decodes `%XX` escapes of unreserved characters (letters, digits, `-._~`), which name the
+/// same resource as the characters themselves; every other escape stays as it is, so that an
+/// escaped `/` cannot create a segment.
+fn decode_unreserved(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return path.into();
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = path.get(i + 1..i + 3)
+            && hex.bytes().all(|c| c.is_ascii_hexdigit())
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+            && (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    // Only ASCII escapes were replaced by ASCII, so the bytes are as valid as `path` was.
+    String::from_utf8_lossy(&out).into_owned().into()
+}
+
 /// Dispatches one request.
 async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let max_uri = app.config.limits.max_uri_bytes;
@@ -69,32 +198,123 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     if target_len > max_uri {
         return track::uri_too_long(app, max_uri);
     }
-    let path = req.uri().path();
+    let target = resolve(req.uri().path(), app.config.base_path.as_deref());
     let method = req.method().clone();
-    match (&method, path) {
-        (&Method::GET | &Method::POST, "/matomo.php" | "/piwik.php") => {
+    match (target, &method) {
+        (Target::Tracker, &Method::GET | &Method::POST) => {
             let origin = req.headers().get(hyper::header::ORIGIN).cloned();
             let mut resp = track::handle(app, req, peer.ip()).await;
             response::cors(&mut resp, origin.as_ref(), &app.config);
             resp
         }
-        (&Method::OPTIONS, "/matomo.php" | "/piwik.php") => {
-            response::preflight(req.headers(), &app.config)
-        }
-        (&Method::GET | &Method::HEAD, "/tally.js" | "/matomo.js" | "/piwik.js") => {
-            web::assets::tracker(req.headers())
-        }
-        (&Method::GET | &Method::HEAD, "/optout") => web::optout::page(app, &req),
-        (&Method::POST, "/optout") => web::optout::submit(app, req, peer.ip()).await,
-        (&Method::GET, "/health") => response::text(StatusCode::OK, "text/plain", "ok\n"),
-        (&Method::GET, "/metrics") => response::text(
+        (Target::Tracker, &Method::OPTIONS) => response::preflight(req.headers(), &app.config),
+        (Target::Script, &Method::GET | &Method::HEAD) => web::assets::tracker(req.headers()),
+        (Target::OptOut, &Method::GET | &Method::HEAD) => web::optout::page(app, &req),
+        (Target::OptOut, &Method::POST) => web::optout::submit(app, req, peer.ip()).await,
+        (Target::Index, &Method::GET | &Method::POST) => matomo_api::handle(app, req).await,
+        (Target::Health, &Method::GET) => response::text(StatusCode::OK, "text/plain", "ok\n"),
+        (Target::Metrics, &Method::GET) => response::text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             app.metrics.render(),
         ),
-        _ => response::rejected(&crate::ingest::reject::Reject::new(
-            StatusCode::NOT_FOUND,
-            "not found",
+        (Target::NotFound, _) => {
+            response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found"))
+        }
+        _ => response::rejected(&Reject::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed here"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalise_like_a_web_server() {
+        let n = |p: &str| normalize_path(p);
+        assert_eq!(n("/").as_deref(), Some("/"));
+        assert_eq!(n("//piwik.php").as_deref(), Some("/piwik.php"));
+        assert_eq!(n("///a//b/").as_deref(), Some("/a/b/"));
+        assert_eq!(n("/a/./b").as_deref(), Some("/a/b"));
+        assert_eq!(n("/a/../matomo.php").as_deref(), Some("/matomo.php"));
+        assert_eq!(n("/a/b/..").as_deref(), Some("/a/"));
+        assert_eq!(n("/matomo%2Ephp").as_deref(), Some("/matomo.php"));
+        assert_eq!(n("/%6datomo.php").as_deref(), Some("/matomo.php"));
+        // An escaped slash or dot-dot-escape does not become structure.
+        assert_eq!(n("/a%2Fmatomo.php").as_deref(), Some("/a%2Fmatomo.php"));
+        assert_eq!(n("/%").as_deref(), Some("/%"));
+        assert_eq!(n("/%4").as_deref(), Some("/%4"));
+        assert_eq!(n("/x%zz").as_deref(), Some("/x%zz"));
+        assert_eq!(n("/.."), None);
+        assert_eq!(n("/a/../../matomo.php"), None);
+        assert_eq!(n("matomo.php"), None);
+    }
+
+    #[test]
+    fn targets_at_the_root() {
+        let r = |p: &str| resolve(p, None);
+        for p in [
+            "/matomo.php",
+            "/piwik.php",
+            "//piwik.php",
+            "/matomo.php/",
+            "/matomo.php/extra",
+            "/./matomo.php",
+        ] {
+            assert_eq!(r(p), Target::Tracker, "{p}");
+        }
+        for p in ["/", "//", "/index.php", "/index.php/", "/x/.."] {
+            assert_eq!(r(p), Target::Index, "{p}");
+        }
+        assert_eq!(r("/tally.js"), Target::Script);
+        assert_eq!(r("/piwik.js"), Target::Script);
+        assert_eq!(r("/optout"), Target::OptOut);
+        assert_eq!(r("/health"), Target::Health);
+        assert_eq!(r("/metrics"), Target::Metrics);
+        for p in [
+            "/matomo.phpx",
+            "/matomo",
+            "/MATOMO.PHP",
+            "/analytics/matomo.php",
+            "/tally.js/",
+            "/../matomo.php",
+            "/a%2F..%2Fmatomo.php",
+        ] {
+            assert_eq!(r(p), Target::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn targets_under_a_base_path() {
+        let r = |p: &str| resolve(p, Some("/analytics"));
+        assert_eq!(r("/analytics/matomo.php"), Target::Tracker);
+        assert_eq!(r("//analytics//piwik.php"), Target::Tracker);
+        assert_eq!(r("/analytics/matomo.php/"), Target::Tracker);
+        assert_eq!(r("/analytics/tally.js"), Target::Script);
+        assert_eq!(r("/analytics/optout"), Target::OptOut);
+        assert_eq!(r("/analytics"), Target::Index);
+        assert_eq!(r("/analytics/"), Target::Index);
+        assert_eq!(r("/analytics/index.php"), Target::Index);
+        assert_eq!(r("/analytics/health"), Target::Health);
+        assert_eq!(r("/health"), Target::Health);
+        assert_eq!(r("/metrics"), Target::Metrics);
+        for p in [
+            "/matomo.php",
+            "/",
+            "/index.php",
+            "/tally.js",
+            "/optout",
+            "/analyticsx/matomo.php",
+            "/analytics/../matomo.php",
+            "/other/analytics/matomo.php",
+        ] {
+            assert_eq!(r(p), Target::NotFound, "{p}");
+        }
+        let deep = |p: &str| resolve(p, Some("/a/b"));
+        assert_eq!(deep("/a/b/piwik.php"), Target::Tracker);
+        assert_eq!(deep("/a/piwik.php"), Target::NotFound);
     }
 }

@@ -82,6 +82,11 @@ pub struct Config {
     /// Matomo `token_auth` that unlocks the privileged parameters (`cip`, `cdt`, ...).
     #[serde(default)]
     pub token_auth: Option<String>,
+    /// Path prefix under which a reverse proxy forwards the collector without stripping it,
+    /// e.g. `/analytics` for `https://example.org/analytics/matomo.php`. Normalised at load:
+    /// no trailing slash, and `None` for the root.
+    #[serde(default)]
+    pub base_path: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -190,6 +195,36 @@ fn is_host_source(s: &str) -> bool {
         && port.is_none_or(|p| {
             p == "*" || (!p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
         })
+}
+
+/// Checks a `base_path` and brings it to the form routing compares against: `/a/b`, or `None`
+/// for the root (`""` or `"/"`). A trailing slash is dropped, since operators write
+/// `/analytics/` as often as `/analytics`. Only plain segments of unreserved URL characters
+/// are allowed: the prefix is compared with the already normalised request path, where
+/// `//`, `.`, `..` and percent-escapes can no longer occur.
+pub fn normalize_base_path(p: &str) -> Result<Option<String>, String> {
+    let trimmed = p.strip_suffix('/').unwrap_or(p);
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let Some(rest) = trimmed.strip_prefix('/') else {
+        return Err(format!("`{p}` must start with `/`, like `/analytics`"));
+    };
+    for segment in rest.split('/') {
+        let plain = !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if !plain {
+            return Err(format!(
+                "`{p}` must be `/` followed by segments of letters, digits, `-`, `.`, `_`, `~` \
+                 (no empty, `.` or `..` segment, no query)"
+            ));
+        }
+    }
+    Ok(Some(trimmed.to_string()))
 }
 
 /// Privacy settings.
@@ -411,11 +446,15 @@ impl Config {
 
     /// Deserialises and validates an already merged TOML tree.
     pub fn from_table(tree: toml::Table) -> Result<Config, ConfigError> {
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
+            .map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::key(key, e.into_inner().message().to_string())
             })?;
+        config.base_path = match config.base_path.as_deref() {
+            Some(p) => normalize_base_path(p).map_err(|m| ConfigError::key("base_path", m))?,
+            None => None,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -622,6 +661,11 @@ mod tests {
             ("[privacy]\nbogus = 1", "privacy"),
             ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
             ("token_auth = \"short\"", "token_auth"),
+            ("base_path = \"analytics\"", "base_path"),
+            ("base_path = \"/a//b\"", "base_path"),
+            ("base_path = \"/a/../b\"", "base_path"),
+            ("base_path = \"/a?x=1\"", "base_path"),
+            ("base_path = 3", "base_path"),
             (
                 "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nframe_ancestors = [\"https://a.org; script-src *\"]",
                 "sites[0].frame_ancestors",
@@ -665,6 +709,26 @@ mod tests {
         ] {
             assert!(!is_host_source(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn base_path_forms() {
+        let base = |t: &str| parse(t).unwrap().base_path;
+        assert_eq!(base(""), None);
+        assert_eq!(base("base_path = \"/\""), None);
+        assert_eq!(base("base_path = \"\""), None);
+        assert_eq!(
+            base("base_path = \"/analytics\""),
+            Some("/analytics".into())
+        );
+        assert_eq!(
+            base("base_path = \"/stats/tally/\""),
+            Some("/stats/tally".into())
+        );
+        assert_eq!(
+            base("base_path = \"/a.b~c_d-e\""),
+            Some("/a.b~c_d-e".into())
+        );
     }
 
     #[test]
