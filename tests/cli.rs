@@ -139,6 +139,7 @@ async fn demo_mode_runs_its_own_clickhouse() {
             ("idsite", "1"),
             ("rec", "1"),
             ("url", "http://localhost/demo"),
+            ("send_image", "0"),
         ])
         .send()
         .await

@@ -147,6 +147,11 @@ pub struct SiteConfig {
     /// `domains`, over https and http.
     #[serde(default)]
     pub frame_ancestors: Option<Vec<String>>,
+    /// Store hits from programs (HTTP libraries, no user agent), flagged by their device type
+    /// `library` or `unknown`: Matomo's server-side trackers send those. Off for sites that
+    /// only track browsers.
+    #[serde(default = "yes")]
+    pub track_non_browsers: bool,
 }
 
 impl SiteConfig {
@@ -429,6 +434,7 @@ impl Config {
                 domains: vec!["localhost".into(), "127.0.0.1".into()],
                 sensitive_params: Vec::new(),
                 frame_ancestors: None,
+                track_non_browsers: true,
             });
         }
     }

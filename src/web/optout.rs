@@ -23,8 +23,8 @@ use super::texts::{self, Lang, Texts, fill};
 use super::{csp, escape_html};
 use crate::config::{Config, PrivacyConfig, SiteConfig};
 use crate::ingest::response::Resp;
-use crate::privacy::TruncatedIp;
 use crate::privacy::signals::has_cookie;
+use crate::privacy::{FullIp, TruncatedIp};
 use crate::state::App;
 
 /// Days single events are kept, as the page tells visitors: the pruner's own constant, so the
@@ -101,7 +101,7 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
 
 /// `POST /optout`: sets (`choice=out`) or clears (`choice=in`) the opt-out cookie and sends the
 /// visitor back to the page, or to `return` when that is a page of the site.
-pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
+pub async fn submit(app: &App, req: Request<Incoming>, peer: FullIp) -> Resp {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_FORM_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
@@ -156,7 +156,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
         // Relative, so it also works when the collector is served under a path prefix.
         None => format!("optout?idsite={}&lang={}&done=1", site.id, lang.code()),
     };
-    let secure = is_https(&app.config, &parts.headers, peer);
+    let secure = is_https(&app.config, &parts.headers, &peer);
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::SEE_OTHER;
     let h = resp.headers_mut();
@@ -236,7 +236,7 @@ pub fn optout_cookies(name: &str, secure: bool, opt_out: bool) -> Vec<Cookie<'st
 /// Whether the visitor reaches the collector over https: `public_url` says so, or a trusted
 /// proxy in front of it does (`X-Forwarded-Proto` or `Forwarded: proto=`). The last value is
 /// the one the nearest proxy wrote.
-fn is_https(config: &Config, headers: &HeaderMap, peer: IpAddr) -> bool {
+fn is_https(config: &Config, headers: &HeaderMap, peer: &FullIp) -> bool {
     if config
         .public_url
         .as_deref()
@@ -245,13 +245,7 @@ fn is_https(config: &Config, headers: &HeaderMap, peer: IpAddr) -> bool {
     {
         return true;
     }
-    let peer = peer.to_canonical();
-    if !config
-        .privacy
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&peer))
-    {
+    if !crate::privacy::is_trusted_proxy(peer, &config.privacy) {
         return false;
     }
     let last = |name: &str| {
@@ -551,6 +545,7 @@ mod tests {
             domains: vec!["example.org".into(), "*.example.org".into()],
             sensitive_params: Vec::new(),
             frame_ancestors: None,
+            track_non_browsers: true,
         }
     }
 
@@ -598,7 +593,7 @@ mod tests {
     #[test]
     fn https_from_public_url_or_trusted_proxy() {
         let mut config = Config::from_table(toml::Table::new()).unwrap();
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let proxy = &FullIp::of_peer("10.0.0.1".parse().unwrap());
         let forwarded = h(&[("x-forwarded-proto", "https")]);
         assert!(!is_https(&config, &HeaderMap::new(), proxy));
         // An untrusted peer's claim is not believed.
