@@ -137,7 +137,8 @@ pub struct SiteConfig {
     pub id: u32,
     /// Human-readable name.
     pub name: String,
-    /// Host names pages may be tracked from; `*.example.org` also matches subdomains.
+    /// Host names pages may be tracked from; `*.example.org` also matches subdomains. Checked
+    /// at load (see [`is_domain`]: no port, IDNs in punycode) and brought to lower case.
     pub domains: Vec<String>,
     /// Query parameters removed from this site's URLs, besides `privacy.sensitive_params`.
     #[serde(default)]
@@ -167,6 +168,29 @@ fn host_matches(pattern: &str, host: &str) -> bool {
         }
         None => host.eq_ignore_ascii_case(pattern),
     }
+}
+
+/// Whether `s` is a site domain: a host name of ASCII letters, digits, `-` and `.` (an IPv4
+/// address passes too), each dot-separated label 1 to 63 characters long and not starting or
+/// ending with `-`, optionally prefixed by `*.`. Nothing else is accepted because domains are
+/// copied into the opt-out page's `Content-Security-Policy` header, where a space or `;` would
+/// add directives and a control character would make the header invalid. A port is refused
+/// rather than ignored: hits are matched on the host alone, so `example.org:8080` would
+/// promise a restriction that does not exist. Internationalised names must be given in
+/// punycode, as browsers send them.
+fn is_domain(d: &str) -> bool {
+    let bare = d.strip_prefix("*.").unwrap_or(d);
+    !bare.is_empty()
+        && bare.len() <= 253
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// Whether `s` is a CSP host-source: `[http[s]://]host[:port]`, the host optionally prefixed by
@@ -411,8 +435,8 @@ impl Config {
 
     /// Deserialises and validates an already merged TOML tree.
     pub fn from_table(tree: toml::Table) -> Result<Config, ConfigError> {
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
+            .map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::key(key, e.into_inner().message().to_string())
             })?;
@@ -438,7 +462,8 @@ impl Config {
         self.sites.iter().find(|s| s.id == id)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value and brings site domains to lower case.
+    fn validate(&mut self) -> Result<(), ConfigError> {
         if !(1..=3).contains(&self.privacy.ip_bytes) {
             return Err(ConfigError::key(
                 "privacy.ip_bytes",
@@ -473,7 +498,7 @@ impl Config {
                 .map_err(|e| ConfigError::key("public_url", format!("not a URL: {e}")))?;
         }
         let mut seen = std::collections::HashSet::new();
-        for (i, site) in self.sites.iter().enumerate() {
+        for (i, site) in self.sites.iter_mut().enumerate() {
             if site.id == 0 {
                 return Err(ConfigError::key(
                     format!("sites[{i}].id"),
@@ -492,14 +517,18 @@ impl Config {
                     "must list at least one host name",
                 ));
             }
-            for d in &site.domains {
-                let bare = d.strip_prefix("*.").unwrap_or(d);
-                if bare.is_empty() || bare.contains(['/', ':', ' ', '*']) {
+            for d in &mut site.domains {
+                if !is_domain(d) {
                     return Err(ConfigError::key(
                         format!("sites[{i}].domains"),
-                        format!("`{d}` is not a host name (no scheme, port or path)"),
+                        format!(
+                            "{d:?} is not a host name: letters, digits, `-` and `.`, optionally \
+                             starting with `*.`; no scheme, port or path; IDNs in punycode \
+                             (`xn--...`)"
+                        ),
                     ));
                 }
+                d.make_ascii_lowercase();
             }
             for source in site.frame_ancestors.iter().flatten() {
                 if !is_host_source(source) {
@@ -664,6 +693,78 @@ mod tests {
             "https://*",
         ] {
             assert!(!is_host_source(bad), "{bad}");
+        }
+    }
+
+    fn site_with_domain(domain: &str) -> Result<Config, ConfigError> {
+        let mut tree = toml::Table::new();
+        let mut site = toml::Table::new();
+        site.insert("id".into(), 1.into());
+        site.insert("name".into(), "a".into());
+        site.insert(
+            "domains".into(),
+            toml::Value::Array(vec!["ok.example".into(), domain.into()]),
+        );
+        tree.insert("sites".into(), toml::Value::Array(vec![site.into()]));
+        Config::from_table(tree)
+    }
+
+    #[test]
+    fn domains_are_host_names_only() {
+        for bad in [
+            "a.org; script-src *",
+            "a.org;",
+            "a .org",
+            "a.org ",
+            " a.org",
+            "a.org\n",
+            "a\u{7}.org",
+            "a\u{0}.org",
+            "a.org\u{7f}",
+            "",
+            "*.",
+            "*",
+            "*.*.a.org",
+            "a.*.org",
+            "a..org",
+            ".a.org",
+            "a.org.",
+            "-a.org",
+            "a-.org",
+            "a.org:8080",
+            "https://a.org",
+            "a.org/path",
+            "münchen.de",
+            "a_b.org",
+            "[::1]",
+            "'self'",
+        ] {
+            match site_with_domain(bad) {
+                Err(ConfigError::Key { key, message }) => {
+                    assert_eq!(key, "sites[0].domains", "{bad:?}");
+                    assert!(message.contains("not a host name"), "{message}");
+                }
+                other => panic!("{bad:?} accepted: {other:?}"),
+            }
+        }
+        let long_label = "a".repeat(64);
+        assert!(site_with_domain(&format!("{long_label}.org")).is_err());
+        assert!(site_with_domain(&format!("{}.org", "a.".repeat(126))).is_err());
+    }
+
+    #[test]
+    fn valid_domains_are_kept_in_lower_case() {
+        for (given, kept) in [
+            ("example.org", "example.org"),
+            ("WWW.Example.ORG", "www.example.org"),
+            ("*.Example.org", "*.example.org"),
+            ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
+            ("127.0.0.1", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("a-b.c-d.example", "a-b.c-d.example"),
+        ] {
+            let c = site_with_domain(given).unwrap_or_else(|e| panic!("{given}: {e}"));
+            assert_eq!(c.sites[0].domains, ["ok.example", kept]);
         }
     }
 

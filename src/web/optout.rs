@@ -756,6 +756,51 @@ mod tests {
         );
     }
 
+    /// Every domain the configuration accepts gives a page whose headers can be sent and whose
+    /// policy has exactly its own five directives; the rest is refused at load.
+    #[test]
+    fn no_accepted_domain_breaks_the_page() {
+        let mut accepted = 0;
+        for c in (0..=255u8).map(char::from) {
+            for domain in [
+                format!("a{c}b.example"),
+                format!("*.{c}.example"),
+                c.to_string(),
+            ] {
+                let text = format!(
+                    "[[sites]]\nid = 1\nname = \"n\"\ndomains = [{}]",
+                    toml::Value::from(domain.as_str())
+                );
+                let Ok(config) = Config::from_table(text.parse().unwrap()) else {
+                    continue;
+                };
+                accepted += 1;
+                let site = &config.sites[0];
+                let host = site.domains[0].trim_start_matches("*.");
+                let back = safe_return(site, &format!("https://{host}/privacy"));
+                let origin = back.as_ref().map(|u| u.origin().ascii_serialization());
+                let policy =
+                    csp::optout_policy(&STYLE_HASH, origin.as_deref(), &csp::frame_ancestors(site));
+                let body = render_site(site, Lang::De, 2, false, back.as_ref());
+                let resp = html(StatusCode::OK, body, &policy);
+                let sent = resp.headers()[header::CONTENT_SECURITY_POLICY]
+                    .to_str()
+                    .unwrap();
+                assert_eq!(sent.split("; ").count(), 5, "{domain:?}: {sent}");
+                assert!(
+                    sent.ends_with(&format!("http://{}", site.domains[0])),
+                    "{sent}"
+                );
+            }
+        }
+        // Letters, digits, `-` and `.` inside a name; letters and digits as a whole label.
+        assert_eq!(
+            accepted,
+            (2 * 26 + 10 + 2) + (2 * 26 + 10) * 2,
+            "{accepted}"
+        );
+    }
+
     #[test]
     fn page_states_the_masking() {
         let en = render(Lang::En, 2, false);
