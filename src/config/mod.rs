@@ -242,7 +242,8 @@ pub struct PrivacyConfig {
     #[serde(default)]
     pub keep_bots: bool,
     /// Query parameters removed from every URL, besides the built-in list of session ids,
-    /// tokens, passwords and e-mail parameters.
+    /// tokens, passwords, e-mail parameters and click identifiers
+    /// ([`crate::enrich::url_hygiene`]).
     #[serde(default, deserialize_with = "strings")]
     pub sensitive_params: Vec<String>,
 }
