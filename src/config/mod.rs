@@ -235,9 +235,18 @@ pub struct PrivacyConfig {
     /// Client networks whose hits are never stored.
     #[serde(default, deserialize_with = "nets")]
     pub exclude_ips: Vec<IpNet>,
-    /// Name of the opt-out cookie.
+    /// Name of the opt-out cookie, the one the opt-out page and the tracker set.
     #[serde(default = "default_optout_cookie")]
     pub optout_cookie: String,
+    /// Further cookies whose presence means the visitor opted out, honoured like
+    /// `optout_cookie` but never set: Matomo's `matomo_ignore` and `piwik_ignore` by default,
+    /// so that an opt-out made with a site's former Matomo, on the host tally now answers on,
+    /// still holds. Opting back in on tally's page clears those it finds.
+    #[serde(
+        default = "default_honour_optout_cookies",
+        deserialize_with = "strings"
+    )]
+    pub honour_optout_cookies: Vec<String>,
     /// Store bots' hits, flagged, instead of dropping them.
     #[serde(default)]
     pub keep_bots: bool,
@@ -257,6 +266,7 @@ impl Default for PrivacyConfig {
             trusted_proxies: Vec::new(),
             exclude_ips: Vec::new(),
             optout_cookie: default_optout_cookie(),
+            honour_optout_cookies: default_honour_optout_cookies(),
             keep_bots: false,
             sensitive_params: Vec::new(),
         }
@@ -273,6 +283,18 @@ fn yes() -> bool {
 
 fn default_optout_cookie() -> String {
     "tally_ignore".into()
+}
+
+fn default_honour_optout_cookies() -> Vec<String> {
+    vec!["matomo_ignore".into(), "piwik_ignore".into()]
+}
+
+/// Whether `name` can be a cookie name we set or look for: letters, digits, `_` and `-`.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Accepts a TOML list of strings or, as environment variables give it, one comma-separated
@@ -471,16 +493,21 @@ impl Config {
                 format!("must be 1, 2 or 3, not {}", self.privacy.ip_bytes),
             ));
         }
-        if self.privacy.optout_cookie.is_empty()
-            || !self
-                .privacy
-                .optout_cookie
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !is_cookie_name(&self.privacy.optout_cookie) {
             return Err(ConfigError::key(
                 "privacy.optout_cookie",
                 "must be a non-empty cookie name of letters, digits, `_` and `-`",
+            ));
+        }
+        if let Some(bad) = self
+            .privacy
+            .honour_optout_cookies
+            .iter()
+            .find(|n| !is_cookie_name(n))
+        {
+            return Err(ConfigError::key(
+                "privacy.honour_optout_cookies",
+                format!("{bad:?} is not a cookie name of letters, digits, `_` and `-`"),
             ));
         }
         if let Some(url) = &self.clickhouse.url {
@@ -590,6 +617,12 @@ mod tests {
         assert!(c.privacy.respect_dnt && c.privacy.respect_gpc);
         assert!(c.privacy.trusted_proxies.is_empty());
         assert_eq!(c.privacy.optout_cookie, "tally_ignore");
+        assert_eq!(
+            c.privacy.honour_optout_cookies,
+            ["matomo_ignore", "piwik_ignore"]
+        );
+        let none = parse("[privacy]\nhonour_optout_cookies = []").unwrap();
+        assert!(none.privacy.honour_optout_cookies.is_empty());
     }
 
     #[test]
@@ -652,6 +685,10 @@ mod tests {
             ("[privacy]\nbogus = 1", "privacy"),
             ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
             ("token_auth = \"short\"", "token_auth"),
+            (
+                "[privacy]\nhonour_optout_cookies = [\"a; b\"]",
+                "privacy.honour_optout_cookies",
+            ),
             (
                 "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nframe_ancestors = [\"https://a.org; script-src *\"]",
                 "sites[0].frame_ancestors",

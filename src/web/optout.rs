@@ -4,8 +4,10 @@
 //! The page tells a visitor in plain words what is recorded about them and for how long,
 //! whether they are opted out now, and offers one button that sets or clears the opt-out cookie
 //! ([`crate::config::PrivacyConfig::optout_cookie`]), which the tracking endpoint honours
-//! before it looks at anything else. It works without JavaScript, loads nothing from anywhere,
-//! and is meant to be linked from, or framed in, the site's privacy policy.
+//! before it looks at anything else. Matomo's opt-out cookies
+//! ([`crate::config::PrivacyConfig::honour_optout_cookies`]) show as opted out too, and opting
+//! back in clears them with tally's own. It works without JavaScript, loads nothing from
+//! anywhere, and is meant to be linked from, or framed in, the site's privacy policy.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
@@ -25,7 +27,7 @@ use super::texts::{self, Lang, Texts, fill};
 use crate::config::{Config, PrivacyConfig, SiteConfig};
 use crate::ingest::response::Resp;
 use crate::privacy::TruncatedIp;
-use crate::privacy::signals::has_cookie;
+use crate::privacy::signals::{opted_out, present_cookies};
 use crate::state::App;
 
 /// Days single events are kept, as the page tells visitors: the pruner's own constant, so the
@@ -84,7 +86,7 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
         lang,
         privacy,
         geo: app.config.geo.database.is_some(),
-        opted_out: has_cookie(req.headers(), &privacy.optout_cookie),
+        opted_out: opted_out(req.headers(), privacy),
         signal: sends_refusal_signal(req.headers(), privacy),
         saved: done,
         return_to: return_to.as_ref(),
@@ -165,11 +167,24 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
         header::LOCATION,
         HeaderValue::from_str(&location).expect("a serialised URL is a valid header value"),
     );
-    for c in optout_cookies(&app.config.privacy.optout_cookie, secure, opt_out) {
-        h.append(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&c.to_string()).expect("the cookie name is validated"),
+    let privacy = &app.config.privacy;
+    let mut names = vec![privacy.optout_cookie.as_str()];
+    if !opt_out {
+        // Opting back in lifts every opt-out the page reported, Matomo's included; left in
+        // place, they would keep the visitor out while the page offered to let them in.
+        names.extend(
+            present_cookies(&parts.headers, privacy)
+                .into_iter()
+                .filter(|n| *n != privacy.optout_cookie),
         );
+    }
+    for name in names {
+        for c in optout_cookies(name, secure, opt_out) {
+            h.append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&c.to_string()).expect("cookie names are validated"),
+            );
+        }
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
