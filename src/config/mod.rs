@@ -138,7 +138,8 @@ pub struct SiteConfig {
     /// Human-readable name.
     pub name: String,
     /// Host names pages may be tracked from; `*.example.org` also matches subdomains. Checked
-    /// at load (see [`is_domain`]: no port, IDNs in punycode) and brought to lower case.
+    /// at load (ASCII letters, digits, `-` and `.` only: no port, IDNs in punycode) and
+    /// brought to lower case.
     pub domains: Vec<String>,
     /// Query parameters removed from this site's URLs, besides `privacy.sensitive_params`.
     #[serde(default)]
