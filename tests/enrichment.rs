@@ -182,3 +182,45 @@ async fn bots_and_referrer_spam_are_dropped_and_counted() {
         "1\tbot"
     );
 }
+
+#[tokio::test]
+async fn click_identifiers_are_not_stored() {
+    // No geolocation needed here; the config's own sensitive_params still apply.
+    let c = Collector::start("[privacy]\nsensitive_params = [\"internal_ref\"]\n");
+    send(
+        &c,
+        &[
+            ("url", "https://www.example.org/landing?gclid=Cj0KCQ&utm_campaign=spring&fbclid=IwAR0&page=2&_gl=1*x*_ga*MTIz&internal_ref=7&msclkid=abc"),
+            ("action_name", "landing"),
+            ("urlref", "https://l.facebook.com/l.php?u=x&fbclid=IwAR1&igshid=Zm9v&h=AT0"),
+        ],
+        &[],
+    )
+    .await;
+    send(
+        &c,
+        &[
+            ("url", "https://www.example.org/landing?page=2&yclid=5"),
+            ("action_name", "outlink"),
+            (
+                "link",
+                "https://shop.example.net/p?id=9&ttclid=E.C.P&li_fat_id=abc&mc_eid=d",
+            ),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(c.wait_for("1", 2).await, 2);
+    let rows = query(&format!(
+        "SELECT title, url, referrer, target_url, campaign_name FROM {}.events ORDER BY title",
+        c.db
+    ))
+    .await;
+    assert_eq!(
+        rows,
+        "landing\thttps://www.example.org/landing?utm_campaign=spring&page=2\t\
+         https://l.facebook.com/l.php?u=x&h=AT0\t\tspring\n\
+         outlink\thttps://www.example.org/landing?page=2\t\t\
+         https://shop.example.net/p?id=9\t"
+    );
+}
