@@ -15,6 +15,7 @@ use crate::ingest::matomo_api;
 use crate::ingest::reject::Reject;
 use crate::ingest::response::{self, Resp};
 use crate::ingest::track;
+use crate::privacy::FullIp;
 use crate::state::App;
 use crate::web;
 
@@ -203,14 +204,16 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     match (target, &method) {
         (Target::Tracker, &Method::GET | &Method::POST) => {
             let origin = req.headers().get(hyper::header::ORIGIN).cloned();
-            let mut resp = track::handle(app, req, peer.ip()).await;
+            let mut resp = track::handle(app, req, FullIp::of_peer(peer.ip())).await;
             response::cors(&mut resp, origin.as_ref(), &app.config);
             resp
         }
         (Target::Tracker, &Method::OPTIONS) => response::preflight(req.headers(), &app.config),
         (Target::Script, &Method::GET | &Method::HEAD) => web::assets::tracker(req.headers()),
         (Target::OptOut, &Method::GET | &Method::HEAD) => web::optout::page(app, &req),
-        (Target::OptOut, &Method::POST) => web::optout::submit(app, req, peer.ip()).await,
+        (Target::OptOut, &Method::POST) => {
+            web::optout::submit(app, req, FullIp::of_peer(peer.ip())).await
+        }
         (Target::Index, &Method::GET | &Method::POST) => matomo_api::handle(app, req).await,
         (Target::Health, &Method::GET) => response::text(StatusCode::OK, "text/plain", "ok\n"),
         (Target::Metrics, &Method::GET) => response::text(

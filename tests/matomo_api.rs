@@ -40,7 +40,7 @@ fn api<'a>(method: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a s
     v
 }
 
-/// A page view at `path`, answered 204 when tracked.
+/// A page view at `path`, answered 204 when tracked (`send_image=0`: no GIF).
 async fn track_at(c: &Collector, path: &str, title: &str) -> u16 {
     http()
         .get(c.url(path))
@@ -49,6 +49,7 @@ async fn track_at(c: &Collector, path: &str, title: &str) -> u16 {
             ("rec", "1"),
             ("url", "https://example.org/p"),
             ("action_name", title),
+            ("send_image", "0"),
         ])
         .send()
         .await

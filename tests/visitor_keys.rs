@@ -122,11 +122,13 @@ domains = ["example.org"]
     let query = "idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&_id=0123456789abcdef&_idvc=2&_viewts=1795400000";
     let event_on = |now: u32| {
         let mut p = Params::default();
-        p.extend(query.as_bytes(), &app.config.limits).unwrap();
+        p.extend(query.as_bytes(), &app.config.limits);
         let ctx = RequestContext {
             ip: TruncatedIp::new("203.0.113.77".parse().unwrap(), 2),
             user_agent: "Mozilla/5.0 Firefox/140.0",
             accept_language: "de",
+            referer: "",
+            model_header: None,
             now,
             authenticated: false,
             hints: Default::default(),
@@ -179,6 +181,7 @@ async fn two_collectors_on_one_database_count_one_visitor() {
                 ("rec", "1"),
                 ("url", "https://example.org/"),
                 ("action_name", title),
+                ("send_image", "0"),
             ])
             .header("X-Forwarded-For", "198.51.100.7")
             .header("User-Agent", "Mozilla/5.0 Shared")

@@ -416,14 +416,16 @@ mod tests {
 
     #[test]
     fn site_shape() {
-        let site = SiteConfig {
-            id: 7,
-            name: "Institute".into(),
-            domains: vec!["*.example.org".into(), "example.net".into()],
-            sensitive_params: vec!["secret_param".into()],
-            frame_ancestors: None,
-        };
-        let v = site_json(&site);
+        let c = Config::from_table(
+            "[[sites]]\nid = 7\nname = \"Institute\"\n\
+             domains = [\"*.example.org\", \"example.net\"]\n\
+             sensitive_params = [\"secret_param\"]\n"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        let site = c.site(7).unwrap();
+        let v = site_json(site);
         assert_eq!(v["idsite"], "7");
         assert_eq!(v["name"], "Institute");
         assert_eq!(v["main_url"], "https://example.org");
