@@ -84,9 +84,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "events stored in ClickHouse at {url}, database {}",
         app.config.clickhouse.database
     );
+    let base = app.config.base_path.as_deref().unwrap_or("");
     for site in &app.config.sites {
         println!(
-            "tracking site {} ({}) at http://{local}/matomo.php?idsite={}&rec=1",
+            "tracking site {} ({}) at http://{local}{base}/matomo.php?idsite={}&rec=1",
             site.id, site.name, site.id
         );
     }

@@ -172,6 +172,17 @@ async fn refusals_have_matomo_error_shape_and_a_4xx() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+    // Matomo writes `result` first; some clients look at the start of the body.
+    let raw = http()
+        .post(c.url("/"))
+        .form(&[("module", "API"), ("format", "json")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.starts_with(r#"{"result":"error","message":""#), "{raw}");
     let (s, v) = get(&c, "/", &[]).await;
     assert_eq!(s, 404);
     assert_eq!(v["result"], "error");
@@ -269,6 +280,8 @@ async fn everything_under_a_base_path() {
     )
     .await;
     assert_eq!(s, 404);
+    // The start banner names the tracker's URL under the prefix.
+    assert!(c.logs().contains("/analytics/matomo.php?idsite=1"));
     // Monitoring stays where it was.
     assert_eq!(
         http().get(c.url("/health")).send().await.unwrap().status(),
@@ -305,4 +318,24 @@ fn an_invalid_base_path_is_refused_at_start() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("base_path"), "{stderr}");
+}
+
+#[test]
+fn snippet_includes_the_base_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        dir.path(),
+        "unused",
+        &format!("base_path = \"/analytics\"\n{}", common::SITE),
+    );
+    let out = std::process::Command::new(common::tally_bin())
+        .args(["snippet", "--site", "1", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // Without `public_url` the URL is guessed from `listen`, under the prefix.
+    assert!(text.contains("/analytics/\""), "{text}");
+    assert!(text.contains("/analytics/optout?idsite=1"), "{text}");
 }

@@ -92,7 +92,7 @@ where
         }
     }
     match answer(&app.config, |t| app.token_matches(t), &params) {
-        Ok(v) => json_response(StatusCode::OK, &v),
+        Ok(v) => json_response(StatusCode::OK, v.to_string()),
         Err(e) => error(&e),
     }
 }
@@ -226,8 +226,8 @@ pub fn host_of(url: &str) -> Option<String> {
     valid.then_some(host)
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+fn json_response(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -238,11 +238,12 @@ fn json_response(status: StatusCode, v: &Value) -> Resp {
     r
 }
 
-/// Matomo's error shape with a 4xx status.
+/// Matomo's error shape with a 4xx status, `result` first as Matomo writes it.
 pub fn error(e: &ApiError) -> Resp {
+    let message = Value::String(e.message.clone());
     json_response(
         e.status,
-        &json!({ "result": "error", "message": e.message }),
+        format!("{{\"result\":\"error\",\"message\":{message}}}"),
     )
 }
 

@@ -24,7 +24,13 @@ pub fn base_url(config: &Config) -> (Url, bool) {
     {
         Some(u) => (u, false),
         None => (
-            Url::parse(&format!("http://{}/", config.listen)).expect("an address is a valid host"),
+            // `base_path` is normalised at load to plain segments, so the URL stays valid.
+            Url::parse(&format!(
+                "http://{}{}/",
+                config.listen,
+                config.base_path.as_deref().unwrap_or("")
+            ))
+            .expect("an address is a valid host"),
             true,
         ),
     };
