@@ -3,7 +3,7 @@
 // every request to a host other than localhost is aborted and recorded.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -334,5 +334,48 @@ export async function newContextFor(browser, hosts, options = {}) {
     context.offsite.push(route.request().url());
     return route.abort();
   });
+  return context;
+}
+
+/**
+ * A regular Chromium profile (not the incognito-like context `newContext` makes) in a fresh
+ * user-data directory, removed on `close()`, with `startBrowser`'s switches and `extraArgs`,
+ * and `preferences` (Chromium's `Default/Preferences`, e.g. cookie settings) written before it
+ * starts. Requests to hosts other than `hosts` are aborted and listed in `offsite`.
+ */
+export async function newProfileFor(hosts, extraArgs, { preferences, ...options } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-profile-'));
+  if (preferences) {
+    mkdirSync(join(dir, 'Default'));
+    writeFileSync(join(dir, 'Default', 'Preferences'), JSON.stringify(preferences));
+  }
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...extraArgs,
+    ],
+    userAgent: BROWSER_UA,
+    viewport: { width: 1280, height: 720 },
+    screen: { width: 1280, height: 720 },
+    ...options,
+  });
+  context.offsite = [];
+  await context.route('**/*', (route) => {
+    if (hosts.includes(new URL(route.request().url()).hostname)) return route.continue();
+    context.offsite.push(route.request().url());
+    return route.abort();
+  });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  };
   return context;
 }
