@@ -7,14 +7,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startTallyWith, startBrowserWith, newContextFor, sql, waitRows, barrierAt } from './harness.mjs';
+import { startTallyWith, startBrowserWith, newContextFor, newProfileFor, sql, waitRows, barrierAt } from './harness.mjs';
 import { makeCertificate, startCrossSite, startCollectorProxy } from './crosssite.mjs';
 
 const SITE = 'site.test';
 const COLLECTOR = 'stats.example';
+const HOSTS = [SITE, COLLECTOR];
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
 
-let tally, browser;
+let tally, browser, browserArgs;
 const setups = {}; // by scheme: { site, proxy }
 const contexts = [];
 
@@ -37,11 +38,12 @@ frame_ancestors = ["${setups.https.site.url}", "${setups.http.site.url}"]
 trusted_proxies = ["127.0.0.1/32"]
 `);
   for (const { proxy } of Object.values(setups)) proxy.target = tally.url;
-  browser = await startBrowserWith([
+  browserArgs = [
     `--host-resolver-rules=MAP ${SITE} 127.0.0.1, MAP ${COLLECTOR} 127.0.0.1`,
     // Only this run's leaf key is trusted, so the pages are real secure contexts.
     `--ignore-certificate-errors-spki-list=${tls.spki}`,
-  ]);
+  ];
+  browser = await startBrowserWith(browserArgs);
   mkdirSync(artifacts, { recursive: true });
 });
 
@@ -55,9 +57,8 @@ after(async () => {
   await tally?.stop();
 });
 
-/** A fresh profile that may reach the two names only, recording its tracking requests. */
-async function context() {
-  const c = await newContextFor(browser, [SITE, COLLECTOR]);
+/** Records the tracking requests of a browser context that may reach the two names only. */
+function tracked(c) {
   c.setDefaultTimeout(10_000);
   c.tracking = [];
   c.on('request', (r) => {
@@ -66,6 +67,9 @@ async function context() {
   contexts.push(c);
   return c;
 }
+
+/** A fresh incognito-like context, as Playwright makes them (third-party cookies blocked). */
+const context = async () => tracked(await newContextFor(browser, HOSTS));
 
 /** Polls `check` until it returns something truthy, for at most 10 s. */
 async function until(what, check) {
@@ -114,15 +118,20 @@ async function pressInFrame(p, expect) {
   return status.textContent();
 }
 
-test('https, cross-site: the partitioned opt-out cookie set in the iframe stops the hits at the collector', async () => {
+/**
+ * The scenario over https in context `c`: a visit is counted; the visitor opts out in the
+ * privacy policy's frame; the site's page views and an event then reach the collector with the
+ * opt-out cookie and none is stored; opting back in counts again. `copies` are the opt-out
+ * cookies the browser is expected to keep (by partition key, `null` for the plain copy).
+ */
+async function optOutAcrossSites(c, tag, copies) {
   const { site, proxy } = setups.https;
-  const c = await context();
   const p = await c.newPage();
 
   // (a) A visit is counted.
-  await p.goto(`${site.url}/page.html?t=xs-a`);
+  await p.goto(`${site.url}/page.html?t=${tag}-a`);
   assert.equal(await p.evaluate(() => window.isSecureContext), true, 'the site is a secure context');
-  assert.deepEqual(await waitRows(tally, `SELECT kind FROM events WHERE url LIKE '%t=xs-a%'`, (r) => r.length >= 1), [
+  assert.deepEqual(await waitRows(tally, `SELECT kind FROM events WHERE url LIKE '%t=${tag}-a%'`, (r) => r.length >= 1), [
     { kind: 'pageview' },
   ]);
 
@@ -131,32 +140,33 @@ test('https, cross-site: the partitioned opt-out cookie set in the iframe stops 
   const frame = p.frameLocator('#optout');
   assert.match(await frame.locator('[role=status]').textContent(), /currently counted/);
   assert.match(await pressInFrame(p, /opted out/), /You have opted out/);
-  await p.screenshot({ path: `${artifacts}crosssite-optout-https.png`, fullPage: true });
-  // The cookie is the collector's, kept in the partition of the site that framed it. This
-  // profile blocks third-party cookies (as Chrome's incognito does, and Safari and Firefox
-  // by default): the plain SameSite=None copy is refused in the frame, the Partitioned
-  // (CHIPS) copy alone is stored, so it is that copy this test proves.
+  await p.screenshot({ path: `${artifacts}crosssite-optout-https-${tag}.png`, fullPage: true });
+  // The cookies are the collector's; the Partitioned (CHIPS) copy is kept in the partition of
+  // the site that framed the page.
   const cookies = (await c.cookies()).filter((k) => k.name === 'tally_ignore');
   assert.deepEqual(
-    cookies.map((k) => ({ domain: k.domain, secure: k.secure, sameSite: k.sameSite, partitionKey: k.partitionKey })),
-    [{ domain: COLLECTOR, secure: true, sameSite: 'None', partitionKey: `https://${SITE}` }],
+    cookies
+      .map((k) => ({ domain: k.domain, secure: k.secure, sameSite: k.sameSite, partitionKey: k.partitionKey ?? null }))
+      .sort((a, b) => (a.partitionKey ?? '').localeCompare(b.partitionKey ?? '')), // the plain copy first
+    copies.map((partitionKey) => ({ domain: COLLECTOR, secure: true, sameSite: 'None', partitionKey })),
   );
 
   // (c) Back on the site: tally.js does not know (the cookie is not the site's) and sends page
   // views and an event; the browser sends the partitioned cookie with them; nothing is stored.
   const droppedBefore = await droppedForCookie();
-  await p.goto(`${site.url}/page.html?t=xs-out`);
+  await p.goto(`${site.url}/page.html?t=${tag}-out`);
   assert.equal(await p.evaluate(() => window.Tally.isUserOptedOut()), false, 'the tracker itself does not hold hits back');
   await p.click('#event');
   await p.reload();
-  const out = await sent(c, proxy, 'xs-out', 3);
+  const out = await sent(c, proxy, `${tag}-out`, 3);
   for (const e of out) {
-    assert.ok(hasOptoutCookie(e.cookie), `hit sent with the opt-out cookie, got Cookie: ${e.cookie}`);
+    const sentCopies = (e.cookie ?? '').split(/;\s*/).filter((k) => k.startsWith('tally_ignore=')).length;
+    assert.equal(sentCopies, copies.length, `hit sent with every copy of the opt-out cookie, got Cookie: ${e.cookie}`);
     assert.equal(e.status, 204);
   }
   assert.deepEqual(out.map((e) => new URLSearchParams(e.body).has('e_c')).sort(), [false, false, true], 'two page views, one event');
-  await barrierAt(tally, 'xs-out', `${site.url}/barrier`);
-  assert.deepEqual(await rows('xs-out'), []);
+  await barrierAt(tally, `${tag}-out`, `${site.url}/barrier`);
+  assert.deepEqual(await rows(`${tag}-out`), []);
   assert.equal((await droppedForCookie()) - droppedBefore, 3, 'the collector dropped them for the opt-out cookie');
 
   // (d) Opting back in, in the same profile and the same frame, counts again.
@@ -164,12 +174,34 @@ test('https, cross-site: the partitioned opt-out cookie set in the iframe stops 
   assert.match(await frame.locator('[role=status]').textContent(), /opted out/);
   assert.match(await pressInFrame(p, /currently counted/), /currently counted/);
   assert.deepEqual((await c.cookies()).filter((k) => k.name === 'tally_ignore'), [], 'both copies cleared');
-  await p.goto(`${site.url}/page.html?t=xs-in`);
+  await p.goto(`${site.url}/page.html?t=${tag}-in`);
   await p.click('#event');
-  const back = await sent(c, proxy, 'xs-in', 2);
+  const back = await sent(c, proxy, `${tag}-in`, 2);
   assert.ok(back.every((e) => !hasOptoutCookie(e.cookie)), 'no opt-out cookie any more');
-  const stored = await waitRows(tally, `SELECT kind FROM events WHERE url LIKE '%t=xs-in%'`, (r) => r.length >= 2);
+  const stored = await waitRows(tally, `SELECT kind FROM events WHERE url LIKE '%t=${tag}-in%'`, (r) => r.length >= 2);
   assert.deepEqual(stored.map((r) => r.kind).sort(), ['event', 'pageview']);
+}
+
+
+// Playwright's contexts block third-party cookies, as Chrome's incognito windows do (and
+// Safari and Firefox's strict mode everywhere): the plain SameSite=None copy is refused in
+// the frame ("UserPreferences"), the Partitioned copy alone is kept and sent, so it is what
+// this test proves. Without that copy the opt-out would silently do nothing here.
+test('https, cross-site, third-party cookies blocked: the partitioned opt-out cookie stops the hits at the collector', async () => {
+  await optOutAcrossSites(await context(), 'xsp', [`https://${SITE}`]);
+});
+
+// With third-party cookies allowed (Chrome's default for regular windows; this Chromium,
+// 156 under Playwright, blocks them even in a regular profile, so the profile's setting says
+// so explicitly) both copies are kept, both are sent, and opting back in clears both.
+test('https, cross-site, third-party cookies allowed: both opt-out cookies stop the hits at the collector', async () => {
+  const allowThirdParty = { profile: { cookie_controls_mode: 0, block_third_party_cookies: false } };
+  const c = tracked(await newProfileFor(HOSTS, browserArgs, { preferences: allowThirdParty }));
+  try {
+    await optOutAcrossSites(c, 'xsr', [null, `https://${SITE}`]);
+  } finally {
+    await c.close();
+  }
 });
 
 // Over plain http the opt-out cookie is SameSite=Lax (browsers refuse SameSite=None without
