@@ -3,7 +3,7 @@
 // every request to a host other than localhost is aborted and recorded.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,5 +225,157 @@ export async function newContext(browser, options = {}) {
     context.offsite.push(route.request().url());
     return route.abort();
   });
+  return context;
+}
+
+// ---- Generalised helpers (appended for the cross-site test; the ones above keep the
+// same-site `localhost` set-up of e2e.test.mjs). ----
+
+/**
+ * Starts `tally serve` with an embedded ClickHouse and `config` (TOML: sites, privacy, ...;
+ * `listen`, `[clickhouse]` and `[sink]` are added here). Resolves when both answer. `url` is
+ * the collector's own http address on loopback, for requests sent from Node.
+ */
+export async function startTallyWith(config) {
+  const bin = process.env.TALLY_BIN || join(repo, 'target/debug/tally');
+  if (!existsSync(bin)) throw new Error(`${bin} missing: run cargo build first`);
+  const dir = mkdtempSync(join(tmpdir(), 'tally-e2e-'));
+  writeFileSync(
+    join(dir, 'tally.toml'),
+    `listen = "127.0.0.1:0"
+${config}
+[clickhouse]
+embedded_dir = "${join(dir, 'ch')}"
+[sink]
+flush_ms = 50
+`,
+  );
+  const child = spawn(bin, ['serve', '--config', join(dir, 'tally.toml')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const lines = createInterface({ input: child.stdout });
+  const found = {};
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tally did not start:\n${stderr}`)), 60_000);
+    child.on('exit', (code) => reject(new Error(`tally exited (${code}):\n${stderr}`)));
+    lines.on('line', (line) => {
+      let m;
+      if ((m = line.match(/^tally listening on (http:\/\/\S+)/))) found.base = m[1];
+      if ((m = line.match(/^events stored in ClickHouse at (http:\/\/\S+), database (\w+)/))) {
+        found.ch = m[1];
+        found.db = m[2];
+      }
+      if (found.base && found.ch) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${new URL(found.base).port}`,
+    ch: found.ch,
+    db: found.db,
+    logs: () => stderr,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `barrier` for a page `url` of the site under test (whose domains the hit must match): one
+ * page view sent straight to the collector; once it is stored, every hit sent before it has
+ * been decided.
+ */
+export async function barrierAt(tally, tag, url) {
+  const title = `barrier-${tag}`;
+  const q = new URLSearchParams({ idsite: '1', rec: '1', url, action_name: title, send_image: '0' });
+  const r = await fetch(`${tally.url}/matomo.php?${q}`, { headers: { 'User-Agent': BROWSER_UA } });
+  if (r.status !== 204) throw new Error(`barrier hit answered ${r.status}`);
+  const rows = await waitRows(tally, `SELECT count() AS n FROM events WHERE title = '${title}'`, (r) => Number(r[0]?.n) >= 1);
+  if (!(Number(rows[0]?.n) >= 1)) throw new Error(`barrier ${tag} not stored`);
+}
+
+/** `startBrowser` with more command-line switches (host mapping, certificate pins). */
+export async function startBrowserWith(extraArgs) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...extraArgs,
+    ],
+  });
+}
+
+/** `newContext` for pages on the given host names: a request to any other host is aborted and listed in `offsite`. */
+export async function newContextFor(browser, hosts, options = {}) {
+  const context = await browser.newContext({
+    userAgent: BROWSER_UA,
+    viewport: { width: 1280, height: 720 },
+    screen: { width: 1280, height: 720 },
+    ...options,
+  });
+  context.offsite = [];
+  await context.route('**/*', (route) => {
+    if (hosts.includes(new URL(route.request().url()).hostname)) return route.continue();
+    context.offsite.push(route.request().url());
+    return route.abort();
+  });
+  return context;
+}
+
+/**
+ * A regular Chromium profile (not the incognito-like context `newContext` makes) in a fresh
+ * user-data directory, removed on `close()`, with `startBrowser`'s switches and `extraArgs`,
+ * and `preferences` (Chromium's `Default/Preferences`, e.g. cookie settings) written before it
+ * starts. Requests to hosts other than `hosts` are aborted and listed in `offsite`.
+ */
+export async function newProfileFor(hosts, extraArgs, { preferences, ...options } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-profile-'));
+  if (preferences) {
+    mkdirSync(join(dir, 'Default'));
+    writeFileSync(join(dir, 'Default', 'Preferences'), JSON.stringify(preferences));
+  }
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...extraArgs,
+    ],
+    userAgent: BROWSER_UA,
+    viewport: { width: 1280, height: 720 },
+    screen: { width: 1280, height: 720 },
+    ...options,
+  });
+  context.offsite = [];
+  await context.route('**/*', (route) => {
+    if (hosts.includes(new URL(route.request().url()).hostname)) return route.continue();
+    context.offsite.push(route.request().url());
+    return route.abort();
+  });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  };
   return context;
 }
