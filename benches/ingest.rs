@@ -43,7 +43,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use http_body_util::Full;
 use hyper::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, StatusCode};
@@ -405,5 +405,50 @@ fn timed_chunks(
     total
 }
 
+/// The instructions of whole hits, for `valgrind --tool=callgrind`, which counts the same on a
+/// busy machine as on an idle one (criterion's times do not). With `INGEST_CALLGRIND=N` the
+/// bench skips criterion, warms the caches with 1,000 hits and runs `N` GET hits through
+/// [`measured_hits`] on this thread; the collection is limited to that function:
+///
+/// ```sh
+/// INGEST_CALLGRIND=2000 valgrind --tool=callgrind --toggle-collect='*measured_hits*' \
+///     target/release/deps/ingest-<hash> --bench
+/// ```
+///
+/// Instructions per hit = the reported total / N (`docs/performance.md`).
+fn callgrind(n: u64) {
+    let fx = fixture();
+    let warm: Vec<_> = (0..1000).map(get_request).collect();
+    let reqs: Vec<_> = (1000..1000 + n).map(get_request).collect();
+    let _rt = fx.rt.enter();
+    measured_hits(&fx.app, warm);
+    wait_for_room(&fx.app);
+    let answered = measured_hits(&fx.app, reqs);
+    assert_eq!(answered, n, "every hit must be answered 204");
+}
+
+/// Hits through `track::handle`, as the server runs them; returns how many got a 204.
+#[inline(never)]
+fn measured_hits(app: &App, reqs: Vec<Request<Full<Bytes>>>) -> u64 {
+    let mut ok = 0;
+    for req in reqs {
+        let resp = ready(track::handle(app, req, trusted_peer()));
+        ok += u64::from(resp.status() == StatusCode::NO_CONTENT);
+        black_box(resp);
+    }
+    ok
+}
+
 criterion_group!(benches, steps, enqueue);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("INGEST_CALLGRIND")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        callgrind(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

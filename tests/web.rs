@@ -128,7 +128,7 @@ async fn optout_page_in_english_and_german() {
     let h = r.headers().clone();
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
     assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["cache-control"], "no-store");
     assert!(h.get("x-frame-options").is_none());
     let en = r.text().await.unwrap();

@@ -524,9 +524,12 @@ fn html(status: StatusCode, body: String, policy: &str) -> Resp {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: the page's own form must carry its `Origin`, which
+    // `no-referrer` turns into `null`; over plain http (no `Sec-Fetch-Site`) the form was then
+    // refused as cross-site. Links away from the page still send no referrer.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     // The page shows this visitor's own state; no cache may keep it.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -209,9 +209,9 @@ test('https, cross-site, third-party cookies allowed: both opt-out cookies stop 
 // tracking requests: the framed opt-out cannot work when the site and the collector are
 // different sites. Kept as a known failure until tally can set the opt-out first-party, on
 // the site itself (issue 14, "first-party opt-out"); its diagnostics say what happened.
-// Today it fails even before that: on a plain-http origin Chromium sends no Sec-Fetch-Site,
-// and the page's `Referrer-Policy: no-referrer` makes the form's `Origin` "null", so tally
-// refuses the form (403) and the frame shows its refusal.
+// (Until the page's Referrer-Policy became `same-origin` it failed even before that: on a
+// plain-http origin Chromium sends no Sec-Fetch-Site, `no-referrer` made the form's `Origin`
+// "null", and tally refused the form with 403.)
 test(
   'http, cross-site: the opt-out in the iframe stops the hits',
   { todo: 'issue 14 (first-party opt-out): over http the opt-out cannot reach the collector across sites' },
