@@ -19,6 +19,44 @@ pub enum Kind {
     Search = 5,
     /// A heartbeat while the page stays open (`ping=1`), the source of dwell time.
     Ping = 6,
+    /// A content block was shown (`c_n` without `c_i`).
+    ContentImpression = 7,
+    /// A content block was interacted with (`c_n` with `c_i`).
+    ContentInteraction = 8,
+    /// A manual goal conversion (`idgoal` > 0).
+    Goal = 9,
+    /// An ecommerce order (`idgoal=0` with `ec_id`).
+    EcommerceOrder = 10,
+    /// An ecommerce cart update (`idgoal=0` without `ec_id`).
+    CartUpdate = 11,
+}
+
+/// Every kind, in schema order.
+pub const KINDS: [Kind; 11] = [
+    Kind::Pageview,
+    Kind::Event,
+    Kind::Outlink,
+    Kind::Download,
+    Kind::Search,
+    Kind::Ping,
+    Kind::ContentImpression,
+    Kind::ContentInteraction,
+    Kind::Goal,
+    Kind::EcommerceOrder,
+    Kind::CartUpdate,
+];
+
+/// Whether the visitor had been to the site before, as the tracker itself says (`_idn`,
+/// `_idvc`, `_viewts`); stored as `visitor_type` (`Enum8`). Never derived by linking rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum VisitorType {
+    /// The tracker said nothing (cookies off, server-side sender).
+    Unknown = 0,
+    /// First visit.
+    New = 1,
+    /// A visit before this one.
+    Returning = 2,
 }
 
 impl Kind {
@@ -31,15 +69,20 @@ impl Kind {
             Kind::Download => "download",
             Kind::Search => "search",
             Kind::Ping => "ping",
+            Kind::ContentImpression => "content_impression",
+            Kind::ContentInteraction => "content_interaction",
+            Kind::Goal => "goal",
+            Kind::EcommerceOrder => "ecommerce_order",
+            Kind::CartUpdate => "cart_update",
         }
     }
 }
 
-/// One stored hit. Field order is the column order of `schema/0001_events.sql` (RowBinary is
+/// One stored hit. Field order is the column order of `events` (`schema/0003_events_utc_kinds.sql`) (RowBinary is
 /// positional); `tests` in `store` check the two agree.
 #[derive(Debug, Clone, Default, PartialEq, Row, Serialize, Deserialize)]
 pub struct Event {
-    /// Unix seconds, UTC.
+    /// Unix seconds; the column is `DateTime('UTC')`, so days are UTC days on every server.
     pub ts: u32,
     /// Matomo `idsite`.
     pub site_id: u32,
@@ -120,20 +163,74 @@ pub struct Event {
     pub campaign_keyword: String,
     /// Campaign content.
     pub campaign_content: String,
+    /// [`VisitorType`] as its `Enum8` value.
+    pub visitor_type: i8,
+    /// Device model from client hints (`Sec-CH-UA-Model`, `uadata.model`), e.g. `Pixel 8`.
+    pub device_model: String,
+    /// Content name (`c_n`).
+    pub content_name: String,
+    /// Content piece (`c_p`).
+    pub content_piece: String,
+    /// Content target (`c_t`).
+    pub content_target: String,
+    /// Content interaction (`c_i`), e.g. `click`.
+    pub content_interaction: String,
+    /// Goal converted (`idgoal` > 0); 0 otherwise.
+    pub goal_id: u32,
+    /// Revenue of a goal conversion or an order (`revenue`; for carts, the cart total).
+    pub revenue: Option<f64>,
+    /// Order id (`ec_id`) as a keyed hash under the day's secret: duplicates of one order
+    /// within a day can be told apart from two orders, but the shop's own order number, which
+    /// would tie analytics to a customer record, is never stored.
+    pub order_key: u64,
+    /// Order subtotal (`ec_st`).
+    pub ec_subtotal: Option<f64>,
+    /// Order tax (`ec_tx`).
+    pub ec_tax: Option<f64>,
+    /// Order shipping (`ec_sh`).
+    pub ec_shipping: Option<f64>,
+    /// Order discount (`ec_dt`).
+    pub ec_discount: Option<f64>,
+    /// Ecommerce items (`ec_items`): SKU.
+    pub item_skus: Vec<String>,
+    /// Item names.
+    pub item_names: Vec<String>,
+    /// Item categories (several joined by `/`).
+    pub item_categories: Vec<String>,
+    /// Item prices.
+    pub item_prices: Vec<f64>,
+    /// Item quantities.
+    pub item_quantities: Vec<u32>,
+    /// Page performance, milliseconds: network (`pf_net`).
+    pub pf_net: Option<u32>,
+    /// Server time (`pf_srv`).
+    pub pf_srv: Option<u32>,
+    /// Transfer time (`pf_tfr`).
+    pub pf_tfr: Option<u32>,
+    /// DOM processing (`pf_dm1`).
+    pub pf_dm1: Option<u32>,
+    /// DOM completion (`pf_dm2`).
+    pub pf_dm2: Option<u32>,
+    /// `onload` time (`pf_onl`).
+    pub pf_onl: Option<u32>,
+    /// Custom dimension ids (`dimensionN`), parallel to `dimension_values`.
+    pub dimension_ids: Vec<u16>,
+    /// Custom dimension values.
+    pub dimension_values: Vec<String>,
+    /// Conversion attribution: first campaign name the tracker remembered (`_rcn`).
+    pub attribution_campaign: String,
+    /// Campaign keyword (`_rck`).
+    pub attribution_keyword: String,
+    /// Referrer URL at attribution time (`_ref`, cleaned).
+    pub attribution_referrer: String,
+    /// Whole days between attribution (`_refts`) and the conversion: days, not a timestamp,
+    /// for the same reason as `days_since_last_visit`.
+    pub attribution_days: Option<u16>,
 }
 
 impl Event {
     /// This event's kind. Events are only built from a [`Kind`], so the value is always valid.
     pub fn kind(&self) -> Option<Kind> {
-        [
-            Kind::Pageview,
-            Kind::Event,
-            Kind::Outlink,
-            Kind::Download,
-            Kind::Search,
-            Kind::Ping,
-        ]
-        .into_iter()
-        .find(|k| *k as i8 == self.kind)
+        KINDS.into_iter().find(|k| *k as i8 == self.kind)
     }
 }

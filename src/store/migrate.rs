@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_visitor_secrets.sql",
         sql: include_str!("../../schema/0002_visitor_secrets.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_events_utc_kinds.sql",
+        sql: include_str!("../../schema/0003_events_utc_kinds.sql"),
+    },
 ];
 
 /// One schema file.
