@@ -42,7 +42,7 @@ echo "== cargo test (unit, integration against ClickHouse and tally serve over H
 capture="$(mktemp -d "${TMPDIR:-/tmp}/tally-sql.XXXXXX")"
 trap 'rm -rf "$capture"' EXIT
 cargo_status=0
-TALLY_SQL_CAPTURE_DIR="$capture" cargo test --no-fail-fast || cargo_status=$?
+TALLYTEST_SQL_CAPTURE_DIR="$capture" cargo test --no-fail-fast || cargo_status=$?
 
 echo "== schema and every captured statement on current ClickHouse (chdb)"
 "$venv/bin/python" tests/modern/check_schema.py --captured "$capture"

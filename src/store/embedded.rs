@@ -6,7 +6,7 @@
 //! stops the server, so no orphan keeps running or holds the data directory.
 //!
 //! For the test suite the supervisor can also hand over the SQL tally sent: with
-//! `TALLY_SQL_CAPTURE_DIR` set, the server logs its queries and, just before it is stopped, the
+//! `TALLYTEST_SQL_CAPTURE_DIR` set, the server logs its queries and, just before it is stopped, the
 //! supervisor writes the distinct statements of tally's own ClickHouse client into that
 //! directory (`tests/modern/check_schema.py` then runs them on a current ClickHouse). This has
 //! to happen in the supervisor: test binaries keep their server in a `static` that is never
@@ -32,10 +32,10 @@ pub enum EmbeddedError {
     /// The server did not answer `/ping` in time.
     #[error("embedded ClickHouse did not start within {0:?}; see {1}")]
     Timeout(Duration, PathBuf),
-    /// `TALLY_SQL_CAPTURE_DIR` is set but there is no `clickhouse-client` to read the query
+    /// `TALLYTEST_SQL_CAPTURE_DIR` is set but there is no `clickhouse-client` to read the query
     /// log with: refused rather than capturing nothing.
     #[error(
-        "TALLY_SQL_CAPTURE_DIR is set but no `clickhouse-client` binary was found (`apt-get install -y clickhouse-client`)"
+        "TALLYTEST_SQL_CAPTURE_DIR is set but no `clickhouse-client` binary was found (`apt-get install -y clickhouse-client`)"
     )]
     NoClient,
     /// A time zone that cannot be written into the server's configuration as it is.
@@ -45,7 +45,10 @@ pub enum EmbeddedError {
 
 /// Environment variable naming a directory that receives the SQL statements tally's client
 /// sent to an embedded server (one `queries-PID.jsonl` file per server, written when it stops).
-pub const SQL_CAPTURE_ENV: &str = "TALLY_SQL_CAPTURE_DIR";
+///
+/// Not `TALLY_...`: every `TALLY_*` variable is a configuration override, and the collectors the
+/// tests start inherit this one.
+pub const SQL_CAPTURE_ENV: &str = "TALLYTEST_SQL_CAPTURE_DIR";
 
 /// A running server. Dropping it stops the server (and removes the directory if it was
 /// started with `remove_on_exit`).
@@ -58,9 +61,10 @@ pub struct EmbeddedClickHouse {
 /// Supervisor: starts the server, waits for its stdin to close, then stops the server.
 ///
 /// Arguments: server binary, directory, `remove`/`keep`, capture directory (or empty), client
-/// binary, native port. When capturing, `queries-$$.pending` exists from the start until the
-/// dump is complete, so a reader can wait for supervisors still at work; if the dump fails the
-/// marker stays and `queries-$$.err` says why.
+/// binary, native port, capture query. When capturing, `queries-$$.pending` exists from the
+/// start until the dump is complete, so a reader can wait for supervisors still at work; if the
+/// dump fails the marker stays and `queries-$$.err` says why. A server that never received a
+/// query has no `system.query_log` table: its dump is empty, not an error.
 const SUPERVISOR: &str = r#"
 "$1" --config-file="$2/config.xml" >>"$2/log/stdout.log" 2>&1 &
 pid=$!
@@ -68,9 +72,11 @@ echo "$pid" > "$2/server.pid"
 if [ -n "$4" ]; then out="$4/queries-$$"; : >"$out.pending"; fi
 cat >/dev/null
 if [ -n "$4" ]; then
-  if "$5" --host 127.0.0.1 --port "$6" --query "SYSTEM FLUSH LOGS" 2>>"$out.err" &&
-     "$5" --host 127.0.0.1 --port "$6" --query "$7" >"$out.tmp" 2>>"$out.err"; then
-    mv "$out.tmp" "$out.jsonl" && rm -f "$out.err" "$out.pending"
+  client="$5" port="$6" capture="$7"
+  q() { "$client" --host 127.0.0.1 --port "$port" --query "$1" 2>>"$out.err"; }
+  if q "SYSTEM FLUSH LOGS" && logged=$(q "EXISTS TABLE system.query_log") &&
+     { [ "$logged" != 1 ] || q "$capture" >"$out.tmp"; }; then
+    touch "$out.tmp" && mv "$out.tmp" "$out.jsonl" && rm -f "$out.err" "$out.pending"
   fi
 fi
 kill -TERM "$pid" 2>/dev/null

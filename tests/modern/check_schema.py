@@ -7,7 +7,7 @@ tally sends must run on both. This
 1. applies `schema/*.sql` in order in a fresh chdb session, twice (every statement must be
    repeatable, as `tally migrate` relies on after an interruption), and inserts a few rows;
 2. with `--captured DIR`: reads the statements the test servers logged (see
-   `src/store/embedded.rs`, `TALLY_SQL_CAPTURE_DIR`; only those sent by tally's own client, the
+   `src/store/embedded.rs`, `TALLYTEST_SQL_CAPTURE_DIR`; only those sent by tally's own client, the
    `clickhouse` crate) and runs each distinct one on chdb: the migrations' own statements are
    covered by step 1 (in order), other DDL runs again (so it must be idempotent),
    `INSERT .. FORMAT RowBinary` checked by its table and column list (the log holds no data),
@@ -143,7 +143,7 @@ def main():
     if captured is not None and not captured:
         raise SystemExit(
             f"modern ClickHouse check failed: no statement captured in {args.captured} "
-            "(was TALLY_SQL_CAPTURE_DIR set for cargo test?)"
+            "(was TALLYTEST_SQL_CAPTURE_DIR set for cargo test?)"
         )
 
     with tempfile.TemporaryDirectory() as d:
