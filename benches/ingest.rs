@@ -54,7 +54,7 @@ use tally::ingest::hit::{self, RequestContext};
 use tally::ingest::params::Params;
 use tally::ingest::track;
 use tally::pipeline::{self, STEPS};
-use tally::privacy;
+use tally::privacy::{self, FullIp};
 use tally::state::App;
 use tally::store::embedded::EmbeddedClickHouse;
 
@@ -162,8 +162,8 @@ fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
-fn trusted_peer() -> IpAddr {
-    IpAddr::from([10, 0, 0, 1])
+fn trusted_peer() -> FullIp {
+    FullIp::of_peer(IpAddr::from([10, 0, 0, 1]))
 }
 
 fn headers(i: u64) -> HeaderMap {
@@ -219,7 +219,7 @@ fn steps(c: &mut Criterion) {
     c.bench_function("params/extend", |b| {
         b.iter(|| {
             let mut p = Params::default();
-            p.extend(black_box(query.as_bytes()), limits).unwrap();
+            p.extend(black_box(query.as_bytes()), limits);
             black_box(&p);
         })
     });
@@ -231,19 +231,30 @@ fn steps(c: &mut Criterion) {
     let with_xff = headers(1);
     let public_peer = IpAddr::from([203, 0, 113, 77]);
     c.bench_function("privacy/arrive_direct", |b| {
-        b.iter(|| privacy::arrive(black_box(public_peer), &no_headers, &direct, |_| ()).unwrap())
+        b.iter(|| {
+            privacy::arrive(
+                FullIp::of_peer(black_box(public_peer)),
+                &no_headers,
+                &direct,
+            )
+            .is_ok()
+        })
     });
     c.bench_function("privacy/arrive_trusted_xff", |b| {
-        b.iter(|| privacy::arrive(black_box(trusted_peer()), &with_xff, trusted, |_| ()).unwrap())
+        b.iter(|| privacy::arrive(black_box(trusted_peer()), &with_xff, trusted).is_ok())
     });
 
     let mut params = Params::default();
-    params.extend(query.as_bytes(), limits).unwrap();
-    let (ip, ()) = privacy::arrive(trusted_peer(), &with_xff, trusted, |_| ()).unwrap();
+    params.extend(query.as_bytes(), limits);
+    let Ok((ip, _)) = privacy::arrive(trusted_peer(), &with_xff, trusted) else {
+        panic!("arrival refused")
+    };
     let ctx = RequestContext {
         ip,
         user_agent: common::USER_AGENTS[1],
         accept_language: common::LANGUAGES[1],
+        referer: "",
+        model_header: None,
         now: tally::time::now_unix(),
         authenticated: false,
         hints: Default::default(),
@@ -282,13 +293,16 @@ fn enqueue(c: &mut Criterion) {
 
     let query = common::hit_query(1);
     let mut params = Params::default();
-    params.extend(query.as_bytes(), &app.config.limits).unwrap();
-    let (ip, ()) =
-        privacy::arrive(trusted_peer(), &headers(1), &app.config.privacy, |_| ()).unwrap();
+    params.extend(query.as_bytes(), &app.config.limits);
+    let Ok((ip, _)) = privacy::arrive(trusted_peer(), &headers(1), &app.config.privacy) else {
+        panic!("arrival refused")
+    };
     let ctx = RequestContext {
         ip,
         user_agent: common::USER_AGENTS[1],
         accept_language: common::LANGUAGES[1],
+        referer: "",
+        model_header: None,
         now: tally::time::now_unix(),
         authenticated: false,
         hints: Default::default(),

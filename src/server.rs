@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::ingest::response::{self, Resp};
 use crate::ingest::track;
+use crate::privacy::FullIp;
 use crate::state::App;
 use crate::web;
 
@@ -74,7 +75,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     match (&method, path) {
         (&Method::GET | &Method::POST, "/matomo.php" | "/piwik.php") => {
             let origin = req.headers().get(hyper::header::ORIGIN).cloned();
-            let mut resp = track::handle(app, req, peer.ip()).await;
+            let mut resp = track::handle(app, req, FullIp::of_peer(peer.ip())).await;
             response::cors(&mut resp, origin.as_ref(), &app.config);
             resp
         }
@@ -85,7 +86,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
             web::assets::tracker(req.headers())
         }
         (&Method::GET | &Method::HEAD, "/optout") => web::optout::page(app, &req),
-        (&Method::POST, "/optout") => web::optout::submit(app, req, peer.ip()).await,
+        (&Method::POST, "/optout") => {
+            web::optout::submit(app, req, FullIp::of_peer(peer.ip())).await
+        }
         (&Method::GET, "/health") => response::text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/metrics") => response::text(
             StatusCode::OK,

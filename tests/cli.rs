@@ -231,7 +231,7 @@ async fn demo_mode_runs_its_own_clickhouse() {
     // A page view sent to the URL the demo printed is stored in the ClickHouse it printed.
     let r = http()
         .get(format!(
-            "{}&url=http%3A%2F%2Flocalhost%2Fdemo&action_name=demo-hit",
+            "{}&url=http%3A%2F%2Flocalhost%2Fdemo&action_name=demo-hit&send_image=0",
             demo.tracking
         ))
         .send()
@@ -252,4 +252,63 @@ async fn demo_mode_runs_its_own_clickhouse() {
     let again = Demo::start(dir.path());
     assert_eq!(again.count("demo-hit").await, 1);
     again.stop();
+}
+
+#[tokio::test]
+async fn serve_starts_beside_kubernetes_service_variables() {
+    // Kubernetes sets these in every pod of a namespace with a service named `tally`.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("k8s_{}", std::process::id());
+    let config = write_config(dir.path(), &db, common::SITE);
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(tally_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TALLY_SERVICE_HOST", "10.0.0.1")
+        .env("TALLY_SERVICE_PORT", "8080")
+        .env("TALLY_PORT", "tcp://10.0.0.1:8080")
+        .env("TALLY_PORT_8080_TCP_ADDR", "10.0.0.1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Read stdout to its end in the background: tally writes more lines after the first, and
+    // a closed pipe would end it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .ok()
+        .and_then(|l| l.strip_prefix("tally listening on ").map(String::from));
+    let Some(base) = base else {
+        let _ = child.kill();
+        panic!(
+            "tally did not start: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    };
+    let page = http()
+        .get(format!("{base}/optout?idsite=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains(
+            "TALLY_PORT, TALLY_PORT_8080_TCP_ADDR, TALLY_SERVICE_HOST, TALLY_SERVICE_PORT"
+        ),
+        "the ignored names are logged: {err}"
+    );
+    assert!(!err.contains("10.0.0.1"), "values are not logged: {err}");
 }

@@ -30,7 +30,7 @@ fn config(extra: &str, db: &str, full_ip: bool) -> String {
 }
 
 async fn send(c: &Collector, params: &[(&str, &str)], headers: &[(&str, &str)]) {
-    let mut p = vec![("idsite", "1"), ("rec", "1")];
+    let mut p = vec![("idsite", "1"), ("rec", "1"), ("send_image", "0")];
     p.extend_from_slice(params);
     let mut req = http().get(c.url("/matomo.php")).query(&p);
     for (k, v) in headers {
@@ -141,14 +141,16 @@ async fn bots_and_referrer_spam_are_dropped_and_counted() {
     let c = Collector::start(&config("", "GeoIP2-City-Test.mmdb", false));
     let page = [("url", "https://example.org/"), ("action_name", "bot")];
     send(&c, &page, &[("User-Agent", GOOGLEBOT)]).await;
-    send(&c, &page, &[("User-Agent", "curl/8.5.0")]).await;
-    send(&c, &page, &[("User-Agent", "")]).await;
     send(
         &c,
-        &[page[0], page[1], ("bots", "1")],
-        &[("User-Agent", CHROME_WIN)],
+        &page,
+        &[(
+            "User-Agent",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        )],
     )
     .await;
+    // Server-side senders (`curl`) and `bots=1` are kept: see tests/matomo_requests.rs.
     send(
         &c,
         &[
@@ -163,7 +165,7 @@ async fn bots_and_referrer_spam_are_dropped_and_counted() {
     assert_eq!(c.count("1").await, 1, "only the barrier is stored");
     let metrics = c.text("/metrics").await;
     assert!(
-        metrics.contains("tally_hits_dropped_total{reason=\"bot\"} 4"),
+        metrics.contains("tally_hits_dropped_total{reason=\"bot\"} 2"),
         "{metrics}"
     );
     assert!(
@@ -178,5 +180,47 @@ async fn bots_and_referrer_spam_are_dropped_and_counted() {
     assert_eq!(
         query(&format!("SELECT is_bot, device FROM {}.events", keep.db)).await,
         "1\tbot"
+    );
+}
+
+#[tokio::test]
+async fn click_identifiers_are_not_stored() {
+    // No geolocation needed here; the config's own sensitive_params still apply.
+    let c = Collector::start("[privacy]\nsensitive_params = [\"internal_ref\"]\n");
+    send(
+        &c,
+        &[
+            ("url", "https://www.example.org/landing?gclid=Cj0KCQ&utm_campaign=spring&fbclid=IwAR0&page=2&_gl=1*x*_ga*MTIz&internal_ref=7&msclkid=abc"),
+            ("action_name", "landing"),
+            ("urlref", "https://l.facebook.com/l.php?u=x&fbclid=IwAR1&igshid=Zm9v&h=AT0"),
+        ],
+        &[],
+    )
+    .await;
+    send(
+        &c,
+        &[
+            ("url", "https://www.example.org/landing?page=2&yclid=5"),
+            ("action_name", "outlink"),
+            (
+                "link",
+                "https://shop.example.net/p?id=9&ttclid=E.C.P&li_fat_id=abc&mc_eid=d",
+            ),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(c.wait_for("1", 2).await, 2);
+    let rows = query(&format!(
+        "SELECT title, url, referrer, target_url, campaign_name FROM {}.events ORDER BY title",
+        c.db
+    ))
+    .await;
+    assert_eq!(
+        rows,
+        "landing\thttps://www.example.org/landing?utm_campaign=spring&page=2\t\
+         https://l.facebook.com/l.php?u=x&h=AT0\t\tspring\n\
+         outlink\thttps://www.example.org/landing?page=2\t\t\
+         https://shop.example.net/p?id=9\t"
     );
 }

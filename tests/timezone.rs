@@ -128,6 +128,7 @@ async fn utc_days_on_a_server_in(timezone: &str) {
                 ("action_name", title),
                 ("cdt", &ts.to_string()),
                 ("token_auth", TOKEN),
+                ("send_image", "0"),
             ])
             .send()
             .await

@@ -139,6 +139,7 @@ async fn stored_rows_of_two_days_cannot_be_linked() {
                 ("_viewts", viewts),
                 ("cdt", &at.to_string()),
                 ("token_auth", TOKEN),
+                ("send_image", "0"),
             ])
             .header("X-Forwarded-For", xff)
             .header("Accept-Language", "de");
@@ -216,6 +217,7 @@ async fn two_collectors_on_one_database_count_one_visitor() {
                 ("rec", "1"),
                 ("url", "https://example.org/"),
                 ("action_name", title),
+                ("send_image", "0"),
             ])
             .header("X-Forwarded-For", "198.51.100.7")
             .header("User-Agent", "Mozilla/5.0 Shared")

@@ -313,6 +313,7 @@ async fn opting_out_sets_the_cookie_and_stops_tracking() {
             ("rec", "1"),
             ("url", "https://example.org/secret"),
             ("action_name", "opted-out"),
+            ("send_image", "0"),
         ])
         .header("Cookie", "tally_ignore=1")
         .send()
@@ -363,6 +364,7 @@ async fn a_browser_round_trip_through_the_form() {
                 ("rec", "1"),
                 ("url", "https://example.org/p"),
                 ("action_name", title),
+                ("send_image", "0"),
             ])
             .send()
     };

@@ -137,7 +137,9 @@ pub struct SiteConfig {
     pub id: u32,
     /// Human-readable name.
     pub name: String,
-    /// Host names pages may be tracked from; `*.example.org` also matches subdomains.
+    /// Host names pages may be tracked from; `*.example.org` also matches subdomains. Checked
+    /// at load (ASCII letters, digits, `-` and `.` only: no port, IDNs in punycode) and
+    /// brought to lower case.
     pub domains: Vec<String>,
     /// Query parameters removed from this site's URLs, besides `privacy.sensitive_params`.
     #[serde(default)]
@@ -147,6 +149,11 @@ pub struct SiteConfig {
     /// `domains`, over https and http.
     #[serde(default)]
     pub frame_ancestors: Option<Vec<String>>,
+    /// Store hits from programs (HTTP libraries, no user agent), flagged by their device type
+    /// `library` or `unknown`: Matomo's server-side trackers send those. Off for sites that
+    /// only track browsers.
+    #[serde(default = "yes")]
+    pub track_non_browsers: bool,
 }
 
 impl SiteConfig {
@@ -167,6 +174,29 @@ fn host_matches(pattern: &str, host: &str) -> bool {
         }
         None => host.eq_ignore_ascii_case(pattern),
     }
+}
+
+/// Whether `s` is a site domain: a host name of ASCII letters, digits, `-` and `.` (an IPv4
+/// address passes too), each dot-separated label 1 to 63 characters long and not starting or
+/// ending with `-`, optionally prefixed by `*.`. Nothing else is accepted because domains are
+/// copied into the opt-out page's `Content-Security-Policy` header, where a space or `;` would
+/// add directives and a control character would make the header invalid. A port is refused
+/// rather than ignored: hits are matched on the host alone, so `example.org:8080` would
+/// promise a restriction that does not exist. Internationalised names must be given in
+/// punycode, as browsers send them.
+fn is_domain(d: &str) -> bool {
+    let bare = d.strip_prefix("*.").unwrap_or(d);
+    !bare.is_empty()
+        && bare.len() <= 253
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// Whether `s` is a CSP host-source: `[http[s]://]host[:port]`, the host optionally prefixed by
@@ -211,14 +241,24 @@ pub struct PrivacyConfig {
     /// Client networks whose hits are never stored.
     #[serde(default, deserialize_with = "nets")]
     pub exclude_ips: Vec<IpNet>,
-    /// Name of the opt-out cookie.
+    /// Name of the opt-out cookie, the one the opt-out page and the tracker set.
     #[serde(default = "default_optout_cookie")]
     pub optout_cookie: String,
+    /// Further cookies whose presence means the visitor opted out, honoured like
+    /// `optout_cookie` but never set: Matomo's `matomo_ignore` and `piwik_ignore` by default,
+    /// so that an opt-out made with a site's former Matomo, on the host tally now answers on,
+    /// still holds. Opting back in on tally's page clears those it finds.
+    #[serde(
+        default = "default_honour_optout_cookies",
+        deserialize_with = "strings"
+    )]
+    pub honour_optout_cookies: Vec<String>,
     /// Store bots' hits, flagged, instead of dropping them.
     #[serde(default)]
     pub keep_bots: bool,
     /// Query parameters removed from every URL, besides the built-in list of session ids,
-    /// tokens, passwords and e-mail parameters.
+    /// tokens, passwords, e-mail parameters and click identifiers
+    /// ([`crate::enrich::url_hygiene`]).
     #[serde(default, deserialize_with = "strings")]
     pub sensitive_params: Vec<String>,
 }
@@ -232,6 +272,7 @@ impl Default for PrivacyConfig {
             trusted_proxies: Vec::new(),
             exclude_ips: Vec::new(),
             optout_cookie: default_optout_cookie(),
+            honour_optout_cookies: default_honour_optout_cookies(),
             keep_bots: false,
             sensitive_params: Vec::new(),
         }
@@ -248,6 +289,18 @@ fn yes() -> bool {
 
 fn default_optout_cookie() -> String {
     "tally_ignore".into()
+}
+
+fn default_honour_optout_cookies() -> Vec<String> {
+    vec!["matomo_ignore".into(), "piwik_ignore".into()]
+}
+
+/// Whether `name` can be a cookie name we set or look for: letters, digits, `_` and `-`.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Accepts a TOML list of strings or, as environment variables give it, one comma-separated
@@ -411,8 +464,8 @@ impl Config {
 
     /// Deserialises and validates an already merged TOML tree.
     pub fn from_table(tree: toml::Table) -> Result<Config, ConfigError> {
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
+            .map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::key(key, e.into_inner().message().to_string())
             })?;
@@ -429,6 +482,7 @@ impl Config {
                 domains: vec!["localhost".into(), "127.0.0.1".into()],
                 sensitive_params: Vec::new(),
                 frame_ancestors: None,
+                track_non_browsers: true,
             });
         }
     }
@@ -438,23 +492,29 @@ impl Config {
         self.sites.iter().find(|s| s.id == id)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value and brings site domains to lower case.
+    fn validate(&mut self) -> Result<(), ConfigError> {
         if !(1..=3).contains(&self.privacy.ip_bytes) {
             return Err(ConfigError::key(
                 "privacy.ip_bytes",
                 format!("must be 1, 2 or 3, not {}", self.privacy.ip_bytes),
             ));
         }
-        if self.privacy.optout_cookie.is_empty()
-            || !self
-                .privacy
-                .optout_cookie
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !is_cookie_name(&self.privacy.optout_cookie) {
             return Err(ConfigError::key(
                 "privacy.optout_cookie",
                 "must be a non-empty cookie name of letters, digits, `_` and `-`",
+            ));
+        }
+        if let Some(bad) = self
+            .privacy
+            .honour_optout_cookies
+            .iter()
+            .find(|n| !is_cookie_name(n))
+        {
+            return Err(ConfigError::key(
+                "privacy.honour_optout_cookies",
+                format!("{bad:?} is not a cookie name of letters, digits, `_` and `-`"),
             ));
         }
         if let Some(url) = &self.clickhouse.url {
@@ -473,7 +533,7 @@ impl Config {
                 .map_err(|e| ConfigError::key("public_url", format!("not a URL: {e}")))?;
         }
         let mut seen = std::collections::HashSet::new();
-        for (i, site) in self.sites.iter().enumerate() {
+        for (i, site) in self.sites.iter_mut().enumerate() {
             if site.id == 0 {
                 return Err(ConfigError::key(
                     format!("sites[{i}].id"),
@@ -492,14 +552,18 @@ impl Config {
                     "must list at least one host name",
                 ));
             }
-            for d in &site.domains {
-                let bare = d.strip_prefix("*.").unwrap_or(d);
-                if bare.is_empty() || bare.contains(['/', ':', ' ', '*']) {
+            for d in &mut site.domains {
+                if !is_domain(d) {
                     return Err(ConfigError::key(
                         format!("sites[{i}].domains"),
-                        format!("`{d}` is not a host name (no scheme, port or path)"),
+                        format!(
+                            "{d:?} is not a host name: letters, digits, `-` and `.`, optionally \
+                             starting with `*.`; no scheme, port or path; IDNs in punycode \
+                             (`xn--...`)"
+                        ),
                     ));
                 }
+                d.make_ascii_lowercase();
             }
             for source in site.frame_ancestors.iter().flatten() {
                 if !is_host_source(source) {
@@ -560,6 +624,12 @@ mod tests {
         assert!(c.privacy.respect_dnt && c.privacy.respect_gpc);
         assert!(c.privacy.trusted_proxies.is_empty());
         assert_eq!(c.privacy.optout_cookie, "tally_ignore");
+        assert_eq!(
+            c.privacy.honour_optout_cookies,
+            ["matomo_ignore", "piwik_ignore"]
+        );
+        let none = parse("[privacy]\nhonour_optout_cookies = []").unwrap();
+        assert!(none.privacy.honour_optout_cookies.is_empty());
     }
 
     #[test]
@@ -623,6 +693,10 @@ mod tests {
             ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
             ("token_auth = \"short\"", "token_auth"),
             (
+                "[privacy]\nhonour_optout_cookies = [\"a; b\"]",
+                "privacy.honour_optout_cookies",
+            ),
+            (
                 "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nframe_ancestors = [\"https://a.org; script-src *\"]",
                 "sites[0].frame_ancestors",
             ),
@@ -664,6 +738,78 @@ mod tests {
             "https://*",
         ] {
             assert!(!is_host_source(bad), "{bad}");
+        }
+    }
+
+    fn site_with_domain(domain: &str) -> Result<Config, ConfigError> {
+        let mut tree = toml::Table::new();
+        let mut site = toml::Table::new();
+        site.insert("id".into(), 1.into());
+        site.insert("name".into(), "a".into());
+        site.insert(
+            "domains".into(),
+            toml::Value::Array(vec!["ok.example".into(), domain.into()]),
+        );
+        tree.insert("sites".into(), toml::Value::Array(vec![site.into()]));
+        Config::from_table(tree)
+    }
+
+    #[test]
+    fn domains_are_host_names_only() {
+        for bad in [
+            "a.org; script-src *",
+            "a.org;",
+            "a .org",
+            "a.org ",
+            " a.org",
+            "a.org\n",
+            "a\u{7}.org",
+            "a\u{0}.org",
+            "a.org\u{7f}",
+            "",
+            "*.",
+            "*",
+            "*.*.a.org",
+            "a.*.org",
+            "a..org",
+            ".a.org",
+            "a.org.",
+            "-a.org",
+            "a-.org",
+            "a.org:8080",
+            "https://a.org",
+            "a.org/path",
+            "münchen.de",
+            "a_b.org",
+            "[::1]",
+            "'self'",
+        ] {
+            match site_with_domain(bad) {
+                Err(ConfigError::Key { key, message }) => {
+                    assert_eq!(key, "sites[0].domains", "{bad:?}");
+                    assert!(message.contains("not a host name"), "{message}");
+                }
+                other => panic!("{bad:?} accepted: {other:?}"),
+            }
+        }
+        let long_label = "a".repeat(64);
+        assert!(site_with_domain(&format!("{long_label}.org")).is_err());
+        assert!(site_with_domain(&format!("{}.org", "a.".repeat(126))).is_err());
+    }
+
+    #[test]
+    fn valid_domains_are_kept_in_lower_case() {
+        for (given, kept) in [
+            ("example.org", "example.org"),
+            ("WWW.Example.ORG", "www.example.org"),
+            ("*.Example.org", "*.example.org"),
+            ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
+            ("127.0.0.1", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("a-b.c-d.example", "a-b.c-d.example"),
+        ] {
+            let c = site_with_domain(given).unwrap_or_else(|e| panic!("{given}: {e}"));
+            assert_eq!(c.sites[0].domains, ["ok.example", kept]);
         }
     }
 

@@ -25,8 +25,11 @@
 //!
 //! Bots: the `isbot` crate (0.26 µs per UA; its list is a port of the npm
 //! `isbot` patterns: crawlers, monitors, HTTP libraries, headless browsers)
-//! plus [`EXTRA_BOT_TOKENS`] for the few agents it misses. An empty UA is a
-//! bot.
+//! plus [`EXTRA_BOT_TOKENS`] for the few agents it misses. HTTP libraries
+//! ([`LIBRARY_PREFIXES`]) and an empty UA are *not* bots: Matomo's server-side
+//! trackers and back-end integrations send them, so they are kept as
+//! [`DeviceType::Library`] and [`DeviceType::Unknown`]; only named crawlers,
+//! monitors and headless browsers are bots.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -44,8 +47,12 @@ pub enum DeviceType {
     Mobile,
     /// Tablet.
     Tablet,
-    /// Crawler, monitor, HTTP library or headless browser.
+    /// Crawler, monitor or headless browser.
     Bot,
+    /// An HTTP library (`curl`, `node-fetch`, `python-requests`...): a server-side sender.
+    Library,
+    /// No user agent at all.
+    Unknown,
     /// Anything else (TV, console, unknown).
     Other,
 }
@@ -58,6 +65,8 @@ impl DeviceType {
             DeviceType::Mobile => "mobile",
             DeviceType::Tablet => "tablet",
             DeviceType::Bot => "bot",
+            DeviceType::Library => "library",
+            DeviceType::Unknown => "unknown",
             DeviceType::Other => "other",
         }
     }
@@ -109,6 +118,39 @@ impl<'a> ClientHints<'a> {
         ]
     }
 }
+
+/// Starts (lowercase) of HTTP libraries' default agents. A sender using one is a program, not
+/// a browser, but not a crawler either: Matomo's PHP and Node.js trackers, shop back-ends and
+/// apps send these.
+pub const LIBRARY_PREFIXES: &[&str] = &[
+    "curl/",
+    "wget/",
+    "python-requests/",
+    "python-urllib/",
+    "python-httpx/",
+    "aiohttp/",
+    "node-fetch",
+    "node",
+    "undici",
+    "axios/",
+    "got ",
+    "okhttp/",
+    "go-http-client/",
+    "java/",
+    "apache-httpclient/",
+    "guzzlehttp/",
+    "libwww-perl/",
+    "ruby",
+    "faraday ",
+    "dart/",
+    "postmanruntime/",
+    "reqwest/",
+    "matomo",
+    "piwik",
+];
+
+/// Words that make any agent a crawler, whatever library it is built on.
+const CRAWLER_WORDS: &[&str] = &["bot", "crawl", "spider", "slurp", "scrap"];
 
 /// Substrings (lowercase) of agents `isbot`'s list misses: synthetic
 /// monitoring and browser-automation defaults.
@@ -262,7 +304,12 @@ impl DeviceDetector {
         // One lowercase copy per cache miss turns the token scans into plain
         // substring searches instead of case-folding every window.
         let ua_lower = ua_str.to_ascii_lowercase();
-        let is_bot = self.is_bot(ua_str, &ua_lower);
+        let program = if ua_str.is_empty() {
+            Some(DeviceType::Unknown)
+        } else {
+            is_library(&ua_lower).then_some(DeviceType::Library)
+        };
+        let is_bot = program.is_none() && self.is_bot(ua_str, &ua_lower);
 
         let (mut browser, mut browser_version) = match self.ua.extract(ua_str) {
             Some(v) => (
@@ -289,13 +336,15 @@ impl DeviceDetector {
             os_name.clear();
         }
 
-        let mut device_type = if is_bot {
+        let mut device_type = if let Some(program) = program {
+            program
+        } else if is_bot {
             DeviceType::Bot
         } else {
             device_type_from_ua(ua_str, &ua_lower, &os_name)
         };
 
-        if !is_bot {
+        if !is_bot && program.is_none() {
             apply_hints(
                 hints,
                 &mut browser,
@@ -317,10 +366,14 @@ impl DeviceDetector {
     }
 
     fn is_bot(&self, ua: &str, ua_lower: &str) -> bool {
-        ua.is_empty()
-            || self.bots.is_bot(ua)
-            || EXTRA_BOT_TOKENS.iter().any(|tok| ua_lower.contains(tok))
+        self.bots.is_bot(ua) || EXTRA_BOT_TOKENS.iter().any(|tok| ua_lower.contains(tok))
     }
+}
+
+/// An HTTP library's agent that names no crawler.
+fn is_library(ua_lower: &str) -> bool {
+    LIBRARY_PREFIXES.iter().any(|p| ua_lower.starts_with(p))
+        && !CRAWLER_WORDS.iter().any(|w| ua_lower.contains(w))
 }
 
 /// Device class from UA tokens. uap-core's device regexes would tell us the
@@ -573,7 +626,7 @@ mod tests {
         D.get_or_init(|| DeviceDetector::new(1000))
     }
 
-    use DeviceType::{Bot, Desktop, Mobile, Other, Tablet};
+    use DeviceType::{Bot, Desktop, Library, Mobile, Other, Tablet, Unknown};
 
     /// (UA, browser, major, OS, OS version, type). `is_bot` ⇔ type == Bot.
     const TABLE: &[(&str, &str, &str, &str, &str, DeviceType)] = &[
@@ -871,18 +924,35 @@ mod tests {
             "",
             Bot,
         ),
-        // HTTP libraries.
-        ("curl/8.5.0", "curl", "8", "", "", Bot),
+        // HTTP libraries: server-side senders, kept.
+        ("curl/8.5.0", "curl", "8", "", "", Library),
         (
             "python-requests/2.32.3",
             "Python Requests",
             "2",
             "",
             "",
+            Library,
+        ),
+        ("Go-http-client/1.1", "Go-http-client", "1", "", "", Library),
+        ("Wget/1.21.4", "Wget", "1", "", "", Library),
+        (
+            "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+            "",
+            "",
+            "",
+            "",
+            Library,
+        ),
+        // A crawler built on a library is a crawler.
+        (
+            "python-requests/2.31 MyCrawlerBot/1.0",
+            "MyCrawlerBot",
+            "1",
+            "",
+            "",
             Bot,
         ),
-        ("Go-http-client/1.1", "Go-http-client", "1", "", "", Bot),
-        ("Wget/1.21.4", "Wget", "1", "", "", Bot),
         // Headless browsers.
         (
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36",
@@ -900,8 +970,8 @@ mod tests {
             "",
             Bot,
         ),
-        // Empty UA.
-        ("", "", "", "", "", Bot),
+        // Empty UA: a program that says nothing, kept as unknown.
+        ("", "", "", "", "", Unknown),
     ];
 
     #[test]
@@ -1087,9 +1157,14 @@ mod tests {
             platform: Some(r#""Android""#),
             ..Default::default()
         };
-        let dev = d.detect("curl/8.5.0", &h);
+        let dev = d.detect(
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            &h,
+        );
         assert!(dev.is_bot);
         assert_eq!(dev.device_type, Bot);
+        let dev = d.detect("curl/8.5.0", &h);
+        assert_eq!(dev.device_type, Library);
     }
 
     #[test]
@@ -1148,7 +1223,8 @@ mod tests {
             "é",
         ] {
             let dev = d.detect(ua, &ClientHints::default());
-            assert_eq!(dev.is_bot, ua.trim().is_empty(), "{ua:?}");
+            assert!(!dev.is_bot, "{ua:?}");
+            assert_eq!(dev.device_type == Unknown, ua.trim().is_empty(), "{ua:?}");
         }
     }
 

@@ -7,6 +7,7 @@
 //!   client hints, behind a concurrent cache;
 //! * [`referrer`]: Matomo channel type (direct, website, search, social, campaign), campaign
 //!   parameters, referrer-spam verdict;
+//! * [`uadata`]: matomo.js's JSON client hints in the header forms [`device`] reads;
 //! * [`url_hygiene`]: fragments, session ids, tokens and e-mail addresses out of URLs and text;
 //! * [`visitor`] and [`secrets`]: the visitor key under the daily shared secret.
 //!
@@ -18,12 +19,14 @@ pub mod device;
 pub mod geo;
 pub mod referrer;
 pub mod secrets;
+pub mod uadata;
 pub mod url_hygiene;
 pub mod visitor;
 
 pub use device::{ClientHints, Device, DeviceDetector, DeviceType};
 pub use geo::{GeoDb, GeoError, Location};
 pub use referrer::{Campaign, Channel, Referrer, ReferrerClassifier, SpamList};
+pub use uadata::UaData;
 pub use url_hygiene::{clean_url, mask_emails};
 
 use std::collections::HashMap;

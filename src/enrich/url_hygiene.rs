@@ -14,6 +14,10 @@
 //!   `passwd`, `pwd`, `secret`, `client_secret`, and the AWS pre-signed URL
 //!   parameters `x-amz-credential`, `x-amz-signature`, `x-amz-security-token`;
 //! * identity: `email`, `e-mail`, `mail`;
+//! * click identifiers ([`CLICK_IDS`]): ad networks, social networks and mailing tools append
+//!   an id per click (`gclid`, `fbclid`, `msclkid`, `mc_eid`, ...). Each one names one click
+//!   of one person, so a stored URL carrying it could be joined with the network's own records
+//!   of that person; the campaign is still recorded from `utm_*`/`mtm_*`/`pk_*`;
 //! * OAuth: `code` is always dropped — on a redirect landing page it is a
 //!   live one-time authorization code, and losing a promo `?code=` in reports
 //!   is the cheaper mistake. `state` is dropped only when `code` is in the
@@ -63,12 +67,42 @@ const SENSITIVE_PARAMS: &[&str] = &[
     "code",
 ];
 
+/// Click identifiers removed by default (lowercase): one id per click of one person, set by
+/// Google Ads (`gclid`, `dclid`, `gbraid`, `wbraid`, and `_gl`, the linker of Google's
+/// cross-domain measurement), Meta (`fbclid`, `igshid`), Microsoft Ads (`msclkid`), Yandex
+/// (`yclid`), X (`twclid`), TikTok (`ttclid`), LinkedIn (`li_fat_id`), Mailchimp (`mc_eid`),
+/// HubSpot (`_hsenc`, `_hsmi`), Marketo (`mkt_tok`), Omeda (`oly_enc_id`), Vero (`vero_id`),
+/// Rakuten (`rb_clickid`) and Adobe (`s_cid`).
+pub const CLICK_IDS: &[&str] = &[
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "msclkid",
+    "yclid",
+    "twclid",
+    "ttclid",
+    "li_fat_id",
+    "igshid",
+    "mc_eid",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "_gl",
+    "oly_enc_id",
+    "vero_id",
+    "rb_clickid",
+    "s_cid",
+];
+
 /// Parameter-name prefixes removed by default (lowercase).
 const SENSITIVE_PREFIXES: &[&str] = &["aspsessionid"];
 
 fn is_sensitive(name: &str, extra: &[String], has_code: bool) -> bool {
     SENSITIVE_PARAMS
         .iter()
+        .chain(CLICK_IDS)
         .any(|p| name.eq_ignore_ascii_case(p))
         || SENSITIVE_PREFIXES.iter().any(|p| {
             name.len() >= p.len()
@@ -323,6 +357,35 @@ mod tests {
         assert_eq!(
             clean("https://bucket.s3.amazonaws.com/f.pdf?X-Amz-Credential=c&X-Amz-Signature=s&v=1"),
             "https://bucket.s3.amazonaws.com/f.pdf?v=1"
+        );
+    }
+
+    #[test]
+    fn drops_every_click_identifier() {
+        for id in CLICK_IDS {
+            assert_eq!(
+                clean(&format!("https://example.com/p?a=1&{id}=Cj0KCQ_x-1&b=2")),
+                "https://example.com/p?a=1&b=2",
+                "{id}"
+            );
+            let upper = id.to_ascii_uppercase();
+            assert_eq!(
+                clean(&format!("https://example.com/?{upper}=x")),
+                "https://example.com/",
+                "{upper}"
+            );
+        }
+        // Names that merely contain one stay; campaign parameters stay for the referrer step.
+        assert_eq!(
+            clean("https://example.com/?gclid_note=1&my_fbclid=2&utm_source=ads&mtm_campaign=c"),
+            "https://example.com/?gclid_note=1&my_fbclid=2&utm_source=ads&mtm_campaign=c"
+        );
+        // Several at once, and in link targets as in pages: the same function cleans both.
+        assert_eq!(
+            clean(
+                "https://shop.example/item?id=7&gclid=a&fbclid=b&msclkid=c&_gl=1*abc*_ga*MTIz&mc_eid=d&_hsenc=p2&_hsmi=9#top"
+            ),
+            "https://shop.example/item?id=7"
         );
     }
 

@@ -1,12 +1,14 @@
 //! The Matomo HTTP Tracking API parameters of one hit, borrowed from the request.
 //!
 //! Parsing only collects and bounds the values; what they mean is decided in `ingest::hit`.
-//! Unknown parameters are ignored, as Matomo does; a repeated parameter keeps its last value
-//! (so a POST body overrides the query string, again as Matomo does).
+//! Unknown parameters are ignored, as Matomo does, and never decoded; a repeated parameter keeps
+//! its last value (so a POST body overrides the query string, again as Matomo does). Like
+//! Matomo, parsing never refuses a hit for its values: a value that is not UTF-8 is decoded
+//! with replacement characters and a value longer than its limit is cut at the limit, so that
+//! one sloppy field does not cost the whole hit.
 
 use std::borrow::Cow;
 
-use super::reject::Reject;
 use crate::config::Limits;
 
 /// Every parameter tally reads. Values are percent-decoded.
@@ -80,37 +82,93 @@ pub struct Params<'a> {
     pub region: Option<Cow<'a, str>>,
     /// `city` (only with a valid token)
     pub city: Option<Cow<'a, str>>,
+    /// `cdo`: seconds to subtract from `cdt` (or from now)
+    pub cdo: Option<Cow<'a, str>>,
+    /// `ca`: a custom action, never a page view
+    pub ca: Option<Cow<'a, str>>,
+    /// `_idn`: matomo.js's "visitor id cookie was just created"
+    pub idn: Option<Cow<'a, str>>,
+    /// `uadata`: client hints as JSON
+    pub uadata: Option<Cow<'a, str>>,
+    /// `c_n`
+    pub c_n: Option<Cow<'a, str>>,
+    /// `c_p`
+    pub c_p: Option<Cow<'a, str>>,
+    /// `c_t`
+    pub c_t: Option<Cow<'a, str>>,
+    /// `c_i`
+    pub c_i: Option<Cow<'a, str>>,
+    /// `idgoal`
+    pub idgoal: Option<Cow<'a, str>>,
+    /// `revenue`
+    pub revenue: Option<Cow<'a, str>>,
+    /// `ec_id`
+    pub ec_id: Option<Cow<'a, str>>,
+    /// `ec_items`
+    pub ec_items: Option<Cow<'a, str>>,
+    /// `ec_st`
+    pub ec_st: Option<Cow<'a, str>>,
+    /// `ec_tx`
+    pub ec_tx: Option<Cow<'a, str>>,
+    /// `ec_sh`
+    pub ec_sh: Option<Cow<'a, str>>,
+    /// `ec_dt`
+    pub ec_dt: Option<Cow<'a, str>>,
+    /// `pf_net`, `pf_srv`, `pf_tfr`, `pf_dm1`, `pf_dm2`, `pf_onl`, in that order
+    pub pf: [Option<Cow<'a, str>>; 6],
+    /// `_rcn`
+    pub rcn: Option<Cow<'a, str>>,
+    /// `_rck`
+    pub rck: Option<Cow<'a, str>>,
+    /// `_ref`
+    pub attribution_ref: Option<Cow<'a, str>>,
+    /// `_refts`
+    pub refts: Option<Cow<'a, str>>,
+    /// `dimensionN=value`, in the order sent, at most [`MAX_DIMENSIONS`]
+    pub dimensions: Vec<(u16, Cow<'a, str>)>,
 }
+
+/// Custom dimensions kept per hit; Matomo allows far fewer per site by default (15).
+pub const MAX_DIMENSIONS: usize = 50;
 
 impl<'a> Params<'a> {
     /// Adds the pairs of a query string or form body, bounding each value.
-    pub fn extend(&mut self, input: &'a [u8], limits: &Limits) -> Result<(), Reject> {
-        // `application/x-www-form-urlencoded` as form_urlencoded parses it, but decoded
-        // strictly: invalid UTF-8 is refused instead of silently altered. The separators are
-        // ASCII, so every name and value being valid is the whole input being valid; values of
-        // ignored parameters are only checked, never copied.
-        let not_utf8 = || Reject::bad_request("parameters are not valid UTF-8");
+    pub fn extend(&mut self, input: &'a [u8], limits: &Limits) {
         for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = match pair.iter().position(|&b| b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            let name = decode(name).ok_or_else(not_utf8)?;
-            let Some((slot, max)) = self.slot(&name, limits) else {
-                if !decodes_to_utf8(value) {
-                    return Err(not_utf8());
-                }
-                continue;
-            };
-            let value = decode(value).ok_or_else(not_utf8)?;
-            if value.len() > max {
-                return Err(Reject::bad_request(format!(
-                    "parameter `{name}` is longer than {max} bytes"
-                )));
-            }
-            *slot = Some(value);
+            // Names are ASCII; one that does not decode is nothing tally reads.
+            let Some(name) = decode(name) else { continue };
+            self.set_with(&name, limits, || decode_lossy(value));
         }
-        Ok(())
+    }
+
+    /// Sets one parameter from an already decoded value (a JSON bulk entry), bounded like the
+    /// others.
+    pub fn set(&mut self, name: &str, value: Cow<'a, str>, limits: &Limits) {
+        self.set_with(name, limits, || value);
+    }
+
+    /// Stores the value of `name` if tally reads it; the value is only produced then.
+    fn set_with(&mut self, name: &str, limits: &Limits, value: impl FnOnce() -> Cow<'a, str>) {
+        if let Some(n) = name.strip_prefix("dimension") {
+            if let Ok(id) = n.parse::<u16>()
+                && id > 0
+                && self.dimensions.len() < MAX_DIMENSIONS
+            {
+                let v = bounded(value(), limits.max_field_bytes);
+                match self.dimensions.iter_mut().find(|(i, _)| *i == id) {
+                    Some(slot) => slot.1 = v,
+                    None => self.dimensions.push((id, v)),
+                }
+            }
+            return;
+        }
+        if let Some((slot, max)) = self.slot(name, limits) {
+            *slot = Some(bounded(value(), max));
+        }
     }
 
     /// Where a parameter goes and its length limit; `None` for parameters tally ignores.
@@ -152,13 +210,40 @@ impl<'a> Params<'a> {
             "country" => (&mut self.country, field),
             "region" => (&mut self.region, field),
             "city" => (&mut self.city, field),
+            "cdo" => (&mut self.cdo, field),
+            "ca" => (&mut self.ca, field),
+            "_idn" => (&mut self.idn, field),
+            "uadata" => (&mut self.uadata, l.max_url_bytes),
+            "c_n" => (&mut self.c_n, field),
+            "c_p" => (&mut self.c_p, field),
+            "c_t" => (&mut self.c_t, url),
+            "c_i" => (&mut self.c_i, field),
+            "idgoal" => (&mut self.idgoal, field),
+            "revenue" => (&mut self.revenue, field),
+            "ec_id" => (&mut self.ec_id, field),
+            // A cart of many items is long; the request size limits bound it as a whole.
+            "ec_items" => (&mut self.ec_items, l.max_uri_bytes),
+            "ec_st" => (&mut self.ec_st, field),
+            "ec_tx" => (&mut self.ec_tx, field),
+            "ec_sh" => (&mut self.ec_sh, field),
+            "ec_dt" => (&mut self.ec_dt, field),
+            "pf_net" => (&mut self.pf[0], field),
+            "pf_srv" => (&mut self.pf[1], field),
+            "pf_tfr" => (&mut self.pf[2], field),
+            "pf_dm1" => (&mut self.pf[3], field),
+            "pf_dm2" => (&mut self.pf[4], field),
+            "pf_onl" => (&mut self.pf[5], field),
+            "_rcn" => (&mut self.rcn, field),
+            "_rck" => (&mut self.rck, field),
+            "_ref" => (&mut self.attribution_ref, url),
+            "_refts" => (&mut self.refts, field),
             _ => return None,
         })
     }
 
-    /// `send_image=1`: the client wants a GIF back.
+    /// The answer the client asked for: Matomo's 1×1 GIF unless `send_image=0`.
     pub fn wants_image(&self) -> bool {
-        flag(&self.send_image)
+        self.send_image.as_deref() != Some("0")
     }
 }
 
@@ -180,36 +265,42 @@ fn decode(raw: &[u8]) -> Option<Cow<'_, str>> {
     String::from_utf8(decoded).ok().map(Cow::Owned)
 }
 
-/// Whether `raw` percent-decodes to UTF-8, without allocating (`+` is ASCII either way).
-fn decodes_to_utf8(raw: &[u8]) -> bool {
-    if !raw.contains(&b'%') {
-        return std::str::from_utf8(raw).is_ok();
+/// A form-encoded value, with replacement characters for bytes that are not UTF-8 (as Matomo
+/// keeps such values rather than refusing the hit).
+fn decode_lossy(raw: &[u8]) -> Cow<'_, str> {
+    if let Some(v) = decode(raw) {
+        return v;
     }
-    let mut buf = [0u8; 256];
-    let mut len = 0;
-    for b in percent_encoding::percent_decode(raw) {
-        buf[len] = b;
-        len += 1;
-        if len == buf.len() {
-            match std::str::from_utf8(&buf) {
-                Ok(_) => len = 0,
-                // A character cut at the end of the buffer: carry its bytes over.
-                Err(e) if e.error_len().is_none() => {
-                    let valid = e.valid_up_to();
-                    buf.copy_within(valid.., 0);
-                    len = buf.len() - valid;
-                }
-                Err(_) => return false,
-            }
-        }
-    }
-    std::str::from_utf8(&buf[..len]).is_ok()
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Whether a form-encoded query asks for the image answer (`send_image=1`), without decoding
-/// any other parameter.
-pub fn wants_image(query: &[u8]) -> bool {
-    // Neither `send_image` nor `1` contains `+` or a space, so plain percent-decoding compares
+/// `value` cut to at most `max` bytes, at a character boundary.
+fn bounded(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    match value {
+        Cow::Borrowed(s) => Cow::Borrowed(&s[..end]),
+        Cow::Owned(mut s) => {
+            s.truncate(end);
+            Cow::Owned(s)
+        }
+    }
+}
+
+/// Whether a form-encoded query or body says `send_image=0`, without decoding any other
+/// parameter: then the answer is `204`, otherwise Matomo's GIF.
+pub fn declines_image(query: &[u8]) -> bool {
+    // Neither `send_image` nor `0` contains `+` or a space, so plain percent-decoding compares
     // exactly as form decoding would.
     let is = |raw: &[u8], expected: &[u8]| {
         percent_encoding::percent_decode(raw).eq(expected.iter().copied())
@@ -219,7 +310,7 @@ pub fn wants_image(query: &[u8]) -> bool {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
-        is(name, b"send_image") && is(value, b"1")
+        is(name, b"send_image") && is(value, b"0")
     })
 }
 
@@ -247,7 +338,7 @@ mod tests {
         let limits = Limits::default();
         for input in inputs {
             let mut p = Params::default();
-            p.extend(input, &limits).unwrap();
+            p.extend(input, &limits);
             for (name, _) in form_urlencoded::parse(input) {
                 // The last occurrence wins in both.
                 let expected = form_urlencoded::parse(input)
@@ -262,37 +353,64 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_anywhere_is_refused() {
-        let bad: &[&[u8]] = &[
-            b"action_name=%FF",
-            b"unknown=%C3",
-            b"unknown=%C3&x=%A9",
-            b"%FF=1",
-            b"url=\xff",
-        ];
-        for input in bad {
-            let mut p = Params::default();
-            assert!(p.extend(input, &Limits::default()).is_err(), "{input:?}");
-        }
-        // A character cut by the internal 256-byte buffer of the ignored-value check.
-        for pad in 250..260 {
-            let ok = format!("zzz={}%C3%BC", "a".repeat(pad));
-            assert!(decodes_to_utf8(ok.as_bytes()), "{pad}");
-            let bad = format!("zzz={}%C3%C3", "a".repeat(pad));
-            assert!(!decodes_to_utf8(bad.as_bytes()), "{pad}");
-            let mut p = Params::default();
-            assert!(p.extend(ok.as_bytes(), &Limits::default()).is_ok());
-        }
+    fn invalid_utf8_is_replaced_never_refused() {
+        let mut p = Params::default();
+        p.extend(
+            b"action_name=a%FFb&unknown=%C3&e_c=x\xff",
+            &Limits::default(),
+        );
+        assert_eq!(p.action_name.as_deref(), Some("a\u{fffd}b"));
+        assert_eq!(p.e_c.as_deref(), Some("x\u{fffd}"));
+        let mut p = Params::default();
+        p.extend(b"%FF=1&idsite=3", &Limits::default());
+        assert_eq!(p.idsite.as_deref(), Some("3"));
     }
 
     #[test]
-    fn image_request() {
-        assert!(wants_image(b"idsite=1&send_image=1"));
-        assert!(wants_image(b"send%5Fimage=%31&url=x"));
-        assert!(!wants_image(b"send_image=0"));
-        assert!(!wants_image(b"send_image=+1"));
-        assert!(!wants_image(b"send_image"));
-        assert!(!wants_image(b"xsend_image=1"));
-        assert!(!wants_image(b""));
+    fn long_values_are_cut_at_a_character() {
+        let limits = Limits {
+            max_field_bytes: 4,
+            ..Limits::default()
+        };
+        let mut p = Params::default();
+        p.extend("action_name=ab%C3%BCcd&e_c=abcdef".as_bytes(), &limits);
+        // `ü` is two bytes: cutting after 4 bytes would split it, so 3 bytes remain.
+        assert_eq!(p.action_name.as_deref(), Some("ab\u{fc}"));
+        assert_eq!(p.e_c.as_deref(), Some("abcd"));
+    }
+
+    #[test]
+    fn dimensions_are_collected_and_bounded() {
+        let mut p = Params::default();
+        p.extend(
+            b"dimension1=a&dimension12=b&dimension1=c&dimension0=x&dimensionx=y&dimension70000=z",
+            &Limits::default(),
+        );
+        assert_eq!(
+            p.dimensions,
+            vec![(1, Cow::Borrowed("c")), (12, Cow::Borrowed("b"))]
+        );
+        let many: String = (1..=60).map(|i| format!("dimension{i}=v&")).collect();
+        let mut p = Params::default();
+        p.extend(many.as_bytes(), &Limits::default());
+        assert_eq!(p.dimensions.len(), MAX_DIMENSIONS);
+    }
+
+    #[test]
+    fn image_is_the_default_answer() {
+        let p = |q: &'static str| {
+            let mut p = Params::default();
+            p.extend(q.as_bytes(), &Limits::default());
+            p.wants_image()
+        };
+        assert!(p("idsite=1"));
+        assert!(p("send_image=1"));
+        assert!(!p("send_image=0"));
+        assert!(declines_image(b"idsite=1&send_image=0"));
+        assert!(declines_image(b"send%5Fimage=%30&url=x"));
+        assert!(!declines_image(b"send_image=1"));
+        assert!(!declines_image(b"send_image"));
+        assert!(!declines_image(b"xsend_image=0"));
+        assert!(!declines_image(b""));
     }
 }

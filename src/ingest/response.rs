@@ -11,7 +11,7 @@ use crate::config::Config;
 /// Response type of every handler.
 pub type Resp = Response<Full<Bytes>>;
 
-/// A transparent 1×1 GIF, the classic tracking-pixel answer for `send_image=1`.
+/// A transparent 1×1 GIF: Matomo's answer to a hit unless it says `send_image=0`.
 pub const GIF: &[u8] = &[
     0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
     0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
@@ -27,10 +27,41 @@ pub fn tracked(image: bool) -> Resp {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
         r
     } else {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::NO_CONTENT;
-        r
+        return tracked_status(StatusCode::NO_CONTENT);
     };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Matomo's answer to a bulk request (`plugins/BulkTracking/Tracker/Response.php`): how many
+/// hits were tracked and how many were invalid, with their positions only for a sender that
+/// authenticated; or an empty `204` when the body said `send_image: 0`.
+pub fn bulk(tracked: usize, invalid: &[usize], authenticated: bool, summary: bool) -> Resp {
+    if !summary {
+        return tracked_status(StatusCode::NO_CONTENT);
+    }
+    let mut body = serde_json::json!({
+        "status": "success",
+        "tracked": tracked,
+        "invalid": invalid.len(),
+    });
+    if authenticated {
+        body["invalid_indices"] = serde_json::json!(invalid);
+    }
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn tracked_status(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

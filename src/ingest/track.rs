@@ -1,105 +1,162 @@
 //! `/matomo.php`: one GET, POST or bulk request in, its hits validated, anonymised, run through
-//! the pipeline and queued, all or nothing.
-
-use std::net::IpAddr;
+//! the pipeline and queued. A single hit is stored or refused; of a bulk request the valid hits
+//! are stored together (or none, when the queue lacks room for all) and the invalid ones
+//! skipped and counted, as Matomo does.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::header::{ACCEPT_LANGUAGE, USER_AGENT};
+use hyper::header::{ACCEPT_LANGUAGE, REFERER, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 
-use super::bulk;
+use super::bulk::{self, Bulk};
 use super::hit::{self, RequestContext};
-use super::params::Params;
+use super::params::{self, Params};
 use super::reject::Reject;
 use super::response::{self, Resp};
 use crate::enrich::ClientHints;
+use crate::event::Event;
 use crate::pipeline;
-use crate::privacy;
+use crate::privacy::{self, FullIp};
 use crate::state::App;
+
+/// What the client is answered when its hits are taken (stored, or dropped on purpose: the
+/// two must look the same, so nobody can tell from outside whether a visitor was counted).
+enum Answer {
+    /// One hit: the GIF, or `204` for `send_image=0`.
+    Single { image: bool },
+    /// A bulk request: Matomo's JSON summary (or `204`).
+    Bulk {
+        tracked: usize,
+        invalid: Vec<usize>,
+        authenticated: bool,
+        summary: bool,
+    },
+}
+
+impl Answer {
+    fn into_response(self) -> Resp {
+        match self {
+            Answer::Single { image } => response::tracked(image),
+            Answer::Bulk {
+                tracked,
+                invalid,
+                authenticated,
+                summary,
+            } => response::bulk(tracked, &invalid, authenticated, summary),
+        }
+    }
+}
 
 /// Handles a tracking request from `peer`. Generic over the body so that the whole path can be
 /// driven without a socket (`benches/ingest.rs`); the server passes hyper's `Incoming`.
-pub async fn handle<B>(app: &App, req: Request<B>, peer: IpAddr) -> Resp
+pub async fn handle<B>(app: &App, req: Request<B>, peer: FullIp) -> Resp
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes();
-    // Only the query string is consulted for the image choice before the body is read.
-    let image_requested = super::params::wants_image(query);
-
-    // The visitor's own refusal comes first: nothing of the request is looked at further.
-    if let Some(refusal) = privacy::refusal(&parts.headers, &app.config.privacy) {
-        app.metrics.drop_for(refusal.as_str());
-        return response::tracked(image_requested);
-    }
-    let arrival = privacy::arrive(peer, &parts.headers, &app.config.privacy, |full| {
-        hit::full_ip_location(app, full)
-    });
-    let (ip, location) = match arrival {
-        Ok(a) => a,
-        Err(privacy::Excluded) => {
-            app.metrics.drop_for("excluded_ip");
-            return response::tracked(image_requested);
-        }
-    };
-
     let body = if parts.method == Method::POST {
-        match Limited::new(body, app.config.limits.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return reject(
-                    app,
-                    "body_too_large",
-                    Reject::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "request body is larger than {} bytes",
-                            app.config.limits.max_body_bytes
-                        ),
-                    ),
-                );
-            }
-            Err(_) => {
-                return reject(
-                    app,
-                    "body_read",
-                    Reject::bad_request("could not read request body"),
-                );
-            }
+        match read_body(app, body).await {
+            Ok(b) => b,
+            Err((reason, r)) => return reject(app, reason, r),
         }
     } else {
         Bytes::new()
     };
+    // The shape of the answer is known before anything about the visitor is looked at, so
+    // that a refused or dropped hit gets exactly the answer a stored one would.
+    let bulk = if bulk::is_bulk(&body) {
+        match bulk::parse(&body, app.config.limits.max_bulk_hits) {
+            Ok(b) => Some(b),
+            Err(r) => return reject(app, "malformed_bulk", r),
+        }
+    } else {
+        None
+    };
+    let authenticated = match bulk.as_ref().and_then(|b| b.token_auth.as_deref()) {
+        Some(token) if !app.token_matches(Some(token)) => {
+            return reject(
+                app,
+                "bad_token",
+                Reject::new(StatusCode::FORBIDDEN, "`token_auth` is not valid"),
+            );
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let taken_whole = || match &bulk {
+        Some(b) => Answer::Bulk {
+            tracked: b.requests.len(),
+            invalid: Vec::new(),
+            authenticated,
+            summary: b.wants_summary(),
+        },
+        None => Answer::Single {
+            image: !params::declines_image(query) && !params::declines_image(&body),
+        },
+    };
 
+    // The visitor's own refusal comes first: nothing of the hits is looked at further.
+    if let Some(refusal) = privacy::refusal(&parts.headers, &app.config.privacy) {
+        app.metrics.drop_for(refusal.as_str());
+        return taken_whole().into_response();
+    }
+    // The full address lives only inside this match: located (when configured), then gone.
+    let (ip, location) = match privacy::arrive(peer, &parts.headers, &app.config.privacy) {
+        Ok((ip, full)) => (ip, hit::full_ip_location(app, &full)),
+        Err(privacy::Excluded) => {
+            app.metrics.drop_for("excluded_ip");
+            return taken_whole().into_response();
+        }
+    };
+    let h = &parts.headers;
     let ctx = RequestContext {
         ip,
-        user_agent: header_str(&parts.headers, USER_AGENT),
-        accept_language: header_str(&parts.headers, ACCEPT_LANGUAGE),
+        user_agent: header_str(h, USER_AGENT),
+        accept_language: header_str(h, ACCEPT_LANGUAGE),
+        referer: header_str(h, REFERER),
         now: crate::time::now_unix(),
-        authenticated: false,
+        authenticated,
         hints: ClientHints {
-            ua: header_opt(&parts.headers, "sec-ch-ua"),
-            platform: header_opt(&parts.headers, "sec-ch-ua-platform"),
-            platform_version: header_opt(&parts.headers, "sec-ch-ua-platform-version"),
-            mobile: header_opt(&parts.headers, "sec-ch-ua-mobile"),
-            full_version_list: header_opt(&parts.headers, "sec-ch-ua-full-version-list"),
+            ua: header_opt(h, "sec-ch-ua"),
+            platform: header_opt(h, "sec-ch-ua-platform"),
+            platform_version: header_opt(h, "sec-ch-ua-platform-version"),
+            mobile: header_opt(h, "sec-ch-ua-mobile"),
+            full_version_list: header_opt(h, "sec-ch-ua-full-version-list"),
         },
+        model_header: header_opt(h, "sec-ch-ua-model"),
         location,
     };
-    let outcome = if bulk::is_bulk(&body) {
-        track_bulk(app, &body, ctx)
-    } else {
-        track_one(app, query, &body, &ctx)
+    let outcome = match &bulk {
+        Some(b) => track_bulk(app, b, &ctx),
+        None => track_one(app, query, &body, &ctx).map(|()| taken_whole()),
     };
     match outcome {
-        Ok(image) => response::tracked(image || image_requested),
+        Ok(answer) => answer.into_response(),
         Err((reason, r)) => reject(app, reason, r),
+    }
+}
+
+async fn read_body<B>(app: &App, body: B) -> Result<Bytes, (&'static str, Reject)>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let max = app.config.limits.max_body_bytes;
+    match Limited::new(body, max).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
+            "body_too_large",
+            Reject::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {max} bytes"),
+            ),
+        )),
+        Err(_) => Err((
+            "body_read",
+            Reject::bad_request("could not read request body"),
+        )),
     }
 }
 
@@ -108,16 +165,13 @@ fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {
     response::rejected(&r)
 }
 
-type Outcome = Result<bool, (&'static str, Reject)>;
+type Outcome<T> = Result<T, (&'static str, Reject)>;
 
 /// A single hit from the query string and (for POST) the form body.
-fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> Outcome {
+fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> Outcome<()> {
     let mut params = Params::default();
-    params
-        .extend(query, &app.config.limits)
-        .and_then(|()| params.extend(body, &app.config.limits))
-        .map_err(|r| ("invalid", r))?;
-    let image = params.wants_image();
+    params.extend(query, &app.config.limits);
+    params.extend(body, &app.config.limits);
     let events = match hit::build(&params, ctx, app).map_err(|r| ("invalid", r))? {
         Some((event, hit)) => pipeline::run(event, &hit, app)
             .map_err(|r| ("invalid", r))?
@@ -125,52 +179,52 @@ fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> 
             .collect(),
         None => Vec::new(),
     };
-    enqueue(app, events)?;
-    Ok(image)
+    enqueue(app, events)
 }
 
-/// A bulk request: every hit is validated before any is queued.
-fn track_bulk(app: &App, body: &[u8], mut ctx: RequestContext<'_>) -> Outcome {
-    let bulk =
-        bulk::parse(body, app.config.limits.max_bulk_hits).map_err(|r| ("malformed_bulk", r))?;
-    if let Some(token) = bulk.token_auth.as_deref() {
-        if !app.token_matches(Some(token)) {
-            return Err((
-                "bad_token",
-                Reject::new(StatusCode::FORBIDDEN, "`token_auth` is not valid"),
-            ));
-        }
-        ctx.authenticated = true;
-    }
+/// A bulk request: every hit is decided before any is queued; the valid ones are queued
+/// together.
+fn track_bulk(app: &App, bulk: &Bulk, ctx: &RequestContext<'_>) -> Outcome<Answer> {
     if !app.sink.has_room(bulk.requests.len()) {
         return Err(queue_full());
     }
     let mut events = Vec::with_capacity(bulk.requests.len());
-    for (i, request) in bulk.requests.iter().enumerate() {
-        let query = bulk::query_of(request).as_bytes();
-        if query.len() > app.config.limits.max_uri_bytes {
-            return Err((
-                "invalid",
-                Reject::bad_request("hit is longer than the URI limit").in_bulk(i),
-            ));
-        }
-        let mut params = Params::default();
-        params
-            .extend(query, &app.config.limits)
-            .map_err(|r| ("invalid", r.in_bulk(i)))?;
-        if let Some((event, hit)) =
-            hit::build(&params, &ctx, app).map_err(|r| ("invalid", r.in_bulk(i)))?
-            && let Some(event) =
-                pipeline::run(event, &hit, app).map_err(|r| ("invalid", r.in_bulk(i)))?
-        {
-            events.push(event);
+    let mut invalid = Vec::new();
+    for (i, entry) in bulk.requests.iter().enumerate() {
+        match bulk_entry(app, entry, ctx) {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => {}
+            Err(r) => {
+                tracing::debug!(index = i, reason = %r.message, "invalid hit in bulk request");
+                app.metrics.reject_for("bulk_invalid_hit");
+                invalid.push(i);
+            }
         }
     }
     enqueue(app, events)?;
-    Ok(false)
+    Ok(Answer::Bulk {
+        tracked: bulk.requests.len() - invalid.len(),
+        invalid,
+        authenticated: ctx.authenticated,
+        summary: bulk.wants_summary(),
+    })
 }
 
-fn enqueue(app: &App, events: Vec<crate::event::Event>) -> Result<(), (&'static str, Reject)> {
+/// One entry of a bulk request: its event, `None` when dropped on purpose.
+fn bulk_entry(
+    app: &App,
+    entry: &serde_json::Value,
+    ctx: &RequestContext<'_>,
+) -> Result<Option<Event>, Reject> {
+    let params = bulk::entry_params(entry, &app.config.limits)
+        .ok_or_else(|| Reject::bad_request("not a query string or object of parameters"))?;
+    match hit::build(&params, ctx, app)? {
+        Some((event, hit)) => pipeline::run(event, &hit, app),
+        None => Ok(None),
+    }
+}
+
+fn enqueue(app: &App, events: Vec<Event>) -> Result<(), (&'static str, Reject)> {
     app.sink.enqueue(events).map_err(|_| queue_full())
 }
 

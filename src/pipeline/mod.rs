@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::config::SiteConfig;
 use crate::enrich::visitor::VisitorInput;
-use crate::enrich::{Campaign, ClientHints, Location, clean_url, mask_emails};
+use crate::enrich::{Campaign, ClientHints, DeviceType, Location, UaData, clean_url, mask_emails};
 use crate::event::Event;
 use crate::event::Kind;
 use crate::ingest::reject::Reject;
@@ -29,10 +29,15 @@ pub struct Hit<'a> {
     pub accept_language: Cow<'a, str>,
     /// The tracker's visitor id cookie, when sent.
     pub client_id: Option<u64>,
-    /// `bots=1`: the sender says this is a bot's request.
+    /// `bots=1`: record this hit even if it looks like a bot's (Matomo's meaning; the log
+    /// importer's `--enable-bots` sets it).
     pub bots_param: bool,
-    /// `Sec-CH-UA*` client hints.
+    /// `Sec-CH-UA*` client hints from the headers.
     pub hints: ClientHints<'a>,
+    /// Client hints from `uadata`, which win over the headers when sent.
+    pub ua_data: Option<UaData>,
+    /// The shop's order id (`ec_id`) of an order, only ever stored as a keyed hash.
+    pub order_id: Option<&'a str>,
     /// Location of the full address, looked up on arrival (only with `geo.use_full_ip`).
     pub location: Option<Location>,
 }
@@ -54,6 +59,7 @@ pub const STEPS: &[(&str, Step)] = &[
     ("page_domain", page_domain),
     ("device", device),
     ("bots", bots),
+    ("non_browser", non_browser),
     ("referrer_spam", referrer_spam),
     ("referrer", referrer),
     ("url_hygiene", url_hygiene),
@@ -90,20 +96,34 @@ fn page_domain(_event: &mut Event, hit: &Hit<'_>, _app: &App) -> Result<(), Stop
 
 /// Browser, OS and device type from the user agent and client hints (cached per agent).
 fn device(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
-    let d = app.enrich.devices.detect(&hit.user_agent, &hit.hints);
+    let hints = hit.ua_data.as_ref().map_or(hit.hints, UaData::hints);
+    let d = app.enrich.devices.detect(&hit.user_agent, &hints);
     event.browser.clone_from(&d.browser);
     event.browser_version.clone_from(&d.browser_version);
     event.os.clone_from(&d.os);
     event.os_version.clone_from(&d.os_version);
     event.device = d.device_type.as_str().to_string();
-    event.is_bot = u8::from(d.is_bot || hit.bots_param);
+    event.is_bot = u8::from(d.is_bot);
     Ok(())
 }
 
-/// Bots are dropped (and counted) unless the operator keeps them, flagged.
-fn bots(event: &mut Event, _hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
-    if event.is_bot == 1 && !app.config.privacy.keep_bots {
+/// Crawlers are dropped (and counted) unless the operator keeps them or the sender asked for
+/// this hit to be recorded anyway (`bots=1`); kept ones stay flagged `is_bot`.
+fn bots(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    if event.is_bot == 1 && !app.config.privacy.keep_bots && !hit.bots_param {
         return Err(Stop::Drop("bot"));
+    }
+    Ok(())
+}
+
+/// Server-side senders (HTTP libraries, no user agent at all) are stored, flagged by their
+/// device type, unless the site only wants browsers.
+fn non_browser(event: &mut Event, hit: &Hit<'_>, _app: &App) -> Result<(), Stop> {
+    let device = event.device.as_str();
+    if !hit.site.track_non_browsers
+        && (device == DeviceType::Library.as_str() || device == DeviceType::Unknown.as_str())
+    {
+        return Err(Stop::Drop("non_browser"));
     }
     Ok(())
 }
@@ -145,7 +165,13 @@ fn referrer(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
 /// No fragments, session ids, tokens or e-mail addresses in anything stored.
 fn url_hygiene(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
     let sensitive = app.enrich.sensitive_params(hit.site.id);
-    for url in [&mut event.url, &mut event.referrer, &mut event.target_url] {
+    for url in [
+        &mut event.url,
+        &mut event.referrer,
+        &mut event.target_url,
+        &mut event.content_target,
+        &mut event.attribution_referrer,
+    ] {
         if !url.is_empty() {
             *url = clean_url(url, sensitive);
         }
@@ -162,7 +188,15 @@ fn url_hygiene(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> 
         &mut event.campaign_name,
         &mut event.campaign_keyword,
         &mut event.campaign_content,
-    ] {
+        &mut event.content_name,
+        &mut event.content_piece,
+        &mut event.attribution_campaign,
+        &mut event.attribution_keyword,
+    ]
+    .into_iter()
+    .chain(event.dimension_values.iter_mut())
+    .chain(event.item_names.iter_mut())
+    {
         if let std::borrow::Cow::Owned(masked) = mask_emails(text) {
             *text = masked;
         }
@@ -188,8 +222,11 @@ fn geo(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The hashed visitor key.
+/// The hashed visitor key, and the hashed order id of an order.
 fn visitor_key(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
+    if let Some(order) = hit.order_id {
+        event.order_key = app.visitors.order_key(hit.site.id, order);
+    }
     event.visitor_key = app.visitors.key(&VisitorInput {
         site_id: hit.site.id,
         ip: hit.ip,

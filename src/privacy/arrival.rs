@@ -1,17 +1,16 @@
 //! The arrival function: the one place a full client address exists.
 //!
 //! It is read from the socket (or, behind trusted proxies, from the forwarding headers),
-//! checked against the exclusion list and truncated before [`arrive`] returns. Nothing it
-//! returns can hold the full address; the optional `peek` callback is the single, explicit
-//! door for uses that need it in memory (a geolocation lookup on the full address, when the
-//! operator enabled that), and it gets the address by value only for the duration of the call.
+//! checked against the exclusion list and truncated before [`arrive`] returns. Besides the
+//! truncated address, [`arrive`] hands back the full one only as a [`FullIp`], which can be
+//! located (when the operator enabled full-address geolocation) and nothing else.
 
 use std::net::IpAddr;
 
 use hyper::HeaderMap;
 use ipnet::IpNet;
 
-use super::ip::TruncatedIp;
+use super::ip::{FullIp, TruncatedIp};
 use crate::config::PrivacyConfig;
 
 /// The client is in `exclude_ips`: its hits are not stored.
@@ -19,58 +18,50 @@ use crate::config::PrivacyConfig;
 pub struct Excluded;
 
 /// Resolves, checks and truncates the client address of a request arriving from `peer`.
-///
-/// `peek` sees the full address once, in memory, before truncation; pass `|_| ()` when nothing
-/// needs it.
-pub fn arrive<T>(
-    peer: IpAddr,
+pub fn arrive(
+    peer: FullIp,
     headers: &HeaderMap,
     cfg: &PrivacyConfig,
-    peek: impl FnOnce(IpAddr) -> T,
-) -> Result<(TruncatedIp, T), Excluded> {
+) -> Result<(TruncatedIp, FullIp), Excluded> {
     let client = client_addr(peer, headers, &cfg.trusted_proxies);
-    let truncated = anonymize(client, cfg)?;
-    Ok((truncated, peek(client)))
+    let truncated = anonymize(&client, cfg)?;
+    Ok((truncated, client))
 }
 
-/// Checks `ip` against the exclusion list and truncates it. Also used for an address given by
-/// an authenticated client (`cip`), so that it is treated exactly like a socket address.
-pub fn anonymize(ip: IpAddr, cfg: &PrivacyConfig) -> Result<TruncatedIp, Excluded> {
-    let ip = canonical(ip);
-    if cfg.exclude_ips.iter().any(|net| net.contains(&ip)) {
+/// Checks an address against the exclusion list and truncates it. Also used for an address
+/// given by an authenticated client (`cip`), so that it is treated exactly like a socket address.
+pub fn anonymize(ip: &FullIp, cfg: &PrivacyConfig) -> Result<TruncatedIp, Excluded> {
+    if ip.within(&cfg.exclude_ips) {
         return Err(Excluded);
     }
-    Ok(TruncatedIp::new(ip, cfg.ip_bytes))
+    Ok(ip.truncate(cfg.ip_bytes))
 }
 
-/// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 client) as plain IPv4,
-/// so that IPv4 networks in the configuration match them.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+/// `cip`: an address a trusted server-side sender gives for its client.
+pub fn parse_client_ip(s: &str) -> Option<FullIp> {
+    s.trim().parse::<IpAddr>().ok().map(FullIp::new)
 }
 
-fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
-    let ip = canonical(ip);
-    proxies.iter().any(|net| net.contains(&ip))
+/// Whether the socket peer is one of the trusted proxies, whose forwarding headers
+/// (`X-Forwarded-For`, `X-Forwarded-Proto`, `Forwarded`) are believed.
+pub fn is_trusted_proxy(peer: &FullIp, cfg: &PrivacyConfig) -> bool {
+    peer.within(&cfg.trusted_proxies)
 }
 
 /// The client address: the socket peer, unless the peer is a trusted proxy, in which case the
 /// forwarding chain is walked from the right and the first hop that is not itself a trusted
 /// proxy is the client. Hops left of it were written by the client and prove nothing.
-fn client_addr(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
-    if proxies.is_empty() || !trusted(peer, proxies) {
+fn client_addr(peer: FullIp, headers: &HeaderMap, proxies: &[IpNet]) -> FullIp {
+    if proxies.is_empty() || !peer.within(proxies) {
         return peer;
     }
     let chain = forwarded_chain(headers);
     let mut current = peer;
-    for hop in chain.iter().rev() {
+    for hop in chain.into_iter().rev() {
         match hop {
             Some(ip) => {
-                current = *ip;
-                if !trusted(current, proxies) {
+                current = FullIp::new(ip);
+                if !current.within(proxies) {
                     return current;
                 }
             }
@@ -137,7 +128,7 @@ mod tests {
     use crate::test_support::header_map as headers;
 
     fn run(peer: &str, h: &[(&'static str, &str)], c: &PrivacyConfig) -> Result<String, Excluded> {
-        arrive(peer.parse().unwrap(), &headers(h), c, |_| ()).map(|(ip, ())| ip.to_string())
+        arrive(FullIp::of_peer(peer.parse().unwrap()), &headers(h), c).map(|(ip, _)| ip.to_string())
     }
 
     #[test]
@@ -219,17 +210,24 @@ mod tests {
     }
 
     #[test]
-    fn peek_sees_full_address_only_inside() {
+    fn full_address_is_only_located_or_truncated() {
         let c = cfg(&[], &[]);
-        let (ip, seen) = arrive(
-            "203.0.113.77".parse().unwrap(),
+        let (ip, full) = arrive(
+            FullIp::of_peer("203.0.113.77".parse().unwrap()),
             &HeaderMap::new(),
             &c,
-            |full| full.to_string().len(),
         )
         .unwrap();
         assert_eq!(ip.to_string(), "203.0.0.0");
-        assert_eq!(seen, "203.0.113.77".len());
+        assert_eq!(full.truncate(1).to_string(), "203.0.113.0");
+        assert_eq!(
+            parse_client_ip(" 2001:db8::1 ")
+                .unwrap()
+                .truncate(2)
+                .to_string(),
+            "2001:db8::"
+        );
+        assert!(parse_client_ip("not an address").is_none());
     }
 
     #[test]

@@ -1,7 +1,58 @@
-//! The truncated client address.
+//! The two forms of a client address: the full one, which only this module can make and which
+//! can do nothing but be located and truncated, and the truncated one, which is all that is
+//! ever kept.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::enrich::{GeoDb, Location};
+
+/// A client's full address, as it arrived.
+///
+/// It implements neither `Display`, `Debug`, `Clone` nor `Serialize`: it cannot be printed,
+/// logged, copied into a struct that outlives the request, or stored. Only [`FullIp::of_peer`]
+/// (for the socket a request came from) and `privacy` itself (`cip`, forwarding headers) make
+/// one, and the only things it can do are [`FullIp::truncate`] and [`FullIp::locate`].
+pub struct FullIp(IpAddr);
+
+impl FullIp {
+    /// The address of the socket a request came from: the one door from the network into
+    /// this type outside `privacy`.
+    pub fn of_peer(peer: IpAddr) -> FullIp {
+        FullIp(canonical(peer))
+    }
+
+    /// From an address `privacy` has parsed (`cip`, a forwarding header).
+    pub(super) fn new(ip: IpAddr) -> FullIp {
+        FullIp(canonical(ip))
+    }
+
+    /// Looks the full address up in a geolocation database, in memory; only the location
+    /// comes back.
+    pub fn locate(&self, db: &GeoDb) -> Location {
+        db.lookup(self.0)
+    }
+
+    /// The truncated form: `bytes` as in [`TruncatedIp::new`].
+    pub fn truncate(&self, bytes: u8) -> TruncatedIp {
+        TruncatedIp::new(self.0, bytes)
+    }
+
+    /// Whether the address lies in one of `nets` (trusted proxies, exclusions): a question
+    /// answered inside `privacy`, the address itself never handed out.
+    pub(super) fn within(&self, nets: &[ipnet::IpNet]) -> bool {
+        nets.iter().any(|net| net.contains(&self.0))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 client) as plain IPv4,
+/// so that IPv4 networks in the configuration match them.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
 
 /// A client address with its host part zeroed. It can only be made by [`TruncatedIp::new`],
 /// so holding one proves the truncation happened; the full address never needs to be kept.

@@ -77,6 +77,7 @@ mod tests {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             sensitive_params: Vec::new(),
             frame_ancestors: frame_ancestors.map(|f| f.iter().map(|d| d.to_string()).collect()),
+            track_non_browsers: true,
         }
     }
 

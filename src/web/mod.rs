@@ -4,33 +4,19 @@
 //! [`assets`] serves the embedded JavaScript tracker, [`optout`] the page where visitors see
 //! what is recorded and refuse it, with its words in [`texts`] and its security policy from
 //! [`csp`]; [`snippet`] writes the HTML for `tally snippet`.
+//!
+//! HTML is written only through askama templates (`templates/`), which escape every
+//! interpolated value unless the template says `|safe`. Two values do: the opt-out page's
+//! stylesheet (a constant, allowed by its hash) and the snippet's base URL once the `json`
+//! filter has made it a JavaScript string. askama rather than maud: the templates read as the HTML they produce (the
+//! snippet is mostly a block of JavaScript, awkward in maud's syntax), and askama escapes `'`
+//! too, where maud leaves it.
 
 pub mod assets;
 pub mod csp;
 pub mod optout;
 pub mod snippet;
 pub mod texts;
-
-use std::borrow::Cow;
-
-/// Escapes `s` for HTML text and double- or single-quoted attribute values.
-pub fn escape_html(s: &str) -> Cow<'_, str> {
-    if !s.contains(['&', '<', '>', '"', '\'']) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
 
 /// The items of a comma-separated header list with their `q` weights (RFC 9110 §12.4.2):
 /// `gzip;q=0.5, br` gives `("gzip", 0.5), ("br", 1.0)`. A weight that does not parse counts as
@@ -62,17 +48,6 @@ pub(crate) fn weighted<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(escape_html("plain name"), "plain name");
-        assert!(matches!(escape_html("plain"), Cow::Borrowed(_)));
-        assert_eq!(
-            escape_html(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
-        assert_eq!(escape_html("Müller & Söhne"), "Müller &amp; Söhne");
-    }
 
     #[test]
     fn weights() {

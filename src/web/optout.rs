@@ -4,12 +4,15 @@
 //! The page tells a visitor in plain words what is recorded about them and for how long,
 //! whether they are opted out now, and offers one button that sets or clears the opt-out cookie
 //! ([`crate::config::PrivacyConfig::optout_cookie`]), which the tracking endpoint honours
-//! before it looks at anything else. It works without JavaScript, loads nothing from anywhere,
-//! and is meant to be linked from, or framed in, the site's privacy policy.
+//! before it looks at anything else. Matomo's opt-out cookies
+//! ([`crate::config::PrivacyConfig::honour_optout_cookies`]) show as opted out too, and opting
+//! back in clears them with tally's own. It works without JavaScript, loads nothing from
+//! anywhere, and is meant to be linked from, or framed in, the site's privacy policy.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
+use askama::Template;
 use bytes::Bytes;
 use cookie::time::Duration;
 use cookie::{Cookie, SameSite};
@@ -19,12 +22,12 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use url::Url;
 
+use super::csp;
 use super::texts::{self, Lang, Texts, fill};
-use super::{csp, escape_html};
 use crate::config::{Config, PrivacyConfig, SiteConfig};
 use crate::ingest::response::Resp;
-use crate::privacy::TruncatedIp;
-use crate::privacy::signals::has_cookie;
+use crate::privacy::signals::{opted_out, present_cookies};
+use crate::privacy::{FullIp, TruncatedIp};
 use crate::state::App;
 
 /// Days single events are kept, as the page tells visitors: the pruner's own constant, so the
@@ -83,7 +86,7 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
         lang,
         privacy,
         geo: app.config.geo.database.is_some(),
-        opted_out: has_cookie(req.headers(), &privacy.optout_cookie),
+        opted_out: opted_out(req.headers(), privacy),
         signal: sends_refusal_signal(req.headers(), privacy),
         saved: done,
         return_to: return_to.as_ref(),
@@ -101,7 +104,7 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
 
 /// `POST /optout`: sets (`choice=out`) or clears (`choice=in`) the opt-out cookie and sends the
 /// visitor back to the page, or to `return` when that is a page of the site.
-pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
+pub async fn submit(app: &App, req: Request<Incoming>, peer: FullIp) -> Resp {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_FORM_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
@@ -156,7 +159,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
         // Relative, so it also works when the collector is served under a path prefix.
         None => format!("optout?idsite={}&lang={}&done=1", site.id, lang.code()),
     };
-    let secure = is_https(&app.config, &parts.headers, peer);
+    let secure = is_https(&app.config, &parts.headers, &peer);
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::SEE_OTHER;
     let h = resp.headers_mut();
@@ -164,11 +167,24 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: IpAddr) -> Resp {
         header::LOCATION,
         HeaderValue::from_str(&location).expect("a serialised URL is a valid header value"),
     );
-    for c in optout_cookies(&app.config.privacy.optout_cookie, secure, opt_out) {
-        h.append(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&c.to_string()).expect("the cookie name is validated"),
+    let privacy = &app.config.privacy;
+    let mut names = vec![privacy.optout_cookie.as_str()];
+    if !opt_out {
+        // Opting back in lifts every opt-out the page reported, Matomo's included; left in
+        // place, they would keep the visitor out while the page offered to let them in.
+        names.extend(
+            present_cookies(&parts.headers, privacy)
+                .into_iter()
+                .filter(|n| *n != privacy.optout_cookie),
         );
+    }
+    for name in names {
+        for c in optout_cookies(name, secure, opt_out) {
+            h.append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&c.to_string()).expect("cookie names are validated"),
+            );
+        }
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -236,7 +252,7 @@ pub fn optout_cookies(name: &str, secure: bool, opt_out: bool) -> Vec<Cookie<'st
 /// Whether the visitor reaches the collector over https: `public_url` says so, or a trusted
 /// proxy in front of it does (`X-Forwarded-Proto` or `Forwarded: proto=`). The last value is
 /// the one the nearest proxy wrote.
-fn is_https(config: &Config, headers: &HeaderMap, peer: IpAddr) -> bool {
+fn is_https(config: &Config, headers: &HeaderMap, peer: &FullIp) -> bool {
     if config
         .public_url
         .as_deref()
@@ -245,13 +261,7 @@ fn is_https(config: &Config, headers: &HeaderMap, peer: IpAddr) -> bool {
     {
         return true;
     }
-    let peer = peer.to_canonical();
-    if !config
-        .privacy
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&peer))
-    {
+    if !crate::privacy::is_trusted_proxy(peer, &config.privacy) {
         return false;
     }
     let last = |name: &str| {
@@ -363,12 +373,43 @@ struct Page<'a> {
     return_to: Option<&'a Url>,
 }
 
+/// The opt-out page as `templates/optout.html` lays it out. The texts are plain text, filled
+/// in here and escaped by the template like every other value.
+#[derive(Template)]
+#[template(path = "optout.html")]
+struct OptoutHtml<'a> {
+    lang: &'static str,
+    style: &'static str,
+    t: &'static Texts,
+    title: String,
+    status_class: &'static str,
+    status: &'static str,
+    saved: bool,
+    intro: String,
+    recorded: Vec<String>,
+    stored_where: String,
+    retention: String,
+    cookie: String,
+    site_id: u32,
+    choice: &'static str,
+    return_to: Option<&'a str>,
+    button: &'static str,
+}
+
+/// The page for an unknown site, in the same frame.
+#[derive(Template)]
+#[template(path = "unknown_site.html")]
+struct UnknownSiteHtml {
+    lang: &'static str,
+    style: &'static str,
+    title: &'static str,
+    body: &'static str,
+}
+
 impl Page<'_> {
     fn render(&self) -> String {
-        let t: &Texts = self.lang.texts();
-        let site = escape_html(&self.site.name);
-        let site = &*site;
-        let text = |template: &str, values: &[(&str, &str)]| fill(&escape_html(template), values);
+        let t: &'static Texts = self.lang.texts();
+        let site = self.site.name.as_str();
         let bytes = self.privacy.ip_bytes.to_string();
         let example = Ipv4Addr::new(198, 51, 100, 23);
         let truncated = TruncatedIp::new(IpAddr::V4(example), self.privacy.ip_bytes).to_string();
@@ -387,11 +428,14 @@ impl Page<'_> {
             ("truncated", truncated.as_str()),
             ("v6_bits", v6_bits.as_str()),
         ];
-        let ip = if self.privacy.ip_bytes == 1 {
-            text(t.ip_one, &ip_values)
-        } else {
-            text(t.ip_many, &ip_values)
-        };
+        let ip = fill(
+            if self.privacy.ip_bytes == 1 {
+                t.ip_one
+            } else {
+                t.ip_many
+            },
+            &ip_values,
+        );
         let (status_class, status) = if self.opted_out {
             ("status out", t.status_out)
         } else if self.signal {
@@ -406,77 +450,39 @@ impl Page<'_> {
         };
         let mut recorded = vec![
             ip,
-            text(t.pages, &[]),
-            text(t.returns, &[]),
-            text(t.device, &[]),
+            t.pages.to_string(),
+            t.returns.to_string(),
+            t.device.to_string(),
         ];
         if self.geo {
-            recorded.push(text(t.location, &[]));
+            recorded.push(t.location.to_string());
         }
-        let cookie = escape_html(&self.privacy.optout_cookie);
-        let raw_days = RAW_EVENT_DAYS.to_string();
-        let aggregate_days = AGGREGATE_DAYS.to_string();
-
-        let mut out = String::with_capacity(4096);
-        let title = text(t.title, &[("site", site)]);
-        out.push_str(&format!(
-            "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
-             <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n",
-            lang = self.lang.code(),
-        ));
-        out.push_str(&format!(
-            "<p class=\"{status_class}\" role=\"status\">{}</p>\n",
-            escape_html(status)
-        ));
-        if self.saved {
-            out.push_str(&format!(
-                "<p class=\"saved\">{}</p>\n",
-                escape_html(t.saved)
-            ));
-        }
-        out.push_str(&format!("<p>{}</p>\n", text(t.intro, &[("site", site)])));
-        out.push_str(&format!("<h2>{}</h2>\n<ul>\n", escape_html(t.recorded)));
-        for item in &recorded {
-            out.push_str(&format!("<li>{item}</li>\n"));
-        }
-        out.push_str(&format!(
-            "</ul>\n<p>{}</p>\n<h2>{}</h2>\n<ul>\n<li>{}</li>\n<li>{}</li>\n</ul>\n",
-            escape_html(t.not_recorded),
-            escape_html(t.kept),
-            text(t.stored_where, &[("site", site)]),
-            text(
+        OptoutHtml {
+            lang: self.lang.code(),
+            style: STYLE,
+            t,
+            title: fill(t.title, &[("site", site)]),
+            status_class,
+            status,
+            saved: self.saved,
+            intro: fill(t.intro, &[("site", site)]),
+            recorded,
+            stored_where: fill(t.stored_where, &[("site", site)]),
+            retention: fill(
                 t.retention,
-                &[("raw_days", &raw_days), ("aggregate_days", &aggregate_days)]
+                &[
+                    ("raw_days", &RAW_EVENT_DAYS.to_string()),
+                    ("aggregate_days", &AGGREGATE_DAYS.to_string()),
+                ],
             ),
-        ));
-        out.push_str(&format!(
-            "<h2>{}</h2>\n<p>{}</p>\n<p>{}</p>\n",
-            escape_html(t.choice),
-            escape_html(t.signals),
-            text(t.cookie, &[("cookie", &cookie)]),
-        ));
-        // A relative action, so the page also works under a path prefix.
-        out.push_str(&format!(
-            "<form method=\"post\" action=\"optout\">\n\
-             <input type=\"hidden\" name=\"idsite\" value=\"{id}\">\n\
-             <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\n\
-             <input type=\"hidden\" name=\"choice\" value=\"{choice}\">\n",
-            id = self.site.id,
-            lang = self.lang.code(),
-        ));
-        if let Some(r) = self.return_to {
-            out.push_str(&format!(
-                "<input type=\"hidden\" name=\"return\" value=\"{}\">\n",
-                escape_html(r.as_str())
-            ));
+            cookie: fill(t.cookie, &[("cookie", &self.privacy.optout_cookie)]),
+            site_id: self.site.id,
+            choice,
+            return_to: self.return_to.map(Url::as_str),
+            button,
         }
-        out.push_str(&format!(
-            "<button type=\"submit\">{}</button>\n</form>\n</main>\n</body>\n</html>\n",
-            escape_html(button)
-        ));
-        out
+        .render()
+        .expect("rendering into a String cannot fail")
     }
 }
 
@@ -484,15 +490,14 @@ impl Page<'_> {
 /// operator who embedded the wrong number sees why the frame is empty of choices.
 fn unknown_site(config: &Config, lang: Lang) -> Resp {
     let t = lang.texts();
-    let body = format!(
-        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n<p>{}</p>\n\
-         </main>\n</body>\n</html>\n",
-        lang.code(),
-        escape_html(t.unknown_body),
-        title = escape_html(t.unknown_title),
-    );
+    let body = UnknownSiteHtml {
+        lang: lang.code(),
+        style: STYLE,
+        title: t.unknown_title,
+        body: t.unknown_body,
+    }
+    .render()
+    .expect("rendering into a String cannot fail");
     let ancestors: Vec<String> = config.sites.iter().flat_map(csp::frame_ancestors).collect();
     html(
         StatusCode::NOT_FOUND,
@@ -551,6 +556,7 @@ mod tests {
             domains: vec!["example.org".into(), "*.example.org".into()],
             sensitive_params: Vec::new(),
             frame_ancestors: None,
+            track_non_browsers: true,
         }
     }
 
@@ -598,7 +604,7 @@ mod tests {
     #[test]
     fn https_from_public_url_or_trusted_proxy() {
         let mut config = Config::from_table(toml::Table::new()).unwrap();
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let proxy = &FullIp::of_peer("10.0.0.1".parse().unwrap());
         let forwarded = h(&[("x-forwarded-proto", "https")]);
         assert!(!is_https(&config, &HeaderMap::new(), proxy));
         // An untrusted peer's claim is not believed.
@@ -695,20 +701,29 @@ mod tests {
     }
 
     fn render(lang: Lang, ip_bytes: u8, opted_out: bool) -> String {
-        let s = site();
+        render_site(&site(), lang, ip_bytes, opted_out, None)
+    }
+
+    fn render_site(
+        s: &SiteConfig,
+        lang: Lang,
+        ip_bytes: u8,
+        opted_out: bool,
+        return_to: Option<&Url>,
+    ) -> String {
         let privacy = PrivacyConfig {
             ip_bytes,
             ..PrivacyConfig::default()
         };
         Page {
-            site: &s,
+            site: s,
             lang,
             privacy: &privacy,
             geo: false,
             opted_out,
             signal: false,
             saved: false,
-            return_to: None,
+            return_to,
         }
         .render()
     }
@@ -716,8 +731,84 @@ mod tests {
     #[test]
     fn page_escapes_the_site_name() {
         let p = render(Lang::En, 2, false);
-        assert!(p.contains("Web analytics on Ex &lt;b&gt;&quot;ample&quot;&lt;/b&gt; &amp; Co"));
+        assert!(
+            p.contains("Web analytics on Ex &#60;b&#62;&#34;ample&#34;&#60;/b&#62; &#38; Co"),
+            "{p}"
+        );
         assert!(!p.contains("<b>"));
+    }
+
+    #[test]
+    fn hostile_site_names_come_out_as_text() {
+        let name = r#"<script>alert(1)</script>&"'"#;
+        let s = SiteConfig {
+            name: name.into(),
+            ..site()
+        };
+        let escaped = "&#60;script&#62;alert(1)&#60;/script&#62;&#38;&#34;&#39;";
+        for lang in Lang::ALL {
+            let p = render_site(&s, lang, 2, false, None);
+            assert!(!p.contains("<script"), "{p}");
+            assert!(!p.contains(name));
+            // Title, heading, introduction (twice) and where the data is kept.
+            assert_eq!(p.matches(escaped).count(), 5, "{p}");
+        }
+        // A return URL is an attribute value: the URL crate percent-encodes quotes and angle
+        // brackets, and the template escapes what is left.
+        let ret = Url::parse("https://example.org/a?q=\"><script>&x='y'").unwrap();
+        let p = render_site(&s, Lang::En, 2, false, Some(&ret));
+        assert!(!p.contains("<script"), "{p}");
+        assert!(
+            p.contains(
+                "name=\"return\" value=\"https://example.org/a?q=%22%3E%3Cscript%3E&#38;x=%27y%27\">"
+            ),
+            "{p}"
+        );
+    }
+
+    /// Every domain the configuration accepts gives a page whose headers can be sent and whose
+    /// policy has exactly its own five directives; the rest is refused at load.
+    #[test]
+    fn no_accepted_domain_breaks_the_page() {
+        let mut accepted = 0;
+        for c in (0..=255u8).map(char::from) {
+            for domain in [
+                format!("a{c}b.example"),
+                format!("*.{c}.example"),
+                c.to_string(),
+            ] {
+                let text = format!(
+                    "[[sites]]\nid = 1\nname = \"n\"\ndomains = [{}]",
+                    toml::Value::from(domain.as_str())
+                );
+                let Ok(config) = Config::from_table(text.parse().unwrap()) else {
+                    continue;
+                };
+                accepted += 1;
+                let site = &config.sites[0];
+                let host = site.domains[0].trim_start_matches("*.");
+                let back = safe_return(site, &format!("https://{host}/privacy"));
+                let origin = back.as_ref().map(|u| u.origin().ascii_serialization());
+                let policy =
+                    csp::optout_policy(&STYLE_HASH, origin.as_deref(), &csp::frame_ancestors(site));
+                let body = render_site(site, Lang::De, 2, false, back.as_ref());
+                let resp = html(StatusCode::OK, body, &policy);
+                let sent = resp.headers()[header::CONTENT_SECURITY_POLICY]
+                    .to_str()
+                    .unwrap();
+                assert_eq!(sent.split("; ").count(), 5, "{domain:?}: {sent}");
+                assert!(
+                    sent.ends_with(&format!("http://{}", site.domains[0])),
+                    "{sent}"
+                );
+            }
+        }
+        // Letters, digits, `-` and `.` inside a name; letters and digits as a whole label.
+        assert_eq!(
+            accepted,
+            (2 * 26 + 10 + 2) + (2 * 26 + 10) * 2,
+            "{accepted}"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `tally snippet`: the HTML an operator pastes into a site, and the HTML that links or embeds
 //! the opt-out page from its privacy policy.
 
+use askama::Template;
 use url::Url;
 
-use super::escape_html;
 use crate::config::Config;
 
 /// `tally snippet` cannot write a snippet.
@@ -37,42 +37,36 @@ pub fn base_url(config: &Config) -> (Url, bool) {
     (url, guessed)
 }
 
+/// The tracking snippet and the opt-out iframe and link, as `templates/snippet.html` lays them
+/// out.
+#[derive(Template)]
+#[template(path = "snippet.html")]
+struct Snippet<'a> {
+    /// The collector's base URL, ending in `/`.
+    base: &'a str,
+    /// The opt-out page's URL, without a query.
+    optout: &'a str,
+    id: u32,
+    name: &'a str,
+}
+
 /// The tracking snippet for site `site_id`, then the opt-out iframe and link.
 pub fn render(config: &Config, site_id: u32) -> Result<String, SnippetError> {
     let site = config
         .site(site_id)
         .ok_or(SnippetError::UnknownSite(site_id))?;
     let (base, _) = base_url(config);
-    // A URL serialises without quotes, backslashes or angle brackets, so it can stand in a
-    // JavaScript string as it is; the attribute copies are escaped all the same.
-    let u = base.as_str();
     let optout = base.join("optout").expect("a relative path joins");
-    let optout_en = escape_html(&format!("{optout}?idsite={}&lang=en", site.id)).into_owned();
-    let name = escape_html(&site.name);
-    Ok(format!(
-        r#"<!-- tally -->
-<script>
-  var _paq = window._paq = window._paq || [];
-  _paq.push(['trackPageView']);
-  _paq.push(['enableLinkTracking']);
-  (function() {{
-    var u="{u}";
-    _paq.push(['setTrackerUrl', u+'matomo.php']);
-    _paq.push(['setSiteId', '{id}']);
-    var d=document, g=d.createElement('script'), s=d.getElementsByTagName('script')[0];
-    g.async=true; g.src=u+'tally.js'; s.parentNode.insertBefore(g,s);
-  }})();
-</script>
-<!-- end tally -->
-
-<!-- tally opt-out for {name}: embed it in the privacy policy (lang=en or lang=de) -->
-<iframe src="{optout_en}" title="Web analytics opt-out" width="100%" height="640" style="border:0"></iframe>
-
-<!-- or link to it -->
-<a href="{optout_en}">Opt out of web analytics</a>
-"#,
-        id = site.id,
-    ))
+    let mut text = Snippet {
+        base: base.as_str(),
+        optout: optout.as_str(),
+        id: site.id,
+        name: &site.name,
+    }
+    .render()
+    .expect("rendering into a String cannot fail");
+    text.push('\n');
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -98,7 +92,8 @@ mod tests {
         assert!(s.contains(
             r#"<iframe src="https://analytics.example.org/optout?idsite=4&amp;lang=en""#
         ));
-        assert!(s.contains("for A &amp; B"));
+        // Escaped by the template: `&` as askama writes it.
+        assert!(s.contains("for A &#38; B"), "{s}");
         assert!(s.starts_with("<!-- tally -->\n<script>\n"));
     }
 
@@ -121,6 +116,35 @@ mod tests {
         let (base, guessed) = base_url(&c);
         assert_eq!(base.as_str(), "http://127.0.0.1:9090/");
         assert!(guessed);
+    }
+
+    #[test]
+    fn the_base_url_is_a_javascript_string_and_names_are_escaped() {
+        let c = config("public_url = \"https://a.example.org/it's/</script>\"");
+        let s = render(&c, 4).unwrap();
+        // The URL crate percent-encodes `<`, `>` and `"`; the JSON filter escapes `'`, so
+        // nothing in the string can end it or the script element.
+        assert!(
+            s.contains(r#"var u="https://a.example.org/it\u0027s/%3C/script%3E/";"#),
+            "{s}"
+        );
+        assert_eq!(s.matches("</script>").count(), 1);
+        let evil = Config::from_table(
+            "[[sites]]\nid = 4\nname = \"--> <script>x</script>\"\ndomains = [\"example.org\"]"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        let s = render(&evil, 4).unwrap();
+        assert!(
+            s.contains("for --&#62; &#60;script&#62;x&#60;/script&#62;:"),
+            "{s}"
+        );
+        assert_eq!(
+            s.matches("-->").count(),
+            4,
+            "only the snippet's own comments end"
+        );
     }
 
     #[test]

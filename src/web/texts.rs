@@ -1,8 +1,8 @@
 //! The words of the opt-out page, one table per language, and the choice of language.
 //!
-//! Texts are plain text, escaped when the page is rendered; `{name}` marks a value filled in
-//! then (the site's name, the number of bytes masked, ...). A new language is one more
-//! [`Texts`] value and one more [`Lang`] variant.
+//! Texts are plain text, escaped by the page's template like everything else it shows;
+//! `{name}` marks a value filled in first (the site's name, the number of bytes masked, ...).
+//! A new language is one more [`Texts`] value and one more [`Lang`] variant.
 
 use hyper::HeaderMap;
 use hyper::header::ACCEPT_LANGUAGE;
@@ -176,13 +176,34 @@ pub static DE: Texts = Texts {
     unknown_body: "Eine Website mit dieser Nummer wird hier nicht gemessen. Bitte prüfen Sie den Link.",
 };
 
-/// `template` with every `{key}` replaced by its value. Values are inserted as given: the
-/// caller escapes both.
+/// `template` with every `{key}` replaced by its value, in one pass: a value is never searched
+/// for placeholders itself, so a site named `{cookie}` stays `{cookie}`. Texts and values are
+/// plain text and so is the result; the page's template escapes it.
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_string();
-    for (key, value) in values {
-        out = out.replace(&format!("{{{key}}}"), value);
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -246,5 +267,8 @@ mod tests {
             fill("{a} and {a}, {b}", &[("a", "x"), ("b", "y")]),
             "x and x, y"
         );
+        assert_eq!(fill("{a}{b}", &[("a", "{b}"), ("b", "y")]), "{b}y");
+        assert_eq!(fill("{ {a} {c} }", &[("a", "x")]), "{ x {c} }");
+        assert_eq!(fill("open {a", &[("a", "x")]), "open {a");
     }
 }

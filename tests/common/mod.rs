@@ -201,6 +201,7 @@ impl Collector {
                 ("rec", "1"),
                 ("url", "https://example.org/barrier"),
                 ("action_name", tag),
+                ("send_image", "0"),
             ])
             .send()
             .await

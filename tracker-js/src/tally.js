@@ -23,6 +23,9 @@
   let SPA_DELAY = 100; // ms: lets the router set document.title first
   let VISITOR_COOKIE = '_tly_id';
   let CONSENT_COOKIE = 'tally_consent';
+  // Set on the site's own domain by Matomo's JavaScript opt-out (and its
+  // forgetConsentGiven); a non-empty value means the visitor said no.
+  let MATOMO_REMOVED = 'mtm_consent_removed';
 
   let trackerUrl, siteId, customUrl, customTitle, customRef, pvId;
   let cookies, consentRequired, consentGiven;
@@ -64,7 +67,9 @@
     (d.cookie = k + '=' + v + ';Path=/;Max-Age=' + age + ';SameSite=Lax' +
       (l.protocol == 'https:' ? ';Secure' : ''));
 
-  let optedOut = () => getCookie(optOutCookie) == 1;
+  // Our own opt-out cookie, or Matomo's refusal left from the site's Matomo
+  // opt-out form: either one stops every hit, as in Matomo.
+  let optedOut = () => getCookie(optOutCookie) == 1 || !!getCookie(MATOMO_REMOVED);
 
   // Hits that must be dropped (not merely held): opt-out, DNT, GPC.
   let blocked = () => {
@@ -252,8 +257,12 @@
     optUserOut() {
       setCookie(optOutCookie, 1, TWO_YEARS);
     },
+    // Opting back in lifts Matomo's refusal too, as Matomo's own
+    // forgetUserOptOut does. setConsentGiven does not (Matomo's does): a
+    // consent banner's routine call must not undo a visitor's opt-out.
     forgetUserOptOut() {
       setCookie(optOutCookie, '', 0);
+      setCookie(MATOMO_REMOVED, '', 0);
     },
     isUserOptedOut: optedOut,
     trackPageView(title) {

@@ -253,6 +253,35 @@ for (const file of ['src', 'dist']) {
       assert.equal(t.sent.length, 1);
     });
 
+    test("Matomo's mtm_consent_removed cookie blocks every hit, also when set later", () => {
+      let seen;
+      const t = ready({
+        cookies: { mtm_consent_removed: '1700000000000' },
+        paq: [['trackPageView'], ['trackEvent', 'c', 'a'], [function () { seen = this.isUserOptedOut(); }]],
+      });
+      t.push(['trackSiteSearch', 'k'], ['trackLink', 'https://x.example/', 'link']);
+      assert.equal(t.sent.length, 0);
+      assert.equal(seen, true);
+      // Matomo reads an empty value as no refusal; so do we.
+      const empty = ready({ cookies: { mtm_consent_removed: '' }, paq: [['trackPageView']] });
+      assert.equal(empty.sent.length, 1);
+      // Matomo's opt-out form on the site sets it while the page is open.
+      empty.jar.jar.set('mtm_consent_removed', '1700000000000');
+      empty.push(['trackPageView']);
+      assert.equal(empty.sent.length, 1);
+    });
+
+    test('mtm_consent_removed: setConsentGiven keeps it, forgetUserOptOut lifts it', () => {
+      const t = ready({ cookies: { mtm_consent_removed: '1' }, paq: [['requireConsent'], ['trackPageView'], ['setConsentGiven']] });
+      assert.equal(t.sent.length, 0);
+      assert.equal(t.jar.jar.get('mtm_consent_removed'), '1');
+      t.push(['forgetUserOptOut']);
+      assert.ok(t.jar.writes.includes('mtm_consent_removed=;Path=/;Max-Age=0;SameSite=Lax;Secure'), t.jar.writes.join('\n'));
+      assert.equal(t.window.Tally.isUserOptedOut(), false);
+      t.push(['trackPageView']);
+      assert.equal(t.sent.length, 1);
+    });
+
     test('no cookies are written by default', (tc) => {
       // The heartbeat would otherwise keep a real 15 s timer loop alive after the test.
       tc.mock.timers.enable({ apis: ['setTimeout'] });
