@@ -6,8 +6,8 @@
 //! stops the server, so no orphan keeps running or holds the data directory.
 //!
 //! For the test suite the supervisor can also hand over the SQL tally sent: with
-//! `TALLYTEST_SQL_CAPTURE_DIR` set, the server logs its queries and, just before it is stopped, the
-//! supervisor writes the distinct statements of tally's own ClickHouse client into that
+//! `TALLYTEST_SQL_CAPTURE_DIR` set, the server logs its queries and, just before it is stopped,
+//! the supervisor writes the distinct statements of tally's own ClickHouse client into that
 //! directory (`tests/modern/check_schema.py` then runs them on a current ClickHouse). This has
 //! to happen in the supervisor: test binaries keep their server in a `static` that is never
 //! dropped, and a killed collector never runs its destructors.
@@ -32,8 +32,8 @@ pub enum EmbeddedError {
     /// The server did not answer `/ping` in time.
     #[error("embedded ClickHouse did not start within {0:?}; see {1}")]
     Timeout(Duration, PathBuf),
-    /// `TALLYTEST_SQL_CAPTURE_DIR` is set but there is no `clickhouse-client` to read the query
-    /// log with: refused rather than capturing nothing.
+    /// `TALLYTEST_SQL_CAPTURE_DIR` is set but there is no `clickhouse-client` to read the
+    /// query log with: refused rather than capturing nothing.
     #[error(
         "TALLYTEST_SQL_CAPTURE_DIR is set but no `clickhouse-client` binary was found (`apt-get install -y clickhouse-client`)"
     )]
