@@ -84,12 +84,15 @@ wait "$pid"
 if [ "$3" = remove ]; then rm -rf "$2"; fi
 "#;
 
-/// The statements tally's own client sent and the server completed. The `clickhouse` crate
-/// names itself `clickhouse-rs/VERSION` in its User-Agent; the test harness (reqwest, no
-/// User-Agent) and the browser tests (Node's fetch) do not, so their ad-hoc SQL stays out.
-const CAPTURE_QUERY: &str = "SELECT query, groupUniqArrayArray(Settings.Names) AS settings \
+/// The statements tally's own client sent, with the errors of those the server rejected (a
+/// rejected statement of, say, the pruner is only logged by tally, so no test would see it).
+/// The `clickhouse` crate names itself `clickhouse-rs/VERSION` in its User-Agent; the test
+/// harness (reqwest, no User-Agent) and the browser tests (Node's fetch) do not, so their
+/// ad-hoc SQL stays out.
+const CAPTURE_QUERY: &str = "SELECT query, groupUniqArrayArray(Settings.Names) AS settings, \
+     groupUniqArrayIf(exception, type >= 3) AS errors \
      FROM system.query_log \
-     WHERE type = 2 AND position(http_user_agent, 'clickhouse-rs/') > 0 \
+     WHERE type >= 2 AND position(http_user_agent, 'clickhouse-rs/') > 0 \
      GROUP BY query FORMAT JSONEachRow";
 
 impl EmbeddedClickHouse {

@@ -12,7 +12,8 @@ tally sends must run on both. This
    covered by step 1 (in order), other DDL runs again (so it must be idempotent),
    `INSERT .. FORMAT RowBinary` checked by its table and column list (the log holds no data),
    SELECTs and ALTERs as they are (the crate renders `?` binds on the client, so they are
-   complete). The settings tally's client sent must exist on the current engine too.
+   complete). The settings tally's client sent must exist on the current engine too, and a
+   statement the test server itself rejected fails the check as well.
 
 It fails if any statement fails, and also if nothing was captured: a capture that silently finds
 nothing would be a check that cannot fail.
@@ -70,7 +71,8 @@ def apply_schema(s):
 
 
 def read_captured(directory):
-    """Distinct captured statements -> set of setting names sent with them."""
+    """Distinct captured statements -> (setting names sent with them, errors of the test
+    server when it rejected them)."""
     deadline = time.monotonic() + PENDING_TIMEOUT_S
     while glob.glob(os.path.join(directory, "*.pending")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -93,7 +95,9 @@ def read_captured(directory):
                 continue
             row = json.loads(line)
             sql = canonical(row["query"])
-            captured.setdefault(sql, set()).update(row.get("settings", []))
+            settings, errors = captured.setdefault(sql, (set(), set()))
+            settings.update(row.get("settings", []))
+            errors.update(e.strip() for e in row.get("errors", []))
     print(f"captured: {len(files)} server(s), {len(captured)} distinct statement(s)")
     return captured
 
@@ -180,7 +184,12 @@ def main():
             except Exception as e:  # noqa: BLE001 - every engine error is a finding
                 failures.append((sql, str(e).strip()))
 
-        names = sorted(set().union(*captured.values()))
+        # What the test server (18.16) rejected is a fault too, though tally may only log it.
+        for sql, (_, errors) in sorted(captured.items()):
+            for err in sorted(errors):
+                failures.append((sql, f"rejected by the test server as well: {err}"))
+
+        names = sorted(set().union(*(settings for settings, _ in captured.values())))
         known = set()
         if names:
             listed = ", ".join("'" + n.replace("'", "\\'") + "'" for n in names)
@@ -194,7 +203,7 @@ def main():
                 failures.append((f"setting {name}", "unknown to this ClickHouse"))
 
         for sql, err in failures:
-            print(f"FAILED on ClickHouse 26:\n  {sql}\n  -> {err}\n", file=sys.stderr)
+            print(f"FAILED:\n  {sql}\n  -> {err}\n", file=sys.stderr)
         summary = ", ".join(
             [f"{len(from_schema)} schema migration steps (applied above)"]
             + [f"{v} {k}" for k, v in ran.items() if v]
