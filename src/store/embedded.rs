@@ -311,3 +311,23 @@ fn write_config(
     std::fs::write(dir.join("users.xml"), users)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zone_names_are_checked_before_they_reach_the_config() {
+        let dir = std::env::temp_dir().join("tally-embedded-tz-unused");
+        for bad in ["", "UTC</timezone><path>/</path><timezone>UTC", "Europe/Berlin\n"] {
+            assert!(
+                matches!(
+                    EmbeddedClickHouse::start_with_timezone(&dir, true, bad),
+                    Err(EmbeddedError::TimeZone(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(!dir.exists(), "nothing is created for a refused name");
+    }
+}
