@@ -218,6 +218,18 @@ impl Demo {
     }
 }
 
+impl Drop for Demo {
+    /// A failed assertion must not leave the demo (and the ClickHouse it runs) behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn demo_mode_runs_its_own_clickhouse() {
     let _ = clickhouse();

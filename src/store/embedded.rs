@@ -319,7 +319,11 @@ mod tests {
     #[test]
     fn time_zone_names_are_checked_before_they_reach_the_config() {
         let dir = std::env::temp_dir().join("tally-embedded-tz-unused");
-        for bad in ["", "UTC</timezone><path>/</path><timezone>UTC", "Europe/Berlin\n"] {
+        for bad in [
+            "",
+            "UTC</timezone><path>/</path><timezone>UTC",
+            "Europe/Berlin\n",
+        ] {
             assert!(
                 matches!(
                     EmbeddedClickHouse::start_with_timezone(&dir, true, bad),
