@@ -207,7 +207,7 @@ fn request_pool(count: u64, bulk: usize) -> Vec<Vec<u8>> {
                 let hits: Vec<String> = (0..bulk as u64)
                     .map(|k| format!("\"?{}\"", common::hit_query(i * bulk as u64 + k)))
                     .collect();
-                let body = format!("{{\"requests\":[{}]}}", hits.join(","));
+                let body = format!("{{\"requests\":[{}],\"send_image\":0}}", hits.join(","));
                 format!(
                     "POST /matomo.php HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {ua}\r\n\
                      Accept-Language: {lang}\r\nX-Forwarded-For: {xff}\r\n\

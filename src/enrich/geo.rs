@@ -54,6 +54,8 @@ use maxminddb::{MaxMindDbError, Mmap, Reader};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::privacy::{Geolocate, TruncatedIp};
+
 /// Where an address is, as far as the database knows. All fields are empty
 /// when unknown (the [`Default`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -175,6 +177,15 @@ impl fmt::Debug for GeoDb {
     }
 }
 
+impl crate::privacy::ip::sealed::Sealed for GeoDb {}
+
+impl Geolocate for GeoDb {
+    type Location = Location;
+    fn locate_addr(&self, ip: IpAddr) -> Location {
+        self.lookup_addr(ip)
+    }
+}
+
 impl GeoDb {
     /// Memory-maps the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<GeoDb, GeoError> {
@@ -187,10 +198,15 @@ impl GeoDb {
         })
     }
 
-    /// Looks `ip` up. Never fails: an address that is not in the database,
-    /// a record of an unexpected shape or a corrupt record all give an empty
+    /// Looks a truncated address up (the default; a full one only through
+    /// [`crate::privacy::FullIp::locate`]). Never fails: an address that is not in the
+    /// database, a record of an unexpected shape or a corrupt record all give an empty
     /// [`Location`].
-    pub fn lookup(&self, ip: IpAddr) -> Location {
+    pub fn lookup(&self, ip: TruncatedIp) -> Location {
+        self.lookup_addr(ip.addr())
+    }
+
+    fn lookup_addr(&self, ip: IpAddr) -> Location {
         let loaded = self.current.load();
         let record = match loaded.reader.lookup(ip) {
             Ok(result) => match result.decode::<GeoRecord<'_>>() {
@@ -437,15 +453,30 @@ mod tests {
     #[test]
     fn city_test_db_resolves_documented_addresses() {
         let db = GeoDb::open(geo_fixture("GeoIP2-City-Test.mmdb")).unwrap();
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "ENG", "London"));
-        assert_eq!(db.lookup(ip("2.125.160.216")), loc("GB", "ENG", "Boxford"));
-        assert_eq!(db.lookup(ip("89.160.20.112")), loc("SE", "E", "Linköping"));
-        assert_eq!(db.lookup(ip("216.160.83.56")), loc("US", "WA", "Milton"));
-        assert_eq!(db.lookup(ip("175.16.199.1")), loc("CN", "22", "Changchun"));
-        // IPv6 network with a country but no city.
-        assert_eq!(db.lookup(ip("2001:218::1")), loc("JP", "", ""));
         assert_eq!(
-            db.lookup(ip("2001:480:10::1")),
+            db.lookup_addr(ip("81.2.69.142")),
+            loc("GB", "ENG", "London")
+        );
+        assert_eq!(
+            db.lookup_addr(ip("2.125.160.216")),
+            loc("GB", "ENG", "Boxford")
+        );
+        assert_eq!(
+            db.lookup_addr(ip("89.160.20.112")),
+            loc("SE", "E", "Linköping")
+        );
+        assert_eq!(
+            db.lookup_addr(ip("216.160.83.56")),
+            loc("US", "WA", "Milton")
+        );
+        assert_eq!(
+            db.lookup_addr(ip("175.16.199.1")),
+            loc("CN", "22", "Changchun")
+        );
+        // IPv6 network with a country but no city.
+        assert_eq!(db.lookup_addr(ip("2001:218::1")), loc("JP", "", ""));
+        assert_eq!(
+            db.lookup_addr(ip("2001:480:10::1")),
             loc("US", "CA", "San Diego")
         );
     }
@@ -453,27 +484,33 @@ mod tests {
     #[test]
     fn geolite_city_test_db_resolves() {
         let db = GeoDb::open(geo_fixture("GeoLite2-City-Test.mmdb")).unwrap();
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "ENG", "London"));
-        assert_eq!(db.lookup(ip("89.160.20.112")), loc("SE", "E", "Linköping"));
+        assert_eq!(
+            db.lookup_addr(ip("81.2.69.142")),
+            loc("GB", "ENG", "London")
+        );
+        assert_eq!(
+            db.lookup_addr(ip("89.160.20.112")),
+            loc("SE", "E", "Linköping")
+        );
     }
 
     #[test]
     fn country_test_db_has_no_region_or_city() {
         let db = GeoDb::open(geo_fixture("GeoLite2-Country-Test.mmdb")).unwrap();
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "", ""));
-        assert_eq!(db.lookup(ip("89.160.20.112")), loc("SE", "", ""));
+        assert_eq!(db.lookup_addr(ip("81.2.69.142")), loc("GB", "", ""));
+        assert_eq!(db.lookup_addr(ip("89.160.20.112")), loc("SE", "", ""));
         let db = GeoDb::open(geo_fixture("GeoIP2-Country-Test.mmdb")).unwrap();
-        assert_eq!(db.lookup(ip("2.125.160.216")), loc("GB", "", ""));
+        assert_eq!(db.lookup_addr(ip("2.125.160.216")), loc("GB", "", ""));
     }
 
     #[test]
     fn unknown_and_private_addresses_give_empty_location() {
         let db = GeoDb::open(geo_fixture("GeoIP2-City-Test.mmdb")).unwrap();
-        assert_eq!(db.lookup(ip("10.0.0.1")), Location::default());
-        assert_eq!(db.lookup(ip("127.0.0.1")), Location::default());
-        assert_eq!(db.lookup(ip("::1")), Location::default());
+        assert_eq!(db.lookup_addr(ip("10.0.0.1")), Location::default());
+        assert_eq!(db.lookup_addr(ip("127.0.0.1")), Location::default());
+        assert_eq!(db.lookup_addr(ip("::1")), Location::default());
         // A record that exists but has no country at all.
-        assert_eq!(db.lookup(ip("214.1.1.1")), Location::default());
+        assert_eq!(db.lookup_addr(ip("214.1.1.1")), Location::default());
     }
 
     #[test]
@@ -481,10 +518,10 @@ mod tests {
         // The test database holds only tiny networks (81.2.69.142/31 …), so
         // the /16-truncated address falls outside all of them.
         let db = GeoDb::open(geo_fixture("GeoIP2-City-Test.mmdb")).unwrap();
-        assert_eq!(db.lookup(ip("81.2.0.0")), Location::default());
-        assert_eq!(db.lookup(ip("89.160.0.0")), Location::default());
+        assert_eq!(db.lookup_addr(ip("81.2.0.0")), Location::default());
+        assert_eq!(db.lookup_addr(ip("89.160.0.0")), Location::default());
         // IPv6 /48 truncation stays inside the /32 allocation: country kept.
-        assert_eq!(db.lookup(ip("2001:218:1234::")), loc("JP", "", ""));
+        assert_eq!(db.lookup_addr(ip("2001:218:1234::")), loc("JP", "", ""));
     }
 
     #[test]
@@ -497,19 +534,19 @@ mod tests {
             ("8.8.8.8", "8.8.0.0", "US"),
             ("2.125.160.216", "2.125.0.0", "GB"),
         ] {
-            assert_eq!(db.lookup(ip(full)), loc(country, "", ""), "{full}");
+            assert_eq!(db.lookup_addr(ip(full)), loc(country, "", ""), "{full}");
             assert_eq!(
-                db.lookup(ip(truncated)),
+                db.lookup_addr(ip(truncated)),
                 loc(country, "", ""),
                 "{truncated}"
             );
         }
         // The caveat in the module docs, for real: 81.2.0.0/16 is split
         // between registries' customers, and its first network is Russian.
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "", ""));
-        assert_eq!(db.lookup(ip("81.2.0.0")), loc("RU", "", ""));
-        assert_eq!(db.lookup(ip("2a00:1450:4001::")), loc("IE", "", ""));
-        assert_eq!(db.lookup(ip("10.1.2.3")), Location::default());
+        assert_eq!(db.lookup_addr(ip("81.2.69.142")), loc("GB", "", ""));
+        assert_eq!(db.lookup_addr(ip("81.2.0.0")), loc("RU", "", ""));
+        assert_eq!(db.lookup_addr(ip("2a00:1450:4001::")), loc("IE", "", ""));
+        assert_eq!(db.lookup_addr(ip("10.1.2.3")), Location::default());
     }
 
     #[test]
@@ -563,12 +600,15 @@ mod tests {
         let live = dir.join("live.mmdb");
         replace_with(&geo_fixture("GeoLite2-Country-Test.mmdb"), &live);
         let db = GeoDb::open(&live).unwrap();
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "", ""));
+        assert_eq!(db.lookup_addr(ip("81.2.69.142")), loc("GB", "", ""));
         assert!(!db.reload().unwrap(), "unchanged file must not reload");
 
         replace_with(&geo_fixture("GeoIP2-City-Test.mmdb"), &live);
         assert!(db.reload().unwrap());
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "ENG", "London"));
+        assert_eq!(
+            db.lookup_addr(ip("81.2.69.142")),
+            loc("GB", "ENG", "London")
+        );
         assert_eq!(db.database_info().database_type, "GeoIP2-City");
         assert!(!db.reload().unwrap());
 
@@ -576,7 +616,10 @@ mod tests {
         std::fs::write(dir.join("broken.tmp"), b"garbage").unwrap();
         std::fs::rename(dir.join("broken.tmp"), &live).unwrap();
         assert!(matches!(db.reload(), Err(GeoError::Open { .. })));
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "ENG", "London"));
+        assert_eq!(
+            db.lookup_addr(ip("81.2.69.142")),
+            loc("GB", "ENG", "London")
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,6 +640,9 @@ mod tests {
         }
         handle.abort();
         assert!(reloaded, "watcher did not reload the replaced file");
-        assert_eq!(db.lookup(ip("81.2.69.142")), loc("GB", "ENG", "London"));
+        assert_eq!(
+            db.lookup_addr(ip("81.2.69.142")),
+            loc("GB", "ENG", "London")
+        );
     }
 }

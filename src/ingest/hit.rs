@@ -155,7 +155,7 @@ pub fn build<'a>(
 /// is only read here, in memory, never kept.
 pub fn full_ip_location(app: &App, full: &FullIp) -> Option<Location> {
     match &app.enrich.geo {
-        Some(geo) if app.config.geo.use_full_ip => Some(full.locate(geo)),
+        Some(geo) if app.config.geo.use_full_ip => Some(full.locate(&**geo)),
         _ => None,
     }
 }

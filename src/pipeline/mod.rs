@@ -213,7 +213,7 @@ fn geo(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
     }
     let location = match (&hit.location, &app.enrich.geo) {
         (Some(l), _) => l.clone(),
-        (None, Some(db)) => db.lookup(hit.ip.addr()),
+        (None, Some(db)) => db.lookup(hit.ip),
         (None, None) => return Ok(()),
     };
     event.country = location.country;

@@ -5,7 +5,20 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::enrich::{GeoDb, Location};
+/// A geolocation database, as far as `privacy` is concerned: something that turns an address
+/// into a location and keeps nothing. Implemented by `enrich::GeoDb`; sealed, so that no other
+/// type can stand in and receive a full address.
+pub trait Geolocate: sealed::Sealed {
+    /// What a lookup gives.
+    type Location;
+    /// Looks `ip` up, in memory.
+    fn locate_addr(&self, ip: IpAddr) -> Self::Location;
+}
+
+pub(crate) mod sealed {
+    /// Only this crate's geolocation database may implement [`super::Geolocate`].
+    pub trait Sealed {}
+}
 
 /// A client's full address, as it arrived.
 ///
@@ -29,8 +42,8 @@ impl FullIp {
 
     /// Looks the full address up in a geolocation database, in memory; only the location
     /// comes back.
-    pub fn locate(&self, db: &GeoDb) -> Location {
-        db.lookup(self.0)
+    pub fn locate<G: Geolocate>(&self, db: &G) -> G::Location {
+        db.locate_addr(self.0)
     }
 
     /// The truncated form: `bytes` as in [`TruncatedIp::new`].
@@ -112,6 +125,17 @@ impl fmt::Debug for TruncatedIp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The full address can be neither printed, copied nor serialised; adding any of these
+    // would break this build.
+    static_assertions::assert_not_impl_any!(
+        FullIp: fmt::Display,
+        fmt::Debug,
+        Clone,
+        Copy,
+        serde::Serialize,
+        ToString
+    );
 
     fn t(ip: &str, bytes: u8) -> String {
         TruncatedIp::new(ip.parse().unwrap(), bytes).to_string()

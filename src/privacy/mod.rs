@@ -11,5 +11,5 @@ pub mod ip;
 pub mod signals;
 
 pub use arrival::{Excluded, anonymize, arrive, is_trusted_proxy, parse_client_ip};
-pub use ip::{FullIp, TruncatedIp};
+pub use ip::{FullIp, Geolocate, TruncatedIp};
 pub use signals::{Refusal, refusal};

@@ -110,7 +110,7 @@ export async function waitRows(tally, query, done) {
  */
 export async function barrier(tally, tag) {
   const title = `barrier-${tag}`;
-  const q = new URLSearchParams({ idsite: '1', rec: '1', url: 'http://localhost/barrier', action_name: title });
+  const q = new URLSearchParams({ idsite: '1', rec: '1', url: 'http://localhost/barrier', action_name: title, send_image: '0' });
   const r = await fetch(`${tally.url}/matomo.php?${q}`, { headers: { 'User-Agent': BROWSER_UA } });
   if (r.status !== 204) throw new Error(`barrier hit answered ${r.status}`);
   const rows = await waitRows(tally, `SELECT count() AS n FROM events WHERE title = '${title}'`, (r) => Number(r[0]?.n) >= 1);
