@@ -26,10 +26,14 @@ async fn migrate_applies_once_and_records_it() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&first.stdout),
-        "applied 0001_events.sql\napplied 0002_visitor_secrets.sql\n"
-    );
+    // Every migration, in order (a unit test ties the list to the files in schema/).
+    let migrations = tally::store::migrate::MIGRATIONS;
+    assert!(migrations.len() >= 3, "{migrations:?}");
+    let applied: String = migrations
+        .iter()
+        .map(|m| format!("applied {}\n", m.name))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&first.stdout), applied);
     let second = run();
     assert!(second.status.success());
     assert_eq!(
@@ -41,7 +45,11 @@ async fn migrate_applies_once_and_records_it() {
             "SELECT version, name FROM {db}.schema_migrations ORDER BY version"
         ))
         .await,
-        "1\t0001_events.sql\n2\t0002_visitor_secrets.sql"
+        migrations
+            .iter()
+            .map(|m| format!("{}\t{}", m.version, m.name))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The table is partitioned by day, so the pruner can drop whole days.
     assert_eq!(
@@ -104,67 +112,158 @@ fn invalid_config_is_refused_naming_the_key() {
     assert!(err.contains("privacy.trusted_proxies"), "{err}");
 }
 
+/// A `tally serve` without a config file in `dir`, and the three lines it prints when ready:
+/// its address, where it stores events, and the tracking URL of the demo site.
+struct Demo {
+    child: std::process::Child,
+    clickhouse: String,
+    database: String,
+    tracking: String,
+}
+
+impl Demo {
+    fn start(dir: &std::path::Path) -> Demo {
+        let mut child = Command::new(tally_bin())
+            .arg("serve")
+            .current_dir(dir)
+            .env("TALLY_LISTEN", "127.0.0.1:0")
+            .env("TALLY_SINK_FLUSH_MS", "50")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        // Read on a thread so a tally that hangs fails the test instead of blocking it.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut next = || match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "demo tally did not start: {}",
+                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+                )
+            }
+        };
+        let listening = next();
+        let storage = next();
+        let tracking = next();
+        let base = listening
+            .strip_prefix("tally listening on ")
+            .unwrap_or_else(|| panic!("{listening}"))
+            .to_string();
+        let (clickhouse, database) = storage
+            .strip_prefix("events stored in ClickHouse at ")
+            .and_then(|s| s.split_once(", database "))
+            .unwrap_or_else(|| panic!("{storage}"));
+        assert!(clickhouse.starts_with("http://127.0.0.1:"), "{storage}");
+        let tracking = tracking
+            .split_once(" at ")
+            .filter(|(site, _)| site.starts_with("tracking site 1 (Demo site)"))
+            .map(|(_, url)| url.to_string())
+            .unwrap_or_else(|| panic!("{tracking}"));
+        assert!(
+            tracking.starts_with(&format!("{base}/matomo.php?idsite=1&rec=1")),
+            "{tracking}"
+        );
+        Demo {
+            child,
+            clickhouse: clickhouse.to_string(),
+            database: database.to_string(),
+            tracking,
+        }
+    }
+
+    /// Rows of the demo database's `events` with this title, asked of the ClickHouse the demo
+    /// printed.
+    async fn count(&self, title: &str) -> u64 {
+        let sql = format!(
+            "SELECT count() FROM {}.events WHERE title = '{title}'",
+            self.database
+        );
+        let resp = reqwest::Client::new()
+            .post(&self.clickhouse)
+            .body(sql)
+            .send()
+            .await
+            .expect("the demo's ClickHouse answers");
+        assert!(resp.status().is_success());
+        resp.text().await.unwrap().trim().parse().unwrap()
+    }
+
+    /// Waits until a row with `title` is stored, failing after 15 seconds.
+    async fn wait_for(&self, title: &str) {
+        let start = std::time::Instant::now();
+        while self.count(title).await == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "hit {title} not stored in the demo's ClickHouse"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM; asserts a clean exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "demo tally exited with {status}");
+    }
+}
+
+impl Drop for Demo {
+    /// A failed assertion must not leave the demo (and the ClickHouse it runs) behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn demo_mode_runs_its_own_clickhouse() {
     let _ = clickhouse();
     // No config file: demo site 1 on localhost, embedded ClickHouse under ./var.
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(tally_bin())
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("TALLY_LISTEN", "127.0.0.1:0")
-        .env("TALLY_SINK_FLUSH_MS", "50")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("tally listening on ")
-        .unwrap()
-        .to_string();
-    let storage = lines.next().unwrap().unwrap();
+    let demo = Demo::start(dir.path());
     assert!(
-        storage.starts_with("events stored in ClickHouse at http://127.0.0.1:"),
-        "{storage}"
+        dir.path().join("var/clickhouse/config.xml").is_file(),
+        "the embedded server lives under ./var/clickhouse"
     );
-    let tracking = lines.next().unwrap().unwrap();
-    assert!(tracking.contains("/matomo.php?idsite=1"), "{tracking}");
+    // A page view sent to the URL the demo printed is stored in the ClickHouse it printed.
     let r = http()
-        .get(format!("{base}/matomo.php"))
-        .query(&[
-            ("idsite", "1"),
-            ("rec", "1"),
-            ("url", "http://localhost/demo"),
-            ("send_image", "0"),
-        ])
+        .get(format!(
+            "{}&url=http%3A%2F%2Flocalhost%2Fdemo&action_name=demo-hit&send_image=0",
+            demo.tracking
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert!(status.success());
-    // The embedded server's data stays in ./var/clickhouse; the hit is in it.
-    let data = dir.path().join("var/clickhouse/db/data/tally/events");
-    assert!(data.is_dir(), "{} missing", data.display());
-    let parts = std::fs::read_dir(&data)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("20")
-        })
-        .count();
-    assert!(parts >= 1, "no data part written");
+    demo.wait_for("demo-hit").await;
+    let first_clickhouse = demo.clickhouse.clone();
+    demo.stop();
+    // Stopping tally stopped its server: nothing is left listening.
+    let port = first_clickhouse.rsplit(':').next().unwrap();
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "the embedded ClickHouse outlived tally"
+    );
+
+    // The data stays in ./var/clickhouse: a second start finds the hit again.
+    let again = Demo::start(dir.path());
+    assert_eq!(again.count("demo-hit").await, 1);
+    again.stop();
 }
 
 #[tokio::test]

@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh --test
+# The SQL capture below reads the test servers' query logs with clickhouse-client.
+if ! command -v clickhouse-client >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq clickhouse-client >/dev/null
+fi
 
 # Tracker: dependencies pinned by package-lock.json.
 if [ -f tracker-js/package.json ]; then
@@ -17,7 +24,7 @@ if [ -x tests/fixtures/fetch-geo.sh ]; then
   tests/fixtures/fetch-geo.sh
 fi
 
-# A current ClickHouse, in-process, for the schema/report SQL check.
+# A current ClickHouse, in-process, for the check of the schema and of every statement tally sends.
 venv="${TALLY_CHDB_VENV:-$HOME/.cache/tally/chdb-venv}"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import chdb' 2>/dev/null; then
   python3 -m venv "$venv"
@@ -29,11 +36,17 @@ if [ -f tracker-js/package.json ]; then
   (cd tracker-js && npm test)
 fi
 
-echo "== schema on current ClickHouse (chdb)"
-"$venv/bin/python" tests/modern/check_schema.py
-
 echo "== cargo test (unit, integration against ClickHouse and tally serve over HTTP)"
-cargo test --no-fail-fast
+# Every test ClickHouse logs its queries and, as it stops, leaves the statements tally's own
+# client sent in this directory (src/store/embedded.rs); the chdb check below runs them all.
+capture="$(mktemp -d "${TMPDIR:-/tmp}/tally-sql.XXXXXX")"
+trap 'rm -rf "$capture"' EXIT
+cargo_status=0
+TALLYTEST_SQL_CAPTURE_DIR="$capture" cargo test --no-fail-fast || cargo_status=$?
+
+echo "== schema and every captured statement on current ClickHouse (chdb)"
+"$venv/bin/python" tests/modern/check_schema.py --captured "$capture"
+[ "$cargo_status" -eq 0 ] || exit "$cargo_status"
 
 echo "== browser end to end (headless Chromium, tally serve, embedded ClickHouse)"
 cargo build --quiet

@@ -94,77 +94,113 @@ async fn shared_rotated_daily_and_deleted_after_48_hours() {
     );
 }
 
+/// One stored row as JSON, by column name.
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The rows of `db.events`, oldest first.
+async fn rows(db: &str) -> Vec<Row> {
+    query(&format!(
+        "SELECT * FROM {db}.events ORDER BY ts FORMAT JSONEachRow"
+    ))
+    .await
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+/// Through real collectors over HTTP. Each collector on a database of its own has a secret of
+/// its own, as one database has on two days (the rotation itself is tested above): `day1` keys
+/// the first day's hit, `day2` the second day's. The same browser, with the tracker's visitor
+/// cookie and identical parameters, visits on both days; a different person of the same /16,
+/// browser and language visits on day 2.
 #[tokio::test]
 async fn stored_rows_of_two_days_cannot_be_linked() {
-    use tally::ingest::hit::{self, RequestContext};
-    use tally::ingest::params::Params;
-
-    let (db, client) = migrated_db().await;
-    let mut cfg: Config = Config::from_table(
-        r#"
-[[sites]]
-id = 1
-name = "x"
-domains = ["example.org"]
-"#
-        .parse()
-        .unwrap(),
-    )
-    .unwrap();
-    cfg.clickhouse.database = db;
-    let metrics = Arc::new(tally::metrics::Metrics::new());
-    let (sink, _writer) = tally::sink::start(client.clone(), &cfg.sink, metrics.clone());
-    let keys = keys();
-    let secrets = SecretStore::new(client, keys.clone());
-    let app = tally::state::App::new(cfg, metrics, sink, keys).unwrap();
-
-    // The same browser, with the tracker's own visitor cookie, on two days.
-    let query = "idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&_id=0123456789abcdef&_idvc=2&_viewts=1795400000";
-    let event_on = |now: u32| {
-        let mut p = Params::default();
-        p.extend(query.as_bytes(), &app.config.limits);
-        let ctx = RequestContext {
-            ip: TruncatedIp::new("203.0.113.77".parse().unwrap(), 2),
-            user_agent: "Mozilla/5.0 Firefox/140.0",
-            accept_language: "de",
-            referer: "",
-            model_header: None,
-            now,
-            authenticated: false,
-            hints: Default::default(),
-            location: None,
-        };
-        let (event, hit) = hit::build(&p, &ctx, &app).unwrap().unwrap();
-        tally::pipeline::run(event, &hit, &app).unwrap().unwrap()
+    const TOKEN: &str = "link-token-0123456789";
+    const COOKIE_ID: &str = "0123456789abcdef";
+    let extra =
+        format!("token_auth = \"{TOKEN}\"\n[privacy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n");
+    let day1 = Collector::start(&extra);
+    let day2 = Collector::start(&extra);
+    let now = tally::time::now_unix();
+    // Last seen three days ago: `days_since_last_visit` is 3 for both people.
+    let viewts_a = (now - 3 * DAY - 100).to_string();
+    let viewts_b = (now - 3 * DAY - 2000).to_string();
+    let send = |c: &Collector, xff: &'static str, id: &'static str, viewts: &str, at: u32| {
+        let req = http()
+            .get(c.url("/matomo.php"))
+            .query(&[
+                ("idsite", "1"),
+                ("rec", "1"),
+                ("url", "https://example.org/"),
+                ("action_name", "Home"),
+                ("res", "1280x720"),
+                ("_id", id),
+                ("_idvc", "2"),
+                ("_viewts", viewts),
+                ("cdt", &at.to_string()),
+                ("token_auth", TOKEN),
+                ("send_image", "0"),
+            ])
+            .header("X-Forwarded-For", xff)
+            .header("Accept-Language", "de");
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 204);
+        }
     };
-    secrets.refresh(DAY1_10AM).await.unwrap();
-    let first = event_on(DAY1_10AM);
-    let again = event_on(DAY1_10AM + 60);
+    let (t1, t2) = (now - 2 * DAY, now - DAY);
+    send(&day1, "203.0.113.77", COOKIE_ID, &viewts_a, t1).await;
+    // Day 2: the same browser twice, then someone else; told apart by their times.
+    send(&day2, "203.0.113.77", COOKIE_ID, &viewts_a, t2).await;
+    send(&day2, "203.0.113.77", COOKIE_ID, &viewts_a, t2 + 60).await;
+    send(&day2, "203.0.45.6", "fedcba9876543210", &viewts_b, t2 + 120).await;
+    assert_eq!(day1.wait_for("1", 1).await, 1);
+    assert_eq!(day2.wait_for("1", 3).await, 3);
+    let a1 = rows(&day1.db).await.remove(0);
+    let day2_rows = rows(&day2.db).await;
+    let (a2, a2_again, b2) = (&day2_rows[0], &day2_rows[1], &day2_rows[2]);
+
+    // The key is per visitor within a day (so the comparison below means something)...
     assert_eq!(
-        first.visitor_key, again.visitor_key,
+        a2["visitor_key"], a2_again["visitor_key"],
         "same visitor, same day"
     );
-    secrets.refresh(DAY1_10AM + DAY).await.unwrap();
-    let next_day = event_on(DAY1_10AM + DAY);
-    assert_ne!(first.visitor_key, next_day.visitor_key);
+    assert_ne!(
+        a2["visitor_key"], b2["visitor_key"],
+        "two visitors, one key"
+    );
+    // ...and differs between days.
+    assert_ne!(
+        a1["visitor_key"], a2["visitor_key"],
+        "the key links the two days"
+    );
 
-    // No stored field carries the cookie id or a previous-visit timestamp that would match
-    // the other day's rows: the rows differ only where any two visitors' rows would.
-    for e in [&first, &next_day] {
-        let row = serde_json::to_string(e).unwrap();
-        assert!(!row.to_lowercase().contains("0123456789abcdef"), "{row}");
-        assert!(!row.contains("1795400000"), "{row}");
+    // Nothing stored carries the cookie id or the previous-visit timestamp.
+    let cookie_decimal = u64::from_str_radix(COOKIE_ID, 16).unwrap().to_string();
+    for row in [&a1, a2] {
+        let text = serde_json::to_string(row).unwrap().to_lowercase();
+        for secret in [COOKIE_ID, cookie_decimal.as_str(), viewts_a.as_str()] {
+            assert!(!text.contains(secret), "{secret} stored: {text}");
+        }
     }
-    assert_eq!(first.days_since_last_visit, Some(1));
-    assert_eq!(next_day.days_since_last_visit, Some(2));
-    let mut a = first.clone();
-    let mut b = next_day.clone();
-    for e in [&mut a, &mut b] {
-        e.ts = 0;
-        e.visitor_key = 0;
-        e.days_since_last_visit = None;
+    // Every column the two days' rows agree on, the other person's row agrees on as well: what
+    // ties day 1 to day 2 ties any visitor of that /16, browser and language to them.
+    assert!(a1.len() >= 40, "columns: {:?}", a1.keys());
+    let mut shared = Vec::new();
+    for (column, value) in &a1 {
+        if column == "ts" || a2[column] != *value {
+            continue;
+        }
+        assert_eq!(
+            b2[column], *value,
+            "column {column} links the two days' rows of one visitor"
+        );
+        shared.push(column.as_str());
     }
-    assert_eq!(a, b, "no other per-visitor field may link the two days");
+    // The comparison ran over real data: page, address and browser are what all three share.
+    for column in ["url", "ip", "browser", "lang"] {
+        assert!(shared.contains(&column), "{column} not shared: {shared:?}");
+    }
 }
 
 #[tokio::test]

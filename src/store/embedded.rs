@@ -4,6 +4,13 @@
 //! The server is started through a small shell supervisor that holds the read end of a pipe
 //! from us: when tally exits for any reason (even SIGKILL) the pipe closes and the supervisor
 //! stops the server, so no orphan keeps running or holds the data directory.
+//!
+//! For the test suite the supervisor can also hand over the SQL tally sent: with
+//! `TALLYTEST_SQL_CAPTURE_DIR` set, the server logs its queries and, just before it is stopped,
+//! the supervisor writes the distinct statements of tally's own ClickHouse client into that
+//! directory (`tests/modern/check_schema.py` then runs them on a current ClickHouse). This has
+//! to happen in the supervisor: test binaries keep their server in a `static` that is never
+//! dropped, and a killed collector never runs its destructors.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -25,7 +32,23 @@ pub enum EmbeddedError {
     /// The server did not answer `/ping` in time.
     #[error("embedded ClickHouse did not start within {0:?}; see {1}")]
     Timeout(Duration, PathBuf),
+    /// `TALLYTEST_SQL_CAPTURE_DIR` is set but there is no `clickhouse-client` to read the
+    /// query log with: refused rather than capturing nothing.
+    #[error(
+        "TALLYTEST_SQL_CAPTURE_DIR is set but no `clickhouse-client` binary was found (`apt-get install -y clickhouse-client`)"
+    )]
+    NoClient,
+    /// A time zone that cannot be written into the server's configuration as it is.
+    #[error("invalid time zone name {0:?}")]
+    TimeZone(String),
 }
+
+/// Environment variable naming a directory that receives the SQL statements tally's client
+/// sent to an embedded server (one `queries-PID.jsonl` file per server, written when it stops).
+///
+/// Not `TALLY_...`: every `TALLY_*` variable is a configuration override, and the collectors the
+/// tests start inherit this one.
+pub const SQL_CAPTURE_ENV: &str = "TALLYTEST_SQL_CAPTURE_DIR";
 
 /// A running server. Dropping it stops the server (and removes the directory if it was
 /// started with `remove_on_exit`).
@@ -36,26 +59,80 @@ pub struct EmbeddedClickHouse {
 }
 
 /// Supervisor: starts the server, waits for its stdin to close, then stops the server.
+///
+/// Arguments: server binary, directory, `remove`/`keep`, capture directory (or empty), client
+/// binary, native port, capture query. When capturing, `queries-$$.pending` exists from the
+/// start until the dump is complete, so a reader can wait for supervisors still at work; if the
+/// dump fails the marker stays and `queries-$$.err` says why. A server that never received a
+/// query has no `system.query_log` table: its dump is empty, not an error.
 const SUPERVISOR: &str = r#"
 "$1" --config-file="$2/config.xml" >>"$2/log/stdout.log" 2>&1 &
 pid=$!
 echo "$pid" > "$2/server.pid"
+if [ -n "$4" ]; then out="$4/queries-$$"; : >"$out.pending"; fi
 cat >/dev/null
+if [ -n "$4" ]; then
+  client="$5" port="$6" capture="$7"
+  q() { "$client" --host 127.0.0.1 --port "$port" --query "$1" 2>>"$out.err"; }
+  if q "SYSTEM FLUSH LOGS" && logged=$(q "EXISTS TABLE system.query_log") &&
+     { [ "$logged" != 1 ] || q "$capture" >"$out.tmp"; }; then
+    touch "$out.tmp" && mv "$out.tmp" "$out.jsonl" && rm -f "$out.err" "$out.pending"
+  fi
+fi
 kill -TERM "$pid" 2>/dev/null
 wait "$pid"
 if [ "$3" = remove ]; then rm -rf "$2"; fi
 "#;
 
+/// The statements tally's own client sent, with the errors of those the server rejected (a
+/// rejected statement of, say, the pruner is only logged by tally, so no test would see it).
+/// The `clickhouse` crate names itself `clickhouse-rs/VERSION` in its User-Agent; the test
+/// harness (reqwest, no User-Agent) and the browser tests (Node's fetch) do not, so their
+/// ad-hoc SQL stays out.
+const CAPTURE_QUERY: &str = "SELECT query, groupUniqArrayArray(Settings.Names) AS settings, \
+     groupUniqArrayIf(exception, type >= 3) AS errors \
+     FROM system.query_log \
+     WHERE type >= 2 AND position(http_user_agent, 'clickhouse-rs/') > 0 \
+     GROUP BY query FORMAT JSONEachRow";
+
 impl EmbeddedClickHouse {
     /// Starts a server with its data in `dir` (created if missing), listening on free loopback
     /// ports, and waits until it answers.
     pub fn start(dir: &Path, remove_on_exit: bool) -> Result<Self, EmbeddedError> {
-        let binary = find_binary().ok_or(EmbeddedError::NotInstalled)?;
+        Self::start_with_timezone(dir, remove_on_exit, "UTC")
+    }
+
+    /// Like [`start`](Self::start), with the server's `<timezone>` set to `timezone` (an IANA
+    /// name). tally itself always runs its server in UTC; tests use this to show that what
+    /// tally stores does not depend on the time zone of a server it is given.
+    pub fn start_with_timezone(
+        dir: &Path,
+        remove_on_exit: bool,
+        timezone: &str,
+    ) -> Result<Self, EmbeddedError> {
+        // Written into XML as it is: only the characters of IANA names.
+        if timezone.is_empty()
+            || !timezone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
+        {
+            return Err(EmbeddedError::TimeZone(timezone.to_string()));
+        }
+        let binary = find_binary("clickhouse-server").ok_or(EmbeddedError::NotInstalled)?;
+        let capture = match std::env::var_os(SQL_CAPTURE_ENV).filter(|v| !v.is_empty()) {
+            Some(d) => {
+                let client = find_binary("clickhouse-client").ok_or(EmbeddedError::NoClient)?;
+                std::fs::create_dir_all(&d)?;
+                Some((PathBuf::from(d).canonicalize()?, client))
+            }
+            None => None,
+        };
         std::fs::create_dir_all(dir.join("log"))?;
         let dir = dir.canonicalize()?;
         let http_port = free_port()?;
         let tcp_port = free_port()?;
-        write_config(&dir, http_port, tcp_port)?;
+        write_config(&dir, http_port, tcp_port, timezone, capture.is_some())?;
+        let (capture_dir, client) = capture.unwrap_or_default();
         let mut supervisor = Command::new("sh")
             .arg("-c")
             .arg(SUPERVISOR)
@@ -63,6 +140,10 @@ impl EmbeddedClickHouse {
             .arg(&binary)
             .arg(&dir)
             .arg(if remove_on_exit { "remove" } else { "keep" })
+            .arg(&capture_dir)
+            .arg(&client)
+            .arg(tcp_port.to_string())
+            .arg(CAPTURE_QUERY)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -119,11 +200,11 @@ impl Drop for EmbeddedClickHouse {
     }
 }
 
-fn find_binary() -> Option<PathBuf> {
+fn find_binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("clickhouse-server"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 
@@ -147,8 +228,20 @@ fn ping(port: u16) -> bool {
     buf.ends_with("Ok.\n")
 }
 
-fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> std::io::Result<()> {
+fn write_config(
+    dir: &Path,
+    http_port: u16,
+    tcp_port: u16,
+    timezone: &str,
+    log_queries: bool,
+) -> std::io::Result<()> {
     let d = dir.display();
+    // Only while capturing: the query log grows with every statement.
+    let log_queries = if log_queries {
+        "<log_queries>1</log_queries>"
+    } else {
+        ""
+    };
     // Small caches: this is a single-tenant server beside the collector, not a cluster node.
     let config = format!(
         r#"<?xml version="1.0"?>
@@ -170,18 +263,25 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> std::io::Result<()
   <users_config>{d}/users.xml</users_config>
   <default_profile>default</default_profile>
   <default_database>default</default_database>
-  <timezone>UTC</timezone>
+  <timezone>{timezone}</timezone>
+  <query_log>
+    <database>system</database>
+    <table>query_log</table>
+    <flush_interval_milliseconds>7500</flush_interval_milliseconds>
+  </query_log>
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
 </yandex>
 "#
     );
-    let users = r#"<?xml version="1.0"?>
+    let users = format!(
+        r#"<?xml version="1.0"?>
 <yandex>
   <profiles>
     <default>
       <max_memory_usage>4000000000</max_memory_usage>
+      {log_queries}
     </default>
   </profiles>
   <users>
@@ -205,8 +305,33 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> std::io::Result<()
     </default>
   </quotas>
 </yandex>
-"#;
+"#
+    );
     std::fs::write(dir.join("config.xml"), config)?;
     std::fs::write(dir.join("users.xml"), users)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zone_names_are_checked_before_they_reach_the_config() {
+        let dir = std::env::temp_dir().join("tally-embedded-tz-unused");
+        for bad in [
+            "",
+            "UTC</timezone><path>/</path><timezone>UTC",
+            "Europe/Berlin\n",
+        ] {
+            assert!(
+                matches!(
+                    EmbeddedClickHouse::start_with_timezone(&dir, true, bad),
+                    Err(EmbeddedError::TimeZone(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(!dir.exists(), "nothing is created for a refused name");
+    }
 }

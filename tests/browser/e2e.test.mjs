@@ -5,6 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import pngjs from 'pngjs';
+const { PNG } = pngjs;
 import { startTally, startSite, startBrowser, newContext, sql, waitRows, barrier } from './harness.mjs';
 
 let tally, site, browser;
@@ -207,17 +209,66 @@ for (const [name, script] of [
   });
 }
 
-test('screenshots of the opt-out page in English and German', async () => {
+/** Share of pixels in `box` (page pixels) of a decoded PNG that differ from white. */
+function inkShare(png, box = { x: 0, y: 0, width: png.width, height: png.height }) {
+  let ink = 0;
+  let all = 0;
+  const x1 = Math.min(png.width, Math.round(box.x + box.width));
+  const y1 = Math.min(png.height, Math.round(box.y + box.height));
+  for (let y = Math.max(0, Math.round(box.y)); y < y1; y++) {
+    for (let x = Math.max(0, Math.round(box.x)); x < x1; x++) {
+      const i = (y * png.width + x) * 4;
+      const [r, g, b, a] = png.data.subarray(i, i + 4);
+      all++;
+      if (a > 0 && (r < 235 || g < 235 || b < 235)) ink++;
+    }
+  }
+  return all ? ink / all : 0;
+}
+
+test('the opt-out page renders in English and German with its button visible and uncovered', async () => {
   const dir = fileURLToPath(new URL('./artifacts/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const c = await context({ viewport: { width: 900, height: 900 } });
   const p = await c.newPage();
-  for (const [lang, phrase] of [
-    ['en', /analytics/i],
-    ['de', /Webanalyse|Analyse/i],
+  for (const [lang, heading, button] of [
+    ['en', /^Web analytics on /, 'Opt out: do not record my visits'],
+    ['de', /^Webanalyse auf /, 'Widersprechen: meine Besuche nicht erfassen'],
   ]) {
     await p.goto(`${tally.url}/optout?idsite=1&lang=${lang}`);
-    assert.match(await p.textContent('body'), phrase);
-    await p.screenshot({ path: `${dir}optout-${lang}.png`, fullPage: true });
+    // In the language asked for, as rendered (innerText: what is laid out, not just present).
+    assert.equal(await p.getAttribute('html', 'lang'), lang);
+    assert.match(await p.locator('h1').innerText(), heading, lang);
+    const b = p.locator('button[type=submit]');
+    assert.equal(await b.innerText(), button, lang);
+
+    // The button can be brought into the viewport, and then it is there, with a size, and what
+    // the browser finds at its centre is the button (not something laid over it).
+    await b.scrollIntoViewIfNeeded();
+    assert.ok(await b.isVisible(), `${lang}: button not visible`);
+    const box = await b.boundingBox();
+    assert.ok(box && box.width >= 40 && box.height >= 16, `${lang}: button box ${JSON.stringify(box)}`);
+    assert.ok(
+      box.x >= 0 && box.y >= 0 && box.x + box.width <= 900 && box.y + box.height <= 900,
+      `${lang}: button outside the viewport: ${JSON.stringify(box)}`,
+    );
+    const hit = await p.evaluate(
+      ([x, y]) => {
+        const e = document.elementFromPoint(x, y);
+        return e ? e.closest('button')?.type ?? e.outerHTML.slice(0, 80) : null;
+      },
+      [box.x + box.width / 2, box.y + box.height / 2],
+    );
+    assert.equal(hit, 'submit', `${lang}: the button's centre shows ${hit}`);
+
+    // The screenshot is not blank, and the button is painted where it is laid out.
+    const file = `${dir}optout-${lang}.png`;
+    const shot = PNG.sync.read(await p.screenshot({ path: file, fullPage: true }));
+    const page = inkShare(shot);
+    assert.ok(page > 0.02, `${lang}: ${file} is nearly blank (${(page * 100).toFixed(2)}% ink)`);
+    const scroll = await p.evaluate(() => ({ x: window.scrollX, y: window.scrollY }));
+    const onPage = { ...box, x: box.x + scroll.x, y: box.y + scroll.y };
+    const drawn = inkShare(shot, onPage);
+    assert.ok(drawn > 0.05, `${lang}: button area ${JSON.stringify(onPage)} is ${(drawn * 100).toFixed(1)}% ink`);
   }
 });

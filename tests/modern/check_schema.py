@@ -1,22 +1,43 @@
-"""Runs tally's schema migrations and SQL on a current ClickHouse (26.x, embedded by chdb-core).
+"""Runs tally's schema and every SQL statement tally sent during the tests on a current
+ClickHouse (26.x, embedded by chdb-core).
 
-Production targets current ClickHouse while the test server here is Debian's 18.16, so every
-SQL file tally ships must run on both. This applies `schema/*.sql` in order in a fresh chdb
-session, then inserts a few rows and runs each report query under `src/` marked as such
-(files `src/**/*.sql`), failing on the first error.
+Production targets current ClickHouse while the test server here is Debian's 18.16, so the SQL
+tally sends must run on both. This
 
-Usage: python tests/modern/check_schema.py   (needs `pip install chdb-core`)
+1. applies `schema/*.sql` in order in a fresh chdb session, twice (every statement must be
+   repeatable, as `tally migrate` relies on after an interruption), and inserts a few rows;
+2. with `--captured DIR`: reads the statements the test servers logged (see
+   `src/store/embedded.rs`, `TALLYTEST_SQL_CAPTURE_DIR`; only those sent by tally's own client, the
+   `clickhouse` crate) and runs each distinct one on chdb: the migrations' own statements are
+   covered by step 1 (in order), other DDL runs again (so it must be idempotent),
+   `INSERT .. FORMAT RowBinary` checked by its table and column list (the log holds no data),
+   SELECTs and ALTERs as they are (the crate renders `?` binds on the client, so they are
+   complete). The settings tally's client sent must exist on the current engine too, and a
+   statement the test server itself rejected fails the check as well.
+
+It fails if any statement fails, and also if nothing was captured: a capture that silently finds
+nothing would be a check that cannot fail.
+
+Usage: python tests/modern/check_schema.py [--captured DIR]   (needs `pip install chdb-core`;
+`tests/run-all.sh` runs it after `cargo test` with the directory it captured into)
 """
 
+import argparse
 import glob
+import json
 import os
 import re
 import sys
 import tempfile
+import time
 
 from chdb import session
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Supervisors dump their server's query log as their test binary exits; the last ones may
+# still be at it when `cargo test` returns.
+PENDING_TIMEOUT_S = 120
 
 
 def statements(text):
@@ -25,24 +46,116 @@ def statements(text):
     return [s.strip().rstrip(";").strip() for s in body.split(";\n") if s.strip()]
 
 
+def schema_statements():
+    files = sorted(glob.glob(os.path.join(ROOT, "schema", "*.sql")))
+    assert files, "no schema files"
+    return [(os.path.basename(f), stmt) for f in files for stmt in statements(open(f).read())]
+
+
+def apply_schema(s):
+    """Applies the migrations in order, twice: a migration interrupted and run again (tally
+    records it only after its last statement) must not fail, as on 18.16."""
+    for name, stmt in schema_statements():
+        try:
+            s.query(stmt)
+        except Exception as e:
+            raise RuntimeError(f"{name}: {stmt}\n  -> {e}") from e
+    for name, stmt in schema_statements():
+        try:
+            s.query(stmt)
+        except Exception as e:
+            raise RuntimeError(f"{name} applied a second time: {stmt}\n  -> {e}") from e
+    files = sorted({name for name, _ in schema_statements()})
+    print("applied twice:", ", ".join(files))
+    return len(schema_statements())
+
+
+def read_captured(directory):
+    """Distinct captured statements -> (setting names sent with them, errors of the test
+    server when it rejected them)."""
+    deadline = time.monotonic() + PENDING_TIMEOUT_S
+    while glob.glob(os.path.join(directory, "*.pending")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    pending = sorted(glob.glob(os.path.join(directory, "*.pending")))
+    if pending:
+        errors = ""
+        for p in pending:
+            err = p[: -len(".pending")] + ".err"
+            if os.path.exists(err):
+                errors += f"\n{os.path.basename(err)}: {open(err).read().strip()}"
+        raise SystemExit(
+            f"modern ClickHouse check failed: {len(pending)} query log dump(s) did not complete "
+            f"in {directory}{errors}"
+        )
+    files = sorted(glob.glob(os.path.join(directory, "*.jsonl")))
+    captured = {}
+    for f in files:
+        for line in open(f):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            sql = canonical(row["query"])
+            settings, errors = captured.setdefault(sql, (set(), set()))
+            settings.update(row.get("settings", []))
+            errors.update(e.strip() for e in row.get("errors", []))
+    print(f"captured: {len(files)} server(s), {len(captured)} distinct statement(s)")
+    return captured
+
+
+def canonical(sql):
+    """One statement per shape: every test creates a database of its own name."""
+    sql = sql.strip().rstrip(";").strip()
+    return re.sub(
+        r"^CREATE DATABASE IF NOT EXISTS\s+`?\w+`?$", "CREATE DATABASE IF NOT EXISTS tally", sql
+    )
+
+
+INSERT = re.compile(
+    r"^INSERT\s+INTO\s+(?P<table>[`\w.]+)\s*\((?P<cols>[^)]*)\)\s*FORMAT\s+(?P<fmt>\w+)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def kind(sql):
+    word = sql.split(None, 1)[0].upper()
+    if word in ("CREATE", "DROP", "RENAME"):
+        return "ddl"
+    if word == "INSERT":
+        return "insert"
+    if word == "ALTER":
+        return "alter"
+    return "select" if word in ("SELECT", "WITH", "DESCRIBE", "SHOW", "EXISTS") else "other"
+
+
+def as_runnable(sql):
+    """The statement to run on chdb: an INSERT without its data becomes an INSERT of nothing
+    from the same columns, which still checks that the table and every column exist and can be
+    inserted into."""
+    if kind(sql) != "insert":
+        return sql
+    m = INSERT.match(sql)
+    if not m:
+        raise ValueError("INSERT not of the form `INSERT INTO t(cols) FORMAT F`")
+    return f"INSERT INTO {m['table']} ({m['cols']}) SELECT {m['cols']} FROM {m['table']} WHERE 0"
+
+
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--captured", help="directory with the statements the test servers logged")
+    args = ap.parse_args()
+    captured = read_captured(args.captured) if args.captured else None
+    if captured is not None and not captured:
+        raise SystemExit(
+            f"modern ClickHouse check failed: no statement captured in {args.captured} "
+            "(was TALLYTEST_SQL_CAPTURE_DIR set for cargo test?)"
+        )
+
     with tempfile.TemporaryDirectory() as d:
         s = session.Session(d)
         print("engine:", s.query("SELECT version()", "TSV").data().strip())
         s.query("CREATE DATABASE IF NOT EXISTS tally")
         s.query("USE tally")
-        files = sorted(glob.glob(os.path.join(ROOT, "schema", "*.sql")))
-        assert files, "no schema files"
-        count = 0
-        for f in files:
-            for stmt in statements(open(f).read()):
-                s.query(stmt)
-                count += 1
-            print("applied", os.path.basename(f))
-        # Apply twice: every statement must be idempotent (IF NOT EXISTS), as on 18.16.
-        for f in files:
-            for stmt in statements(open(f).read()):
-                s.query(stmt)
+        count = apply_schema(s)
         s.query(
             "INSERT INTO events (ts, site_id, kind, visitor_key, url, ip) VALUES "
             "(now(), 1, 'pageview', 1, 'https://example.org/', '203.0.0.0'), "
@@ -50,19 +163,67 @@ def main():
         )
         n = s.query("SELECT count() FROM events", "TSV").data().strip()
         assert n == "2", n
-        queries = sorted(glob.glob(os.path.join(ROOT, "src", "**", "*.sql"), recursive=True))
-        for q in queries:
-            sql = open(q).read()
-            # Client-side `?` binds of the clickhouse crate: bind harmless literals.
-            sql = re.sub(r"\?", "1", sql)
-            s.query(sql, "TSV")
-            print("query ok", os.path.relpath(q, ROOT))
-        print(f"modern ClickHouse OK: {count} schema statements, {len(queries)} queries")
+        if captured is None:
+            print(f"modern ClickHouse OK: {count} schema statements (no captured SQL given)")
+            return
+
+        # The migrations' own statements were applied above, in their order (run alone, a step
+        # such as `RENAME TABLE events TO ..` depends on the steps before it).
+        schema = {canonical(stmt) for _, stmt in schema_statements()}
+        from_schema = [q for q in captured if q in schema]
+        # DDL first (tables exist for what follows), ALTERs (dropping partitions) last.
+        order = {"ddl": 0, "insert": 1, "select": 2, "other": 3, "alter": 4}
+        failures = []
+        ran = {k: 0 for k in order}
+        for sql in sorted(
+            (q for q in captured if q not in schema), key=lambda q: (order[kind(q)], q)
+        ):
+            try:
+                s.query(as_runnable(sql), "TSV")
+                ran[kind(sql)] += 1
+            except Exception as e:  # noqa: BLE001 - every engine error is a finding
+                failures.append((sql, str(e).strip()))
+
+        # What the test server (18.16) rejected is a fault too, though tally may only log it.
+        for sql, (_, errors) in sorted(captured.items()):
+            for err in sorted(errors):
+                failures.append((sql, f"rejected by the test server as well: {err}"))
+
+        names = sorted(set().union(*(settings for settings, _ in captured.values())))
+        known = set()
+        if names:
+            listed = ", ".join("'" + n.replace("'", "\\'") + "'" for n in names)
+            known = set(
+                s.query(f"SELECT name FROM system.settings WHERE name IN ({listed})", "TSV")
+                .data()
+                .split()
+            )
+        for name in names:
+            if name not in known:
+                failures.append((f"setting {name}", "unknown to this ClickHouse"))
+
+        for sql, err in failures:
+            print(f"FAILED:\n  {sql}\n  -> {err}\n", file=sys.stderr)
+        summary = ", ".join(
+            [f"{len(from_schema)} schema migration steps (applied above)"]
+            + [f"{v} {k}" for k, v in ran.items() if v]
+        )
+        if failures:
+            raise SystemExit(
+                f"modern ClickHouse check failed: {len(failures)} of {len(captured)} captured "
+                f"statements/settings rejected"
+            )
+        print(
+            f"modern ClickHouse OK: {count} schema statements; {len(captured)} distinct "
+            f"captured statements ran ({summary}); {len(names)} settings known"
+        )
 
 
 if __name__ == "__main__":
     try:
         main()
+    except SystemExit:
+        raise
     except Exception as e:  # noqa: BLE001 - report any engine error as a failure
         print("modern ClickHouse check failed:", e, file=sys.stderr)
         sys.exit(1)
