@@ -297,21 +297,27 @@ fn bounded(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// Whether a form-encoded query or body says `send_image=0`, without decoding any other
-/// parameter: then the answer is `204`, otherwise Matomo's GIF.
-pub fn declines_image(query: &[u8]) -> bool {
+/// Whether the form-encoded inputs (query string, then body) say `send_image=0`, without
+/// decoding any other parameter: then the answer is `204`, otherwise Matomo's GIF. The last
+/// `send_image` counts, as in [`Params::extend`].
+pub fn declines_image(inputs: &[&[u8]]) -> bool {
     // Neither `send_image` nor `0` contains `+` or a space, so plain percent-decoding compares
     // exactly as form decoding would.
     let is = |raw: &[u8], expected: &[u8]| {
         percent_encoding::percent_decode(raw).eq(expected.iter().copied())
     };
-    query.split(|&b| b == b'&').any(|pair| {
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
-        is(name, b"send_image") && is(value, b"0")
-    })
+    inputs
+        .iter()
+        .flat_map(|input| input.split(|&b| b == b'&'))
+        .filter_map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            is(name, b"send_image").then_some(value)
+        })
+        .next_back()
+        .is_some_and(|value| is(value, b"0"))
 }
 
 /// A parameter set to `1`.
@@ -406,11 +412,39 @@ mod tests {
         assert!(p("idsite=1"));
         assert!(p("send_image=1"));
         assert!(!p("send_image=0"));
-        assert!(declines_image(b"idsite=1&send_image=0"));
-        assert!(declines_image(b"send%5Fimage=%30&url=x"));
-        assert!(!declines_image(b"send_image=1"));
-        assert!(!declines_image(b"send_image"));
-        assert!(!declines_image(b"xsend_image=0"));
-        assert!(!declines_image(b""));
+        assert!(declines_image(&[b"idsite=1&send_image=0"]));
+        assert!(declines_image(&[b"send%5Fimage=%30&url=x"]));
+        assert!(!declines_image(&[b"send_image=1"]));
+        assert!(!declines_image(&[b"send_image"]));
+        assert!(!declines_image(&[b"xsend_image=0"]));
+        assert!(!declines_image(&[b""]));
+    }
+
+    /// A refused hit is answered from the raw query, a tracked one from its parsed
+    /// parameters: the two must agree, or the answer would tell them apart.
+    #[test]
+    fn raw_and_parsed_image_choice_agree() {
+        for (query, body) in [
+            ("send_image=0", ""),
+            ("send_image=1", ""),
+            ("send%5Fimage=%30", ""),
+            ("send_image=0&send_image=1", ""),
+            ("send_image=1&send_image=0", ""),
+            ("send_image=+0", ""),
+            ("send_image", ""),
+            ("idsite=1", ""),
+            ("send_image=0", "send_image=1"),
+            ("send_image=1", "send_image=0"),
+            ("send_image=0", "idsite=1"),
+        ] {
+            let mut p = Params::default();
+            p.extend(query.as_bytes(), &Limits::default());
+            p.extend(body.as_bytes(), &Limits::default());
+            assert_eq!(
+                declines_image(&[query.as_bytes(), body.as_bytes()]),
+                !p.wants_image(),
+                "{query} | {body}"
+            );
+        }
     }
 }

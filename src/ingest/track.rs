@@ -85,6 +85,8 @@ where
         Some(_) => true,
         None => false,
     };
+    // For a hit not looked at further (refused, excluded): its answer from the raw request, as
+    // parsing would give it (`params::declines_image` agrees with `Params::wants_image`).
     let taken_whole = || match &bulk {
         Some(b) => Answer::Bulk {
             tracked: b.requests.len(),
@@ -93,7 +95,7 @@ where
             summary: b.wants_summary(),
         },
         None => Answer::Single {
-            image: !params::declines_image(query) && !params::declines_image(&body),
+            image: !params::declines_image(&[query, &body]),
         },
     };
 
@@ -130,7 +132,7 @@ where
     };
     let outcome = match &bulk {
         Some(b) => track_bulk(app, b, &ctx),
-        None => track_one(app, query, &body, &ctx).map(|()| taken_whole()),
+        None => track_one(app, query, &body, &ctx).map(|image| Answer::Single { image }),
     };
     match outcome {
         Ok(answer) => answer.into_response(),
@@ -167,11 +169,13 @@ fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {
 
 type Outcome<T> = Result<T, (&'static str, Reject)>;
 
-/// A single hit from the query string and (for POST) the form body.
-fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> Outcome<()> {
+/// A single hit from the query string and (for POST) the form body; `Ok(image)`: the answer
+/// it asked for.
+fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> Outcome<bool> {
     let mut params = Params::default();
     params.extend(query, &app.config.limits);
     params.extend(body, &app.config.limits);
+    let image = params.wants_image();
     let events = match hit::build(&params, ctx, app).map_err(|r| ("invalid", r))? {
         Some((event, hit)) => pipeline::run(event, &hit, app)
             .map_err(|r| ("invalid", r))?
@@ -179,7 +183,7 @@ fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> 
             .collect(),
         None => Vec::new(),
     };
-    enqueue(app, events)
+    enqueue(app, events).map(|()| image)
 }
 
 /// A bulk request: every hit is decided before any is queued; the valid ones are queued
