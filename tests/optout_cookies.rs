@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Collector, http};
+use common::{Collector, http, raw, set_cookies};
 
 fn hit(tag: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -96,10 +96,7 @@ async fn the_page_shows_and_lifts_a_matomo_optout() {
     assert!(page.contains("name=\"choice\" value=\"in\""));
 
     // Opting back in clears tally's cookie and the Matomo ones the browser sent, no others.
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let r = raw()
         .post(c.url("/optout"))
         .header("Cookie", "piwik_ignore=1; matomo_ignore=*; other=1")
         .form(&[("idsite", "1"), ("choice", "in")])
@@ -107,12 +104,7 @@ async fn the_page_shows_and_lifts_a_matomo_optout() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let cleared: Vec<&str> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let cleared = set_cookies(&r);
     assert_eq!(cleared.len(), 3, "{cleared:?}");
     for (set, name) in cleared
         .iter()
@@ -125,10 +117,7 @@ async fn the_page_shows_and_lifts_a_matomo_optout() {
     }
 
     // Opting out sets only tally's own.
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let r = raw()
         .post(c.url("/optout"))
         .header("Cookie", "piwik_ignore=1")
         .form(&[("idsite", "1"), ("choice", "out")])

@@ -7,20 +7,9 @@ use std::io::Read;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Collector, SITE, http, tally_bin, write_config};
+use common::{Collector, SITE, http, raw, set_cookies, tally_bin, write_config};
 
 const DIST: &[u8] = include_bytes!("../tracker-js/dist/tally.js");
-
-/// A client that neither decompresses nor follows redirects, to see the bytes as sent.
-fn raw() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(common::BROWSER_UA)
-        .no_gzip()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 /// A client that keeps cookies and follows redirects, as a browser would.
 fn browser() -> reqwest::Client {
@@ -293,12 +282,7 @@ async fn opting_out_sets_the_cookie_and_stops_tracking() {
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "optout?idsite=1&lang=de&done=1");
     assert_eq!(r.headers()["cache-control"], "no-store");
-    let cookies: Vec<&str> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let cookies = set_cookies(&r);
     // Plain http: Lax, no Secure (browsers refuse SameSite=None without it), no partition.
     assert_eq!(
         cookies,
@@ -417,12 +401,7 @@ async fn https_cookies_work_across_sites_and_in_frames() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let cookies: Vec<&str> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let cookies = set_cookies(&r);
     assert_eq!(
         cookies,
         [
@@ -437,12 +416,7 @@ async fn https_cookies_work_across_sites_and_in_frames() {
         .send()
         .await
         .unwrap();
-    let cleared: Vec<&str> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let cleared = set_cookies(&r);
     assert_eq!(cleared.len(), 2);
     assert!(cleared[0].starts_with("tally_ignore=; SameSite=None; Secure; Path=/; Max-Age=0"));
     assert!(

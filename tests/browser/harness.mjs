@@ -14,70 +14,22 @@ const repo = fileURLToPath(new URL('../..', import.meta.url));
 const BROWSER_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
-/** Starts `tally serve` with an embedded ClickHouse; resolves when both answer. */
+/** Starts `tally serve` with an embedded ClickHouse for the test site on `localhost`. */
 export async function startTally(sitePort) {
-  const bin = process.env.TALLY_BIN || join(repo, 'target/debug/tally');
-  if (!existsSync(bin)) throw new Error(`${bin} missing: run cargo build first`);
-  const dir = mkdtempSync(join(tmpdir(), 'tally-e2e-'));
   // The site and the collector are both on `localhost` (different ports: different origins,
   // the same site). Over plain http the opt-out cookie is SameSite=Lax, which browsers send
   // within a site only; production runs the collector over https, where it is
   // SameSite=None; Secure and also works across sites.
-  writeFileSync(
-    join(dir, 'tally.toml'),
-    `listen = "127.0.0.1:0"
-[clickhouse]
-embedded_dir = "${join(dir, 'ch')}"
-[sink]
-flush_ms = 50
-[[sites]]
+  const tally = await startTallyWith(`[[sites]]
 id = 1
 name = "E2E site"
 domains = ["localhost"]
 # The derived frame-ancestors (http://localhost, https://localhost) mean the default ports; the
 # test site runs on another one.
 frame_ancestors = ["http://localhost:${sitePort}"]
-`,
-  );
-  const child = spawn(bin, ['serve', '--config', join(dir, 'tally.toml')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const lines = createInterface({ input: child.stdout });
-  const found = {};
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tally did not start:\n${stderr}`)), 60_000);
-    child.on('exit', (code) => reject(new Error(`tally exited (${code}):\n${stderr}`)));
-    lines.on('line', (line) => {
-      let m;
-      if ((m = line.match(/^tally listening on (http:\/\/\S+)/))) found.base = m[1];
-      if ((m = line.match(/^events stored in ClickHouse at (http:\/\/\S+), database (\w+)/))) {
-        found.ch = m[1];
-        found.db = m[2];
-      }
-      if (found.base && found.ch) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const port = new URL(found.base).port;
-  return {
-    // Browsers reach the collector as localhost (see above).
-    url: `http://localhost:${port}`,
-    ch: found.ch,
-    db: found.db,
-    logs: () => stderr,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+`);
+  // Browsers reach the collector as localhost (see above).
+  return { ...tally, url: tally.url.replace('127.0.0.1', 'localhost') };
 }
 
 /** Runs SQL on the collector's ClickHouse; returns rows as objects. */

@@ -271,3 +271,24 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A client that follows no redirects and asks for no compression: for checking a response
+/// as it is (opt-out form answers, encodings).
+pub fn raw() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(BROWSER_UA)
+        .no_gzip()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The `Set-Cookie` lines of a response, in order.
+pub fn set_cookies(r: &reqwest::Response) -> Vec<&str> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
