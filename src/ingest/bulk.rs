@@ -81,6 +81,16 @@ pub fn entry_params<'a>(entry: &'a Value, limits: &Limits) -> Option<Params<'a>>
     Some(params)
 }
 
+/// `null`, `""`, `"?"` or `{}`: a request with nothing in it.
+pub fn is_empty_entry(entry: &Value) -> bool {
+    match entry {
+        Value::Null => true,
+        Value::String(s) => query_of(s).is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
 /// A JSON parameter value as the text a query string would carry: strings as they are,
 /// numbers and booleans as PHP prints them, lists and objects (`ec_items`) as JSON.
 fn value_text(v: &Value) -> Option<Cow<'_, str>> {
@@ -169,6 +179,14 @@ mod tests {
         assert_eq!(p.e_v.as_deref(), Some("2.5"));
         assert_eq!(p.ec_items.as_deref(), Some(r#"[["s","n","c",1.5,2]]"#));
         assert!(entry_params(&list[2], &limits).is_none());
+        for empty in ["null", "\"\"", "\"?\"", "{}"] {
+            assert!(
+                is_empty_entry(&serde_json::from_str(empty).unwrap()),
+                "{empty}"
+            );
+        }
+        assert!(!is_empty_entry(&list[0]));
+        assert!(!is_empty_entry(&list[2]));
         let long = Value::String(format!("idsite=1&x={}", "a".repeat(limits.max_uri_bytes)));
         assert!(entry_params(&long, &limits).is_none());
     }

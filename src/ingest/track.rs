@@ -220,6 +220,12 @@ fn bulk_entry(
     entry: &serde_json::Value,
     ctx: &RequestContext<'_>,
 ) -> Result<Option<Event>, Reject> {
+    if bulk::is_empty_entry(entry) {
+        // Matomo counts an empty request as tracked and records nothing; the log importer
+        // sends `null` for lines of hosts it could not resolve.
+        app.metrics.drop_for("empty_request");
+        return Ok(None);
+    }
     let params = bulk::entry_params(entry, &app.config.limits)
         .ok_or_else(|| Reject::bad_request("not a query string or object of parameters"))?;
     match hit::build(&params, ctx, app)? {
