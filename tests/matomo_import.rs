@@ -490,14 +490,15 @@ async fn barrier(c: &Collector) {
     );
 }
 
-/// With `TALLY_MATOMO_IMPORTER=/path/to/import_logs.py`, the importer itself, unchanged, on
-/// the same log: the stored rows must be those the replay above stores.
+/// The importer itself, unchanged, on the same log: the stored rows must be those the replay
+/// above stores. The importer is no package a machine here can install, so this test is
+/// ignored unless run by hand with a copy of it:
+/// `TALLY_MATOMO_IMPORTER=/path/to/import_logs.py cargo test --test matomo_import -- --ignored`.
 #[tokio::test]
+#[ignore = "needs TALLY_MATOMO_IMPORTER=/path/to/import_logs.py (matomo-log-analytics)"]
 async fn real_importer_stores_the_same_rows() {
-    let Ok(script) = std::env::var("TALLY_MATOMO_IMPORTER") else {
-        eprintln!("TALLY_MATOMO_IMPORTER is not set: the real importer is not run");
-        return;
-    };
+    let script = std::env::var("TALLY_MATOMO_IMPORTER")
+        .expect("TALLY_MATOMO_IMPORTER=/path/to/import_logs.py");
     let c = collector();
     let now = Utc::now();
     let log = c.dir.join("access.log");
