@@ -739,6 +739,35 @@ mod tests {
     use crate::test_support::header_map as h;
 
     #[test]
+    fn same_site_by_the_public_suffix_list() {
+        for (a, b) in [
+            ("example.org", "stats.example.org"),
+            ("www.example.co.uk", "stats.example.co.uk"),
+            ("EXAMPLE.org", "example.org."),
+            ("localhost", "localhost"),
+            ("127.0.0.1", "127.0.0.1"),
+        ] {
+            assert!(same_site(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("example.org", "analytics-host.net"),
+            // Public suffixes: every name under them is a site of its own.
+            ("example.co.uk", "other.co.uk"),
+            ("alice.github.io", "bob.github.io"),
+            ("a.blogspot.com", "b.blogspot.com"),
+            ("site.test", "stats.example"),
+            // Addresses are compared whole, never by their last labels.
+            ("127.0.0.1", "10.0.0.1"),
+            ("localhost", "127.0.0.1"),
+        ] {
+            assert!(!same_site(a, b), "{a} {b}");
+        }
+        let s = site();
+        assert!(same_site_as(&s, "stats.example.org"));
+        assert!(!same_site_as(&s, "example.net"));
+    }
+
+    #[test]
     fn cookie_over_http_is_lax_without_secure() {
         let set = optout_cookies("tally_ignore", false, true);
         assert_eq!(set.len(), 1);
