@@ -287,6 +287,8 @@ async fn on_another_site_the_top_level_page_does_not_pretend() {
         "{unknown}"
     );
     assert!(unknown.contains(CROSS));
+    // One status line at a time: the hidden notice has no role until the script shows it.
+    assert_eq!(unknown.matches("role=\"status\"").count(), 1);
 }
 
 #[tokio::test]

@@ -62,11 +62,13 @@ static STYLE_HASH: LazyLock<String> = LazyLock::new(|| csp::style_hash(STYLE));
 /// The page's only script, allowed by its hash; the page works without it. Opened on its own
 /// (`window.top === window`) on a page with the hidden `#cross-site` notice, where the server could not
 /// tell from `Sec-Fetch-Dest` (plain http, older browsers), it shows the notice that a choice
-/// made here cannot reach the site and hides the choice. In a frame it asks the browser for
+/// made here cannot reach the site and hides the choice (the notice then becomes the one
+/// `role=status`; hidden, it has none, so the page always has exactly one). In a frame it asks the browser for
 /// access to the collector's own cookies before the form is sent (Storage Access API: a
 /// browser that partitions or blocks third-party cookies may then keep the unpartitioned
 /// one); refused or not, the form is sent, and the page it leads to says what was stored.
-const SCRIPT: &str = "(function(){var w=window,d=document,f=d.forms[0],busy;if(w.top===w){var x=d.getElementById('cross-site');if(x){x.hidden=false;[].forEach.call(d.querySelectorAll('[data-choice]'),function(e){e.hidden=true})}}\
+const SCRIPT: &str = "(function(){var w=window,d=document,f=d.forms[0],busy;if(w.top===w){var x=d.getElementById('cross-site');if(x){x.hidden=false;x.firstElementChild.setAttribute('role','status');\
+[].forEach.call(d.querySelectorAll('[data-choice]'),function(e){e.hidden=true;e.removeAttribute('role')})}}\
 else if(f&&d.hasStorageAccess&&d.requestStorageAccess)\
 {f.addEventListener('submit',function(e){e.preventDefault();if(busy)return;busy=1;\
 d.hasStorageAccess().then(function(has){return has||d.requestStorageAccess()}).catch(function(){}).then(function(){f.submit()})})}})();";

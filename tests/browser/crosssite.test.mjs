@@ -249,3 +249,54 @@ test(
     assert.deepEqual(stored, []);
   },
 );
+
+// The first-party opt-out (issue 14): the widget from the collector (/optout.js) runs on the
+// site's own privacy page, under a strict CSP, and keeps the choice on the site, where tally.js
+// reads it before sending anything. Over https and plain http alike: nothing depends on
+// third-party cookies.
+for (const scheme of ['https', 'http']) {
+  test(`${scheme}, cross-site: the widget on the site's privacy page stops tally.js from sending`, async () => {
+    const { site, proxy } = setups[scheme];
+    const tag = `xw${scheme[4] ?? ''}`;
+    const c = await context();
+    const p = await c.newPage();
+    const refused = [];
+    p.on('console', (m) => /Content Security Policy|Refused/i.test(m.text()) && refused.push(m.text()));
+
+    await p.goto(`${site.url}/widget.html`);
+    const status = p.locator('#tally-optout-status[role=status]');
+    await status.filter({ hasText: /currently counted/ }).waitFor();
+    await p.locator('#tally-optout-button').click();
+    await p.locator('#tally-optout-result', { hasText: 'Your choice has been saved.' }).waitFor();
+    assert.match(await status.textContent(), /You have opted out/);
+    await p.screenshot({ path: `${artifacts}crosssite-widget-${scheme}.png`, fullPage: true });
+    // Kept first-party, on the site: its own cookie and localStorage.
+    const own = (await c.cookies()).filter((k) => k.name === 'tally_ignore');
+    assert.deepEqual(own.map((k) => [k.domain, k.sameSite, k.secure]), [[SITE, 'Lax', scheme === 'https']]);
+    assert.equal(await p.evaluate(() => localStorage.getItem('tally_ignore')), '1');
+
+    // On the site's pages tally.js sees it and sends nothing at all.
+    await p.goto(`${site.url}/page.html?t=${tag}-out`);
+    await p.waitForFunction(() => window.Tally);
+    assert.equal(await p.evaluate(() => window.Tally.isUserOptedOut()), true);
+    await p.click('#event');
+    await p.reload();
+    await p.waitForFunction(() => window.Tally);
+    await barrierAt(tally, `${tag}-out`, `${site.url}/barrier`);
+    assert.deepEqual(c.tracking.filter((r) => carries(r.postData(), `${tag}-out`)), [], 'no tracking request left the browser');
+    assert.deepEqual(await rows(`${tag}-out`), []);
+
+    // Opting back in on the widget counts again.
+    await p.goto(`${site.url}/widget.html`);
+    await status.filter({ hasText: /opted out/ }).waitFor();
+    await p.locator('#tally-optout-button').click();
+    await p.locator('#tally-optout-result', { hasText: 'Your choice has been saved.' }).waitFor();
+    assert.deepEqual((await c.cookies()).filter((k) => k.name === 'tally_ignore'), []);
+    await p.goto(`${site.url}/page.html?t=${tag}-in`);
+    await p.click('#event');
+    await sent(c, proxy, `${tag}-in`, 2);
+    const stored = await waitRows(tally, `SELECT kind FROM events WHERE url LIKE '%t=${tag}-in%'`, (r) => r.length >= 2);
+    assert.deepEqual(stored.map((r) => r.kind).sort(), ['event', 'pageview']);
+    assert.deepEqual(refused, [], 'the strict CSP refused nothing');
+  });
+}
