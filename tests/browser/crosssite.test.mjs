@@ -300,3 +300,21 @@ for (const scheme of ['https', 'http']) {
     assert.deepEqual(refused, [], 'the strict CSP refused nothing');
   });
 }
+
+// The collector's own page opened on its own, on another site than the site's: a choice made
+// there could not reach the site's tracking, so it says so and offers none. Over https the
+// server knows from Sec-Fetch-Dest; over plain http (no fetch metadata) the page's script does.
+for (const scheme of ['https', 'http']) {
+  test(`${scheme}, cross-site: the opt-out page opened on its own does not pretend`, async () => {
+    const { proxy } = setups[scheme];
+    const c = await context();
+    const p = await c.newPage();
+    await p.goto(`${proxy.url}/optout?idsite=1&lang=en`);
+    const status = p.locator('[role=status]');
+    assert.equal(await status.count(), 1, 'one status line');
+    assert.match(await status.textContent(), /runs on a different website than Cross-site/);
+    assert.equal(await p.locator('button[type=submit]').isVisible().catch(() => false), false, 'no button');
+    assert.match(await p.textContent('body'), /please use the opt-out in the privacy policy of Cross-site/);
+    await p.screenshot({ path: `${artifacts}crosssite-page-top-${scheme}.png`, fullPage: true });
+  });
+}
