@@ -51,6 +51,7 @@ async fn the_widget_carries_the_sites_texts_in_its_language() {
     let v = widget_config(&de);
     assert_eq!(v["lang"], "de");
     assert_eq!(v["cookie"], "tally_ignore");
+    assert_eq!(v["cookie_domains"], serde_json::json!(["example.org"]));
     assert_eq!(v["title"], "Webanalyse auf Example");
     // The same facts as the opt-out page, from the configuration: one byte masked, 7 days.
     let recorded = v["recorded"][0].as_str().unwrap();

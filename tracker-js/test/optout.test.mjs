@@ -18,6 +18,7 @@ const FILES = {
 const CONFIG = {
   lang: 'en',
   cookie: 'tally_ignore',
+  cookie_domains: [],
   title: 'Web analytics on <b>Example</b>',
   intro: 'Example counts its visitors.',
   recorded_heading: 'What is recorded',
@@ -214,6 +215,19 @@ for (const file of ['src', 'dist']) {
       q.button().click();
       assert.equal(q.result().textContent, CONFIG.not_saved);
       assert.equal(q.status().textContent, CONFIG.status_out);
+    });
+
+    test('a *.example site gets its cookie for the whole domain', () => {
+      const p = page({ file, href: 'https://www.site.example/privacy', config: { ...CONFIG, cookie_domains: ['other.example', 'site.example', 'www.site.example.org'] } });
+      p.button().click();
+      assert.equal(p.jar.writes[0], 'tally_ignore=1;Path=/;Max-Age=63072000;SameSite=Lax;Secure;Domain=site.example');
+      p.button().click();
+      assert.ok(p.jar.writes.includes('tally_ignore=;Path=/;Max-Age=0;SameSite=Lax;Secure;Domain=site.example'));
+      assert.equal(p.result().textContent, CONFIG.saved);
+      // A host outside the configured domains: host-only.
+      const q = page({ file, href: 'https://elsewhere.example/privacy', config: { ...CONFIG, cookie_domains: ['site.example'] } });
+      q.button().click();
+      assert.equal(q.jar.writes[0], 'tally_ignore=1;Path=/;Max-Age=63072000;SameSite=Lax;Secure');
     });
 
     test('plain http: no Secure attribute', () => {
