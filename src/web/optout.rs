@@ -7,7 +7,13 @@
 //! before it looks at anything else. Matomo's opt-out cookies
 //! ([`crate::config::PrivacyConfig::honour_optout_cookies`]) show as opted out too, and opting
 //! back in clears them with tally's own. It works without JavaScript, loads nothing from
-//! anywhere, and is meant to be linked from, or framed in, the site's privacy policy.
+//! anywhere, and is meant to be framed in, or linked from, the site's privacy policy.
+//!
+//! Its cookie belongs to the collector's site, so the page claims only what the browser shows:
+//! after the form it says "saved" only if the cookie came back; opened on its own on another
+//! site than the site's it says that a choice made there cannot reach the site, and links to
+//! the site's own opt-out (`privacy_url`, with the widget of [`super::widget`], which keeps the
+//! choice first-party on the site).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
