@@ -22,11 +22,19 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Prints the HTML to paste into a site's pages, and to embed or link its opt-out page.
+    /// Prints the HTML to paste into a site's pages, and to embed or link its opt-out page; with
+    /// --optout, the opt-out widget for the site's privacy policy.
     Snippet {
         /// The site's id (`[[sites]] id`).
         #[arg(long)]
         site: u32,
+        /// Print the opt-out widget for the site's privacy policy instead (external and inline,
+        /// with the inline script's CSP hash).
+        #[arg(long)]
+        optout: bool,
+        /// Language of the widget: en or de.
+        #[arg(long, default_value = "en", value_parser = ["en", "de"])]
+        lang: String,
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -66,7 +74,12 @@ fn main() -> ExitCode {
                 }
                 tally::lifecycle::serve(cfg).await
             }
-            Command::Snippet { site, config } => {
+            Command::Snippet {
+                site,
+                optout,
+                lang,
+                config,
+            } => {
                 let cfg = load(config.as_deref())?;
                 if tally::web::snippet::base_url(&cfg).1 {
                     eprintln!(
@@ -74,7 +87,13 @@ fn main() -> ExitCode {
                          which visitors' browsers may not reach"
                     );
                 }
-                print!("{}", tally::web::snippet::render(&cfg, site)?);
+                if optout {
+                    let lang = tally::web::texts::Lang::from_tag(&lang)
+                        .unwrap_or(tally::web::texts::Lang::En);
+                    print!("{}", tally::web::snippet::render_optout(&cfg, site, lang)?);
+                } else {
+                    print!("{}", tally::web::snippet::render(&cfg, site)?);
+                }
                 Ok(())
             }
             Command::Migrate { config } => {

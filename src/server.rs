@@ -74,6 +74,8 @@ pub enum Target {
     Script,
     /// `optout`: the opt-out page.
     OptOut,
+    /// `optout.js`: the opt-out widget for the site's own privacy policy.
+    OptOutWidget,
     /// `/` or `index.php`: Matomo's API slice ([`crate::ingest::matomo_api`]).
     Index,
     /// `health`.
@@ -129,6 +131,7 @@ fn target_of(path: &str) -> Target {
         (Some(_), _) => Target::Tracker,
         (None, "/tally.js" | "/matomo.js" | "/piwik.js") => Target::Script,
         (None, "/optout") => Target::OptOut,
+        (None, "/optout.js") => Target::OptOutWidget,
         (None, "/health") => Target::Health,
         (None, "/metrics") => Target::Metrics,
         _ => Target::NotFound,
@@ -211,6 +214,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         (Target::Tracker, &Method::OPTIONS) => response::preflight(req.headers(), &app.config),
         (Target::Script, &Method::GET | &Method::HEAD) => web::assets::tracker(req.headers()),
         (Target::OptOut, &Method::GET | &Method::HEAD) => web::optout::page(app, &req),
+        (Target::OptOutWidget, &Method::GET | &Method::HEAD) => {
+            web::widget::serve(&app.config, &req)
+        }
         (Target::OptOut, &Method::POST) => {
             web::optout::submit(app, req, FullIp::of_peer(peer.ip())).await
         }
@@ -275,6 +281,7 @@ mod tests {
         assert_eq!(r("/tally.js"), Target::Script);
         assert_eq!(r("/piwik.js"), Target::Script);
         assert_eq!(r("/optout"), Target::OptOut);
+        assert_eq!(r("/optout.js"), Target::OptOutWidget);
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);
         for p in [
@@ -298,6 +305,7 @@ mod tests {
         assert_eq!(r("/analytics/matomo.php/"), Target::Tracker);
         assert_eq!(r("/analytics/tally.js"), Target::Script);
         assert_eq!(r("/analytics/optout"), Target::OptOut);
+        assert_eq!(r("/analytics/optout.js"), Target::OptOutWidget);
         assert_eq!(r("/analytics"), Target::Index);
         assert_eq!(r("/analytics/"), Target::Index);
         assert_eq!(r("/analytics/index.php"), Target::Index);
@@ -310,6 +318,7 @@ mod tests {
             "/index.php",
             "/tally.js",
             "/optout",
+            "/optout.js",
             "/analyticsx/matomo.php",
             "/analytics/../matomo.php",
             "/other/analytics/matomo.php",

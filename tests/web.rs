@@ -280,7 +280,11 @@ async fn opting_out_sets_the_cookie_and_stops_tracking() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "optout?idsite=1&lang=de&done=1");
+    // The redirect names the choice, so the page can check the cookie came back.
+    assert_eq!(
+        r.headers()["location"],
+        "optout?idsite=1&lang=de&done=1&choice=out"
+    );
     assert_eq!(r.headers()["cache-control"], "no-store");
     let cookies = set_cookies(&r);
     // Plain http: Lax, no Secure (browsers refuse SameSite=None without it), no partition.
@@ -364,7 +368,7 @@ async fn a_browser_round_trip_through_the_form() {
     assert!(
         page.url()
             .as_str()
-            .ends_with("/optout?idsite=1&lang=en&done=1")
+            .ends_with("/optout?idsite=1&lang=en&done=1&choice=out")
     );
     let text = page.text().await.unwrap();
     assert!(text.contains("Your choice has been saved."), "{text}");
@@ -495,7 +499,7 @@ async fn cross_site_posts_are_forbidden() {
         assert_eq!(r.status(), 303);
         assert_eq!(
             r.headers()["location"],
-            "optout?idsite=1&lang=en&done=1",
+            "optout?idsite=1&lang=en&done=1&choice=out",
             "{evil}"
         );
     }

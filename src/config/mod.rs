@@ -159,6 +159,12 @@ pub struct SiteConfig {
     /// only track browsers.
     #[serde(default = "yes")]
     pub track_non_browsers: bool,
+    /// The page of the site's privacy policy that carries the opt-out widget (`/optout.js`),
+    /// e.g. `https://example.org/privacy`. The collector's own opt-out page links to it
+    /// whenever a choice made there cannot reach the site's tracking. Checked at load: an
+    /// http(s) URL on one of `domains`.
+    #[serde(default)]
+    pub privacy_url: Option<String>,
 }
 
 impl SiteConfig {
@@ -522,6 +528,7 @@ impl Config {
                 sensitive_params: Vec::new(),
                 frame_ancestors: None,
                 track_non_browsers: true,
+                privacy_url: None,
             });
         }
     }
@@ -603,6 +610,24 @@ impl Config {
                     ));
                 }
                 d.make_ascii_lowercase();
+            }
+            if let Some(url) = &site.privacy_url {
+                let ok = url::Url::parse(url).ok().is_some_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.host_str()
+                            .is_some_and(|h| site.allows_host(&h.to_ascii_lowercase()))
+                });
+                if !ok {
+                    return Err(ConfigError::key(
+                        format!("sites[{i}].privacy_url"),
+                        format!(
+                            "{url:?} is not an http(s) URL on one of the site's domains \
+                             (the page of its privacy policy with the opt-out widget)"
+                        ),
+                    ));
+                }
             }
             for source in site.frame_ancestors.iter().flatten() {
                 if !is_host_source(source) {
@@ -744,6 +769,18 @@ mod tests {
                 "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nframe_ancestors = [\"https://a.org; script-src *\"]",
                 "sites[0].frame_ancestors",
             ),
+            (
+                "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nprivacy_url = \"https://evil.org/privacy\"",
+                "sites[0].privacy_url",
+            ),
+            (
+                "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nprivacy_url = \"javascript:alert(1)//a.org\"",
+                "sites[0].privacy_url",
+            ),
+            (
+                "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"a.org\"]\nprivacy_url = \"/privacy\"",
+                "sites[0].privacy_url",
+            ),
         ];
         for (text, key) in cases {
             match parse(text) {
@@ -756,6 +793,18 @@ mod tests {
                 other => panic!("{text:?}: expected an error naming {key}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn privacy_url_on_the_site() {
+        let c = parse(
+            "[[sites]]\nid = 1\nname = \"a\"\ndomains = [\"*.a.org\"]\nprivacy_url = \"https://www.a.org/privacy#optout\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.sites[0].privacy_url.as_deref(),
+            Some("https://www.a.org/privacy#optout")
+        );
     }
 
     #[test]

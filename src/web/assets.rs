@@ -43,17 +43,18 @@ struct Asset {
 }
 
 impl Asset {
-    fn new(bytes: &'static [u8]) -> Asset {
-        let hash = digest::digest(&digest::SHA256, bytes);
+    fn new(bytes: impl Into<Bytes>) -> Asset {
+        let bytes: Bytes = bytes.into();
+        let hash = digest::digest(&digest::SHA256, &bytes);
         let hex: String = hash.as_ref()[..8]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         let mut gz = GzEncoder::new(Vec::new(), Compression::best());
-        gz.write_all(bytes).expect("writing to a Vec cannot fail");
+        gz.write_all(&bytes).expect("writing to a Vec cannot fail");
         let gzip = gz.finish().expect("writing to a Vec cannot fail");
         Asset {
-            plain: Bytes::from_static(bytes),
+            plain: bytes,
             gzip: Bytes::from(gzip),
             etag: HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header"),
             etag_gzip: HeaderValue::from_str(&format!("\"{hex}-gzip\""))
@@ -63,7 +64,7 @@ impl Asset {
 
     /// The response to a GET or HEAD with these request headers. hyper leaves the body out of
     /// answers to HEAD and keeps its `Content-Length`, so both get the same response.
-    fn respond(&self, request: &HeaderMap) -> Resp {
+    fn respond(&self, request: &HeaderMap, cache_control: &'static str) -> Resp {
         let gzip = accepts_gzip(request);
         let (body, etag) = if gzip {
             (&self.gzip, &self.etag_gzip)
@@ -91,7 +92,7 @@ impl Asset {
         h.insert(header::ETAG, etag.clone());
         h.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static(CACHE_CONTROL),
+            HeaderValue::from_static(cache_control),
         );
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         h.insert(
@@ -111,7 +112,13 @@ static TRACKER: LazyLock<Asset> = LazyLock::new(|| Asset::new(TRACKER_JS));
 
 /// `GET`/`HEAD /tally.js` (and its Matomo names).
 pub fn tracker(request: &HeaderMap) -> Resp {
-    TRACKER.respond(request)
+    TRACKER.respond(request, CACHE_CONTROL)
+}
+
+/// A script made for this request (the opt-out widget), answered like the tracker: gzipped
+/// when accepted, with a strong `ETag` of its content and `304` when it still matches.
+pub fn generated_script(body: String, request: &HeaderMap, cache_control: &'static str) -> Resp {
+    Asset::new(body).respond(request, cache_control)
 }
 
 /// Whether `Accept-Encoding` allows gzip: `gzip` (or the old `x-gzip`) with a weight above 0,
@@ -183,7 +190,7 @@ mod tests {
 
     #[test]
     fn etag_is_a_strong_hash_prefix() {
-        let a = Asset::new(b"console.log(1)");
+        let a = Asset::new(&b"console.log(1)"[..]);
         let etag = a.etag.to_str().unwrap();
         assert_eq!(etag.len(), 18);
         assert!(etag.starts_with('"') && etag.ends_with('"'));
@@ -194,7 +201,7 @@ mod tests {
         );
         assert_ne!(
             a.etag,
-            Asset::new(b"console.log(2)").etag,
+            Asset::new(&b"console.log(2)"[..]).etag,
             "the tag follows the content"
         );
     }
@@ -212,8 +219,8 @@ mod tests {
 
     #[test]
     fn conditional_and_encoded_responses() {
-        let a = Asset::new(b"var x = 1; var y = 2; var z = 3;");
-        let plain = a.respond(&h(&[]));
+        let a = Asset::new(&b"var x = 1; var y = 2; var z = 3;"[..]);
+        let plain = a.respond(&h(&[]), CACHE_CONTROL);
         assert_eq!(plain.status(), StatusCode::OK);
         assert_eq!(plain.headers()[header::ETAG], a.etag);
         assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
@@ -223,7 +230,7 @@ mod tests {
             "public, max-age=3600"
         );
 
-        let gz = a.respond(&h(&[("accept-encoding", "gzip")]));
+        let gz = a.respond(&h(&[("accept-encoding", "gzip")]), CACHE_CONTROL);
         assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
         assert_eq!(gz.headers()[header::ETAG], a.etag_gzip);
 
@@ -235,11 +242,14 @@ mod tests {
             a.etag_gzip.to_str().unwrap().to_string(),
             "*".to_string(),
         ] {
-            let r = a.respond(&h(&[("if-none-match", &inm)]));
+            let r = a.respond(&h(&[("if-none-match", &inm)]), CACHE_CONTROL);
             assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{inm}");
             assert_eq!(r.headers()[header::ETAG], a.etag);
         }
-        let stale = a.respond(&h(&[("if-none-match", "\"0123456789abcdef\"")]));
+        let stale = a.respond(
+            &h(&[("if-none-match", "\"0123456789abcdef\"")]),
+            CACHE_CONTROL,
+        );
         assert_eq!(stale.status(), StatusCode::OK);
     }
 }

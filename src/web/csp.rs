@@ -1,7 +1,8 @@
-//! The `Content-Security-Policy` of the opt-out page.
+//! The `Content-Security-Policy` of the opt-out page, and the hashes that let an inline style
+//! or script through a policy (the page's own, and the widget's inline form for sites).
 //!
-//! The page needs nothing but its own inline stylesheet and its own form, so everything else is
-//! refused. Its one delicate directive is `frame-ancestors`: the page is meant to be embedded
+//! The page needs nothing but its own inline stylesheet, its one small script and its own form,
+//! so everything else is refused. Its one delicate directive is `frame-ancestors`: the page is meant to be embedded
 //! in the site's privacy policy, so the site's own pages must be allowed to frame it, and no
 //! one else (a foreign page framing it could trick visitors into clicking the button). No
 //! `X-Frame-Options` is sent: it cannot list several origins, and browsers ignore it when
@@ -17,6 +18,12 @@ use crate::config::SiteConfig;
 pub fn style_hash(text: &str) -> String {
     let hash = digest::digest(&digest::SHA256, text.as_bytes());
     format!("'sha256-{}'", STANDARD.encode(hash.as_ref()))
+}
+
+/// The CSP source matching exactly `text` as the content of an inline `<script>` element. The
+/// same hash as [`style_hash`]: CSP hashes the element's text whatever the element.
+pub fn script_hash(text: &str) -> String {
+    style_hash(text)
 }
 
 /// The pages allowed to frame `site`'s opt-out page: `frame_ancestors` when configured, else
@@ -45,11 +52,17 @@ pub fn frame_ancestors(site: &SiteConfig) -> Vec<String> {
     sources
 }
 
-/// The opt-out page's policy: only `style` (a [`style_hash`] source) may style it, its form may
+/// The opt-out page's policy: only `style` (a [`style_hash`] source) may style it, only `script`
+/// (a [`script_hash`] source, if any) may run, its form may
 /// post to the collector and, when the visitor is to be sent back afterwards, redirect to
 /// `return_origin` (Chrome applies `form-action` to the redirect after the post too), and only
 /// the collector and `ancestors` may frame it.
-pub fn optout_policy(style: &str, return_origin: Option<&str>, ancestors: &[String]) -> String {
+pub fn optout_policy(
+    style: &str,
+    script: Option<&str>,
+    return_origin: Option<&str>,
+    ancestors: &[String],
+) -> String {
     let mut form_action = String::from("'self'");
     if let Some(origin) = return_origin {
         form_action.push(' ');
@@ -60,9 +73,10 @@ pub fn optout_policy(style: &str, return_origin: Option<&str>, ancestors: &[Stri
         frame.push(' ');
         frame.push_str(a);
     }
+    let script = script.map_or(String::new(), |s| format!("script-src {s}; "));
     format!(
-        "default-src 'none'; style-src {style}; form-action {form_action}; base-uri 'none'; \
-         frame-ancestors {frame}"
+        "default-src 'none'; style-src {style}; {script}form-action {form_action}; \
+         base-uri 'none'; frame-ancestors {frame}"
     )
 }
 
@@ -78,6 +92,7 @@ mod tests {
             sensitive_params: Vec::new(),
             frame_ancestors: frame_ancestors.map(|f| f.iter().map(|d| d.to_string()).collect()),
             track_non_browsers: true,
+            privacy_url: None,
         }
     }
 
@@ -111,7 +126,7 @@ mod tests {
         assert_eq!(frame_ancestors(&s), ["https://intranet.example.net"]);
         let none = site(&["example.org"], Some(&[]));
         assert_eq!(
-            optout_policy("'sha256-x'", None, &frame_ancestors(&none)),
+            optout_policy("'sha256-x'", None, None, &frame_ancestors(&none)),
             "default-src 'none'; style-src 'sha256-x'; form-action 'self'; base-uri 'none'; \
              frame-ancestors 'self'"
         );
@@ -121,12 +136,13 @@ mod tests {
     fn full_policy() {
         let p = optout_policy(
             "'sha256-x'",
+            Some("'sha256-y'"),
             Some("https://www.example.org"),
             &frame_ancestors(&site(&["*.example.org"], None)),
         );
         assert_eq!(
             p,
-            "default-src 'none'; style-src 'sha256-x'; \
+            "default-src 'none'; style-src 'sha256-x'; script-src 'sha256-y'; \
              form-action 'self' https://www.example.org; base-uri 'none'; \
              frame-ancestors 'self' https://example.org http://example.org \
              https://*.example.org http://*.example.org"

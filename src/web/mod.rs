@@ -3,7 +3,8 @@
 //!
 //! [`assets`] serves the embedded JavaScript tracker, [`optout`] the page where visitors see
 //! what is recorded and refuse it, with its words in [`texts`] and its security policy from
-//! [`csp`]; [`snippet`] writes the HTML for `tally snippet`.
+//! [`csp`]; [`widget`] serves the opt-out widget (`/optout.js`) that sites put into their own
+//! privacy policy; [`snippet`] writes the HTML for `tally snippet`.
 //!
 //! HTML is written only through askama templates (`templates/`), which escape every
 //! interpolated value unless the template says `|safe`. Two values do: the opt-out page's
@@ -17,6 +18,7 @@ pub mod csp;
 pub mod optout;
 pub mod snippet;
 pub mod texts;
+pub mod widget;
 
 /// The items of a comma-separated header list with their `q` weights (RFC 9110 §12.4.2):
 /// `gzip;q=0.5, br` gives `("gzip", 0.5), ("br", 1.0)`. A weight that does not parse counts as

@@ -4,6 +4,7 @@
 use askama::Template;
 use url::Url;
 
+use super::texts::Lang;
 use crate::config::Config;
 
 /// `tally snippet` cannot write a snippet.
@@ -54,6 +55,53 @@ struct Snippet<'a> {
     optout: &'a str,
     id: u32,
     name: &'a str,
+    host: &'a str,
+    cross_site: bool,
+    /// `privacy.optout_cookie` when it is not tally.js's default, so that the tracker checks
+    /// the name the widget and the collector use.
+    optout_cookie: Option<&'a str>,
+}
+
+/// The opt-out widget for a site's privacy policy, as `templates/snippet_optout.html` lays it
+/// out: the external script, and the inline script with its CSP hash.
+#[derive(Template)]
+#[template(path = "snippet_optout.html")]
+struct OptoutSnippet<'a> {
+    base: &'a str,
+    origin: String,
+    host: &'a str,
+    cross_site: bool,
+    id: u32,
+    name: &'a str,
+    lang: &'static str,
+    inline: String,
+    hash: String,
+}
+
+/// The opt-out widget for site `site_id` in `lang`: `<div id="tally-optout">` with the
+/// collector's `/optout.js`, and the same widget inline with the CSP hash that allows it.
+pub fn render_optout(config: &Config, site_id: u32, lang: Lang) -> Result<String, SnippetError> {
+    let site = config
+        .site(site_id)
+        .ok_or(SnippetError::UnknownSite(site_id))?;
+    let (base, _) = base_url(config);
+    let host = base.host_str().unwrap_or("");
+    let inline = super::widget::script(config, site, lang);
+    let mut text = OptoutSnippet {
+        base: base.as_str(),
+        origin: base.origin().ascii_serialization(),
+        host,
+        cross_site: !super::optout::same_site_as(site, host),
+        id: site.id,
+        name: &site.name,
+        lang: lang.code(),
+        hash: super::csp::script_hash(&inline),
+        inline,
+    }
+    .render()
+    .expect("rendering into a String cannot fail");
+    text.push('\n');
+    Ok(text)
 }
 
 /// The tracking snippet for site `site_id`, then the opt-out iframe and link.
@@ -63,11 +111,16 @@ pub fn render(config: &Config, site_id: u32) -> Result<String, SnippetError> {
         .ok_or(SnippetError::UnknownSite(site_id))?;
     let (base, _) = base_url(config);
     let optout = base.join("optout").expect("a relative path joins");
+    let host = base.host_str().unwrap_or("");
     let mut text = Snippet {
         base: base.as_str(),
         optout: optout.as_str(),
         id: site.id,
         name: &site.name,
+        host,
+        cross_site: !super::optout::same_site_as(site, host),
+        optout_cookie: Some(config.privacy.optout_cookie.as_str())
+            .filter(|n| *n != crate::config::PrivacyConfig::default().optout_cookie),
     }
     .render()
     .expect("rendering into a String cannot fail");
@@ -143,13 +196,25 @@ mod tests {
         .unwrap();
         let s = render(&evil, 4).unwrap();
         assert!(
-            s.contains("for --&#62; &#60;script&#62;x&#60;/script&#62;:"),
+            s.contains("for --&#62; &#60;script&#62;x&#60;/script&#62;. Best"),
             "{s}"
         );
         assert_eq!(
             s.matches("-->").count(),
             4,
             "only the snippet's own comments end"
+        );
+    }
+
+    #[test]
+    fn a_renamed_optout_cookie_is_passed_to_the_tracker() {
+        let s = render(&config(""), 4).unwrap();
+        assert!(!s.contains("setOptOutCookieName"), "{s}");
+        let c = config("[privacy]\noptout_cookie = \"no_stats\"");
+        let s = render(&c, 4).unwrap();
+        assert!(
+            s.contains("    _paq.push(['setOptOutCookieName', \"no_stats\"]);\n"),
+            "{s}"
         );
     }
 

@@ -110,6 +110,19 @@ pub struct Texts {
     pub signals: &'static str,
     /// What the opt-out button does. `{cookie}`.
     pub cookie: &'static str,
+    /// What the widget's button does, on the site's own page. `{cookie}`, `{site}`.
+    pub storage: &'static str,
+    /// The widget, when the browser did not keep the choice it just wrote.
+    pub not_saved: &'static str,
+    /// The opt-out page, when the form was sent but the browser did not send the cookie back.
+    pub not_stored_here: &'static str,
+    /// The opt-out page opened on its own on another site than the site's: a choice made there
+    /// cannot reach the site's tracking. `{site}`.
+    pub cross_site: &'static str,
+    /// Link to the site's privacy policy with the widget (`privacy_url`). `{site}`.
+    pub use_site_optout: &'static str,
+    /// Where to opt out instead, when no `privacy_url` is configured. `{site}`.
+    pub find_site_optout: &'static str,
     /// Button while counted.
     pub button_out: &'static str,
     /// Button while opted out.
@@ -142,6 +155,12 @@ pub static EN: Texts = Texts {
     choice: "Your choice",
     signals: "If your browser sends Do Not Track or Global Privacy Control, nothing is recorded.",
     cookie: "You can also opt out here. A cookie named {cookie} is then kept by your browser for up to two years and tells this service not to record your visits. If you delete your cookies, the opt-out is deleted with them.",
+    storage: "If you opt out here, your browser keeps a cookie named {cookie} and an entry of the same name in its local storage for {site} for up to two years; the analytics script of {site} checks them and then sends nothing. If you delete your cookies and site data, the opt-out is deleted with them.",
+    not_saved: "Your browser did not store your choice (it may block cookies and site data for this website), so it cannot take effect. The Do Not Track or Global Privacy Control setting of your browser always works.",
+    not_stored_here: "Your browser did not store your choice on this page, so it cannot take effect from here.",
+    cross_site: "This page belongs to the analytics service, which runs on a different website than {site}. Browsers keep a choice made here apart from {site}, so it would not reach the analytics on {site}.",
+    use_site_optout: "Opt out on the privacy page of {site}",
+    find_site_optout: "To opt out, please use the opt-out in the privacy policy of {site}.",
     button_out: "Opt out: do not record my visits",
     button_in: "Opt back in: count my visits again",
     unknown_title: "Unknown website",
@@ -170,6 +189,12 @@ pub static DE: Texts = Texts {
     choice: "Ihre Wahl",
     signals: "Wenn Ihr Browser Do Not Track oder Global Privacy Control sendet, wird nichts erfasst.",
     cookie: "Sie können hier auch widersprechen. Ihr Browser speichert dann bis zu zwei Jahre lang ein Cookie namens {cookie}, das diesem Dienst sagt, Ihre Besuche nicht zu erfassen. Wenn Sie Ihre Cookies löschen, ist auch der Widerspruch gelöscht.",
+    storage: "Wenn Sie hier widersprechen, speichert Ihr Browser für {site} bis zu zwei Jahre lang ein Cookie namens {cookie} und einen gleichnamigen Eintrag im lokalen Speicher; das Analyse-Skript von {site} prüft sie und sendet dann nichts. Wenn Sie Ihre Cookies und Websitedaten löschen, ist auch der Widerspruch gelöscht.",
+    not_saved: "Ihr Browser hat Ihre Auswahl nicht gespeichert (vielleicht blockiert er Cookies und Websitedaten für diese Website), sie kann deshalb nicht wirken. Die Einstellung Do Not Track oder Global Privacy Control Ihres Browsers wirkt immer.",
+    not_stored_here: "Ihr Browser hat Ihre Auswahl auf dieser Seite nicht gespeichert, sie kann von hier aus deshalb nicht wirken.",
+    cross_site: "Diese Seite gehört zum Analyse-Dienst, der auf einer anderen Website läuft als {site}. Browser halten eine hier getroffene Auswahl von {site} getrennt, sie würde die Analyse auf {site} deshalb nicht erreichen.",
+    use_site_optout: "Auf der Datenschutzseite von {site} widersprechen",
+    find_site_optout: "Bitte widersprechen Sie über die Widerspruchsmöglichkeit in der Datenschutzerklärung von {site}.",
     button_out: "Widersprechen: meine Besuche nicht erfassen",
     button_in: "Widerspruch aufheben: meine Besuche wieder zählen",
     unknown_title: "Unbekannte Website",
@@ -258,6 +283,9 @@ mod tests {
             assert!(t.retention.contains("{raw_days}") && t.retention.contains("{aggregate_days}"));
             assert!(t.cookie.contains("{cookie}"));
             assert!(t.stored_where.contains("{site}"));
+            assert!(t.storage.contains("{cookie}") && t.storage.contains("{site}"));
+            assert!(t.cross_site.contains("{site}") && t.use_site_optout.contains("{site}"));
+            assert!(t.find_site_optout.contains("{site}"));
         }
     }
 
