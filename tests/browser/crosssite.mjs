@@ -125,7 +125,7 @@ export async function startCollectorProxy(scheme, host, tls) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const entry = { method: req.method, path: req.url, cookie: req.headers.cookie ?? null, origin: req.headers.origin, fetchSite: req.headers['sec-fetch-site'], dnt: req.headers.dnt, gpc: req.headers['sec-gpc'], body: body.toString('utf8') };
+      const entry = { method: req.method, path: req.url, cookie: req.headers.cookie ?? null, origin: req.headers.origin, fetchSite: req.headers['sec-fetch-site'], dnt: req.headers.dnt, gpc: req.headers['sec-gpc'], ua: req.headers['user-agent'], body: body.toString('utf8') };
       proxy.seen.push(entry);
       const headers = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress, 'x-forwarded-proto': scheme };
       const up = httpRequest(`${proxy.target}${req.url}`, { method: req.method, headers }, (upRes) => {
