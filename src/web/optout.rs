@@ -7,7 +7,13 @@
 //! before it looks at anything else. Matomo's opt-out cookies
 //! ([`crate::config::PrivacyConfig::honour_optout_cookies`]) show as opted out too, and opting
 //! back in clears them with tally's own. It works without JavaScript, loads nothing from
-//! anywhere, and is meant to be linked from, or framed in, the site's privacy policy.
+//! anywhere, and is meant to be framed in, or linked from, the site's privacy policy.
+//!
+//! Its cookie belongs to the collector's site, so the page claims only what the browser shows:
+//! after the form it says "saved" only if the cookie came back; opened on its own on another
+//! site than the site's it says that a choice made there cannot reach the site, and links to
+//! the site's own opt-out (`privacy_url`, with the widget of [`super::widget`], which keeps the
+//! choice first-party on the site).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
@@ -62,11 +68,13 @@ static STYLE_HASH: LazyLock<String> = LazyLock::new(|| csp::style_hash(STYLE));
 /// The page's only script, allowed by its hash; the page works without it. Opened on its own
 /// (`window.top === window`) on a page with the hidden `#cross-site` notice, where the server could not
 /// tell from `Sec-Fetch-Dest` (plain http, older browsers), it shows the notice that a choice
-/// made here cannot reach the site and hides the choice. In a frame it asks the browser for
+/// made here cannot reach the site and hides the choice (the notice then becomes the one
+/// `role=status`; hidden, it has none, so the page always has exactly one). In a frame it asks the browser for
 /// access to the collector's own cookies before the form is sent (Storage Access API: a
 /// browser that partitions or blocks third-party cookies may then keep the unpartitioned
 /// one); refused or not, the form is sent, and the page it leads to says what was stored.
-const SCRIPT: &str = "(function(){var w=window,d=document,f=d.forms[0],busy;if(w.top===w){var x=d.getElementById('cross-site');if(x){x.hidden=false;[].forEach.call(d.querySelectorAll('[data-choice]'),function(e){e.hidden=true})}}\
+const SCRIPT: &str = "(function(){var w=window,d=document,f=d.forms[0],busy;if(w.top===w){var x=d.getElementById('cross-site');if(x){x.hidden=false;x.firstElementChild.setAttribute('role','status');\
+[].forEach.call(d.querySelectorAll('[data-choice]'),function(e){e.hidden=true;e.removeAttribute('role')})}}\
 else if(f&&d.hasStorageAccess&&d.requestStorageAccess)\
 {f.addEventListener('submit',function(e){e.preventDefault();if(busy)return;busy=1;\
 d.hasStorageAccess().then(function(has){return has||d.requestStorageAccess()}).catch(function(){}).then(function(){f.submit()})})}})();";
@@ -737,6 +745,35 @@ mod tests {
     }
 
     use crate::test_support::header_map as h;
+
+    #[test]
+    fn same_site_by_the_public_suffix_list() {
+        for (a, b) in [
+            ("example.org", "stats.example.org"),
+            ("www.example.co.uk", "stats.example.co.uk"),
+            ("EXAMPLE.org", "example.org."),
+            ("localhost", "localhost"),
+            ("127.0.0.1", "127.0.0.1"),
+        ] {
+            assert!(same_site(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("example.org", "analytics-host.net"),
+            // Public suffixes: every name under them is a site of its own.
+            ("example.co.uk", "other.co.uk"),
+            ("alice.github.io", "bob.github.io"),
+            ("a.blogspot.com", "b.blogspot.com"),
+            ("site.test", "stats.example"),
+            // Addresses are compared whole, never by their last labels.
+            ("127.0.0.1", "10.0.0.1"),
+            ("localhost", "127.0.0.1"),
+        ] {
+            assert!(!same_site(a, b), "{a} {b}");
+        }
+        let s = site();
+        assert!(same_site_as(&s, "stats.example.org"));
+        assert!(!same_site_as(&s, "example.net"));
+    }
 
     #[test]
     fn cookie_over_http_is_lax_without_secure() {

@@ -57,6 +57,9 @@ struct Snippet<'a> {
     name: &'a str,
     host: &'a str,
     cross_site: bool,
+    /// `privacy.optout_cookie` when it is not tally.js's default, so that the tracker checks
+    /// the name the widget and the collector use.
+    optout_cookie: Option<&'a str>,
 }
 
 /// The opt-out widget for a site's privacy policy, as `templates/snippet_optout.html` lays it
@@ -116,6 +119,8 @@ pub fn render(config: &Config, site_id: u32) -> Result<String, SnippetError> {
         name: &site.name,
         host,
         cross_site: !super::optout::same_site_as(site, host),
+        optout_cookie: Some(config.privacy.optout_cookie.as_str())
+            .filter(|n| *n != crate::config::PrivacyConfig::default().optout_cookie),
     }
     .render()
     .expect("rendering into a String cannot fail");
@@ -198,6 +203,18 @@ mod tests {
             s.matches("-->").count(),
             4,
             "only the snippet's own comments end"
+        );
+    }
+
+    #[test]
+    fn a_renamed_optout_cookie_is_passed_to_the_tracker() {
+        let s = render(&config(""), 4).unwrap();
+        assert!(!s.contains("setOptOutCookieName"), "{s}");
+        let c = config("[privacy]\noptout_cookie = \"no_stats\"");
+        let s = render(&c, 4).unwrap();
+        assert!(
+            s.contains("    _paq.push(['setOptOutCookieName', \"no_stats\"]);\n"),
+            "{s}"
         );
     }
 

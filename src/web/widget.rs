@@ -44,6 +44,9 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 struct WidgetConfig<'a> {
     lang: &'static str,
     cookie: &'a str,
+    /// The names of the site's `*.name` domains: the widget sets its cookie for the one its page
+    /// is on, so it holds on every subdomain.
+    cookie_domains: Vec<&'a str>,
     title: String,
     intro: String,
     recorded_heading: &'static str,
@@ -74,6 +77,11 @@ pub fn script(config: &Config, site: &SiteConfig, lang: Lang) -> String {
     let values = WidgetConfig {
         lang: lang.code(),
         cookie,
+        cookie_domains: site
+            .domains
+            .iter()
+            .filter_map(|d| d.strip_prefix("*."))
+            .collect(),
         title: f.title,
         intro: f.intro,
         recorded_heading: t.recorded,
@@ -171,6 +179,7 @@ mod tests {
         assert!(de.contains("nach 7 Tagen gelöscht"));
         assert!(de.contains("\"cookie\":\"tally_ignore\""));
         assert!(de.contains("\"lang\":\"de\""));
+        assert!(de.contains("\"cookie_domains\":[]"));
         let en = script(&c, &c.sites[0], Lang::En);
         assert!(
             en.contains("\"saved\":\"Your choice has been saved.\""),

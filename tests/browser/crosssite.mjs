@@ -95,9 +95,21 @@ export async function startCrossSite(scheme, host, tls) {
         `<h1>Privacy policy</h1><div id="tally-optout"></div><script src="${site.collector}/optout.js?idsite=1&lang=en"></script>`,
       ),
   };
+  // The privacy policy with the collector's opt-out widget instead of the frame, under a
+  // strict policy: no inline script or style, scripts only from the collector.
+  pages['/widget.html'] = () =>
+    html(
+      'Privacy policy (widget)',
+      '',
+      `<h1>Privacy policy</h1><div id="tally-optout"></div><script src="${site.collector}/optout.js?idsite=1&amp;lang=en" async></script>`,
+    );
+  const csp = { '/widget.html': () => `default-src 'none'; script-src ${site.collector}` };
   const { server, port } = await listen(scheme, tls, (req, res) => {
-    const make = pages[new URL(req.url, 'http://x').pathname];
-    if (make) res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(make());
+    const path = new URL(req.url, 'http://x').pathname;
+    const make = pages[path];
+    const headers = { 'Content-Type': 'text/html; charset=utf-8' };
+    if (csp[path]) headers['Content-Security-Policy'] = csp[path]();
+    if (make) res.writeHead(200, headers).end(make());
     else res.writeHead(404).end();
   });
   Object.assign(site, {

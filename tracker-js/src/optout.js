@@ -20,6 +20,10 @@
  */
 ((w, d, n, l, c) => {
   let name = c.cookie; // the opt-out cookie, and the localStorage key of the same name
+  // A site configured as *.example.org gets its cookie for example.org, so a choice made on
+  // www.example.org also holds on shop.example.org (localStorage is per origin and cannot).
+  let host = l.hostname;
+  let domain = c.cookie_domains.filter((x) => host == x || host.endsWith('.' + x)).sort((a, b) => b.length - a.length)[0];
   let TWO_YEARS = 63072000; // seconds, as tally.js's optUserOut and the collector's cookie
   // Set by Matomo's own opt-out on the site; honoured and lifted, as tally.js does.
   let REMOVED = 'mtm_consent_removed';
@@ -91,17 +95,17 @@
     button.addEventListener('click', () => {
       let want = !optedOut();
       if (want) {
-        set(name, 1, TWO_YEARS);
+        set(name, 1, TWO_YEARS, domain);
         storage('setItem', name, 1);
         // Matomo's own tracker (a site still loading matomo.js) reads this one.
         if (!get(REMOVED)) set(REMOVED, Date.now(), TWO_YEARS);
       } else {
         storage('removeItem', name);
-        // Matomo may have set its cookie for a parent domain; a cookie is only
-        // deleted with the Domain it was set with, so try the host-only one
-        // and every parent with two labels or more (the browser ignores a
-        // public suffix).
-        let parts = l.hostname.split('.');
+        // Our cookie may be set for the site's domain, Matomo's for any
+        // parent; a cookie is only deleted with the Domain it was set with, so
+        // try the host-only one and every parent with two labels or more (the
+        // browser ignores a public suffix).
+        let parts = host.split('.');
         let domains = [''];
         while (parts.length > 1) domains.push(parts.join('.')), parts.shift();
         for (let dom of domains) {

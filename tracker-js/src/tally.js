@@ -67,9 +67,18 @@
     (d.cookie = k + '=' + v + ';Path=/;Max-Age=' + age + ';SameSite=Lax' +
       (l.protocol == 'https:' ? ';Secure' : ''));
 
-  // Our own opt-out cookie, or Matomo's refusal left from the site's Matomo
-  // opt-out form: either one stops every hit, as in Matomo.
-  let optedOut = () => getCookie(optOutCookie) == 1 || !!getCookie(MATOMO_REMOVED);
+  // Matomo's refusal left from the site's Matomo opt-out form, or the
+  // opt-out kept on the site itself (by optUserOut, or by the collector's
+  // widget /optout.js in the privacy policy): a cookie and a localStorage
+  // entry of the same name, either one enough (a browser may keep one and not
+  // the other). Any of them stops every hit, as in Matomo. localStorage
+  // throws where the browser blocks storage for the site.
+  let store = (m, v) => {
+    try {
+      return localStorage[m + 'Item'](optOutCookie, v);
+    } catch {}
+  };
+  let optedOut = () => !!getCookie(MATOMO_REMOVED) || getCookie(optOutCookie) == 1 || store('get') == 1;
 
   // Hits that must be dropped (not merely held): opt-out, DNT, GPC.
   let blocked = () => {
@@ -253,9 +262,10 @@
       setCookie(VISITOR_COOKIE, '', 0);
     },
     // The collector honours the same cookie server-side when it is
-    // first-party to it; across origins this cookie is all we do.
+    // first-party to it; across sites only this script sees the choice.
     optUserOut() {
       setCookie(optOutCookie, 1, TWO_YEARS);
+      store('set', 1);
     },
     // Opting back in lifts Matomo's refusal too, as Matomo's own
     // forgetUserOptOut does. setConsentGiven does not (Matomo's does): a
@@ -263,6 +273,7 @@
     forgetUserOptOut() {
       setCookie(optOutCookie, '', 0);
       setCookie(MATOMO_REMOVED, '', 0);
+      store('remove');
     },
     isUserOptedOut: optedOut,
     trackPageView(title) {

@@ -30,9 +30,25 @@ class Target {
   }
 }
 
+// localStorage as far as the tracker and the widget use it. `entries` are
+// its initial items; `throws` makes every call fail as a browser that blocks
+// storage does (SecurityError).
+export function fakeStorage(entries = {}, { throws = false } = {}) {
+  const items = new Map(Object.entries(entries));
+  const guard = () => {
+    if (throws) throw new Error('SecurityError: storage is blocked');
+  };
+  return {
+    items,
+    getItem: (k) => (guard(), items.has(k) ? items.get(k) : null),
+    setItem: (k, v) => (guard(), items.set(k, String(v)), undefined),
+    removeItem: (k) => (guard(), items.delete(k), undefined),
+  };
+}
+
 // A cookie jar that behaves like document.cookie for our purposes and
 // records every string written, to check attributes.
-function cookieJar() {
+export function cookieJar() {
   const jar = new Map();
   const writes = [];
   return {

@@ -3,7 +3,7 @@
 // build is tested, not assumed).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { load, anchor, span, params, NOW, TRACKER } from './helpers.mjs';
+import { load, anchor, span, params, fakeStorage, NOW, TRACKER } from './helpers.mjs';
 
 const CONFIG = [
   ['setTrackerUrl', TRACKER],
@@ -229,6 +229,56 @@ for (const file of ['src', 'dist']) {
       assert.equal(t.window.Tally.isUserOptedOut(), false);
       t.push(['trackPageView']);
       assert.equal(t.sent.length, 2);
+    });
+
+    test('an opt-out kept in localStorage (by the widget) blocks from the first hit', () => {
+      let seen;
+      const localStorage = fakeStorage({ tally_ignore: '1' });
+      const t = ready({ win: { localStorage }, paq: [['trackPageView'], [function () { seen = this.isUserOptedOut(); }]] });
+      t.push(['trackEvent', 'c', 'a']);
+      assert.equal(t.sent.length, 0);
+      assert.equal(seen, true);
+      // Set while the page is open (the widget in the same page), it stops the next hit.
+      const later = fakeStorage();
+      const u = ready({ win: { localStorage: later }, paq: [['trackPageView']] });
+      later.items.set('tally_ignore', '1');
+      u.push(['trackPageView']);
+      assert.equal(u.sent.length, 1);
+    });
+
+    test('optUserOut and forgetUserOptOut write and clear localStorage too', () => {
+      const localStorage = fakeStorage();
+      const t = ready({ win: { localStorage } });
+      t.push(['optUserOut']);
+      assert.equal(localStorage.items.get('tally_ignore'), '1');
+      // The cookie alone gone (a browser clearing cookies only): still out.
+      t.jar.jar.delete('tally_ignore');
+      assert.equal(t.window.Tally.isUserOptedOut(), true);
+      t.push(['trackPageView']);
+      assert.equal(t.sent.length, 0);
+      t.push(['forgetUserOptOut']);
+      assert.equal(localStorage.items.has('tally_ignore'), false);
+      assert.equal(t.window.Tally.isUserOptedOut(), false);
+      t.push(['trackPageView']);
+      assert.equal(t.sent.length, 1);
+    });
+
+    test('blocked localStorage: the cookie still works and nothing throws', () => {
+      const localStorage = fakeStorage({}, { throws: true });
+      const t = ready({ win: { localStorage }, paq: [['trackPageView']] });
+      assert.equal(t.sent.length, 1);
+      assert.equal(t.window.Tally.isUserOptedOut(), false);
+      t.push(['optUserOut']);
+      assert.equal(t.window.Tally.isUserOptedOut(), true);
+      t.push(['trackPageView']);
+      assert.equal(t.sent.length, 1);
+      t.push(['forgetUserOptOut']);
+      assert.equal(t.window.Tally.isUserOptedOut(), false);
+    });
+
+    test('localStorage values other than 1 do not count, as for the cookie', () => {
+      const t = ready({ win: { localStorage: fakeStorage({ tally_ignore: '0' }) }, paq: [['trackPageView']] });
+      assert.equal(t.sent.length, 1);
     });
 
     test('no Secure attribute on http pages', () => {
