@@ -222,7 +222,7 @@ const scenarios = {
       // answer is played here as "Block", which rejects the request exactly as Firefox does,
       // when the browser has not answered within a second. An answer of the browser's own
       // (Chromium's refusal) comes first.
-      await first.evaluate(() => {
+      await first.evaluate((answerMs) => {
         // Kept in window.name, which outlives the frame's navigation to the form's answer.
         window.__sa = { push: (x) => (window.name += (window.name ? ', ' : '') + x) };
         const h = document.hasStorageAccess.bind(document);
@@ -231,14 +231,14 @@ const scenarios = {
         document.requestStorageAccess = () => {
           window.__sa.push('request');
           const visitor = new Promise((_, no) =>
-            setTimeout(() => no(new DOMException('the visitor blocked the prompt', 'NotAllowedError')), 1000),
+            setTimeout(() => no(new DOMException('the visitor blocked the prompt', 'NotAllowedError')), answerMs),
           );
           return Promise.race([q(), visitor]).then(
             (v) => (window.__sa.push('granted'), v),
             (e) => (window.__sa.push(`refused: ${e.message}`), Promise.reject(e)),
           );
         };
-      });
+      }, Number(process.env.MATRIX_PROMPT_MS || 1000));
       // A real click (the frame's script asks for storage access, which needs the user's
       // gesture). Chromium drops input to a cross-site frame that it has not hit-tested yet,
       // right after load; the click is repeated until the form reaches the collector.
@@ -383,9 +383,9 @@ async function signal(kind, scheme, tag, r, opts, read, expect, header) {
 
 // Known failures, by `scenario/browser/scheme` (or `scenario` for all): they run and report,
 // marked todo, and must be fixed in the product, not here.
-const TODO = {
-  'widget opt-out, cookies cleared': 'h-optout: tally.js reads localStorage.tally_ignore (not merged yet)',
-};
+// (Empty since h-optout's tally.js reads localStorage: 'widget opt-out, cookies cleared' was
+// one until that merge.)
+const TODO = {};
 
 const todoOf = (name, kind, scheme) => TODO[`${name}/${kind}/${scheme}`] ?? TODO[name];
 
