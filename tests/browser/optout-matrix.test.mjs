@@ -253,8 +253,18 @@ const scenarios = {
       });
       const frame = await answered(kind, proxy, mark, frameOf);
       r.storageAccess = await frame.evaluate(() => window.name);
+      // Where the browser keeps the collector's cookie: which partition (top-level site), if any.
+      r.cookies = (await b.browser.cookies().catch((e) => [{ error: e.message }]))
+        .filter((c) => c.error || c.name === 'tally_ignore')
+        .map((c) => c.error ?? `${c.domain} SameSite=${c.sameSite}${c.partitionKey ? ` partitioned:${c.partitionKey.sourceOrigin ?? JSON.stringify(c.partitionKey)}` : kind === 'firefox' ? ' (partition not reported over BiDi)' : ' unpartitioned'}`);
       Object.assign(r, { before, said: await said(frame) });
       await shot(p, `${kind}-${scheme}-iframe`);
+      // The collector opened top-level: is the frame's cookie sent there? Not where the browser
+      // keeps it in the site's partition (CHIPS, Total Cookie Protection) or refused it.
+      const mark2 = proxy.seen.length;
+      await p.goto(`${proxy.url}/optout?idsite=1&lang=en&probe=${tag}`);
+      const top = proxy.seen.slice(mark2).find((e) => e.path.includes(`probe=${tag}`));
+      r.cookieAtTopLevel = hasOptoutCookie(top?.cookie);
       await p.close();
       r.after = await visit(b, scheme, tag);
       truthful(r);
@@ -263,6 +273,7 @@ const scenarios = {
         // sent with the site's hits and the collector drops them.
         assert.deepEqual(r.after.rows, [], 'nothing stored after the opt-out');
         assert.ok(r.after.cookieSent, 'the hits carried the opt-out cookie');
+        assert.equal(r.cookieAtTopLevel, false, "the frame's cookie is kept apart from the collector's own site");
         assert.match(r.said, /opted out/);
       } else {
         // Over http the cookie cannot hold across sites: the page must have said so.
@@ -432,6 +443,8 @@ function cell(row) {
     else if (r.after.cookieSent) s += ', hits carried the cookie';
     if (r.said) s += `; said: “${r.said.length > 90 ? r.said.slice(0, 87) + '…' : r.said}”`;
     if (r.storageAccess) s += `; storage access: ${r.storageAccess}`;
+    if (r.cookies) s += `; cookies kept: ${r.cookies.join(', ') || 'none'}`;
+    if (r.cookieAtTopLevel !== undefined) s += `; sent to the collector top-level: ${r.cookieAtTopLevel ? 'yes' : 'no'}`;
     if (r.back) s += `; opt-in: ${r.back.rows.length ? 'stored again' : '**not stored**'}`;
     if (row.error) s += `; FAILED: ${row.error}`;
   }
