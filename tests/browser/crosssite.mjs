@@ -61,8 +61,7 @@ const html = (title, head, body) =>
 
 /**
  * The site `scheme://host:port`: `/page.html` carries the Matomo snippet (a page view, and a
- * button `#event` that sends an event), `/policy.html` frames the collector's opt-out page,
- * `/privacy.html` carries the collector's opt-out widget (`/optout.js`).
+ * button `#event` that sends an event), `/policy.html` frames the collector's opt-out page.
  * `site.collector` (the collector's origin as the browser sees it) is set before use.
  */
 export async function startCrossSite(scheme, host, tls) {
@@ -86,13 +85,6 @@ export async function startCrossSite(scheme, host, tls) {
         'Privacy policy',
         '',
         `<h1>Privacy policy</h1><iframe id="optout" src="${site.collector}/optout?idsite=1&lang=en" width="100%" height="700"></iframe>`,
-      ),
-    // The same policy with the collector's opt-out widget, which keeps the choice on the site.
-    '/privacy.html': () =>
-      html(
-        'Privacy policy (widget)',
-        '',
-        `<h1>Privacy policy</h1><div id="tally-optout"></div><script src="${site.collector}/optout.js?idsite=1&lang=en"></script>`,
       ),
   };
   // The privacy policy with the collector's opt-out widget instead of the frame, under a

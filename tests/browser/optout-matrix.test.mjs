@@ -46,7 +46,7 @@ id = 1
 name = "Site Test"
 domains = ["${SITE}"]
 frame_ancestors = ["${setups.https.site.url}", "${setups.http.site.url}"]
-privacy_url = "${setups.https.site.url}/privacy.html"
+privacy_url = "${setups.https.site.url}/widget.html"
 [privacy]
 trusted_proxies = ["127.0.0.1/32"]
 `);
@@ -293,7 +293,7 @@ const scenarios = {
           return until('the POST', posted, 1500).catch(() => false);
         });
         const f3 = await answered(kind, proxy, mark3, async () => (await p2.$('#optout'))?.contentFrame());
-        const privacy = `${setups.https.site.url}/privacy.html`;
+        const privacy = `${setups.https.site.url}/widget.html`;
         // Followed with a script click: puppeteer finds no box for an inline link in Chromium's
         // cross-site frame. Where it opens is recorded, not asserted (see README: the link has
         // no target, so it opens the site's policy inside the collector's frame).
@@ -327,7 +327,7 @@ const scenarios = {
       }
       r.pointsToWidget = await p.evaluate(
         (u) => [...document.querySelectorAll('a')].some((a) => a.href === u && a.checkVisibility()),
-        `${setups.https.site.url}/privacy.html`,
+        `${setups.https.site.url}/widget.html`,
       );
       await shot(p, `${kind}-${scheme}-standalone`);
       await p.close();
@@ -345,7 +345,7 @@ const scenarios = {
     const { site } = setups[scheme];
     return inBrowser(kind, scheme, {}, async (b) => {
       const p = await b.page();
-      await p.goto(`${site.url}/privacy.html`);
+      await p.goto(`${site.url}/widget.html`);
       await p.waitForSelector('#tally-optout-button');
       const before = await said(p);
       await p.click('#tally-optout-button');
@@ -358,7 +358,7 @@ const scenarios = {
       assert.equal(r.after.issued, 0, 'the tracker sends nothing');
       assert.deepEqual(r.after.rows, []);
       // Opting back in, in the same profile.
-      await p.goto(`${site.url}/privacy.html`);
+      await p.goto(`${site.url}/widget.html`);
       await p.waitForSelector('#tally-optout-button');
       await p.click('#tally-optout-button');
       await p.waitForFunction(() => document.getElementById('tally-optout-result').textContent);
@@ -383,10 +383,10 @@ const scenarios = {
         const f = await frameOf();
         return f && (await f.$('button[type=submit]')) && f;
       });
-      await first.evaluate((u) => (location.href = u), `${site.url}/privacy.html`);
+      await first.evaluate((u) => (location.href = u), `${site.url}/widget.html`);
       const nested = await until('the widget in the frame', async () => {
         const f = await frameOf();
-        return f && f.url() === `${site.url}/privacy.html` && (await f.$('#tally-optout-button').catch(() => null)) && f;
+        return f && f.url() === `${site.url}/widget.html` && (await f.$('#tally-optout-button').catch(() => null)) && f;
       });
       await nested.evaluate(() => document.getElementById('tally-optout-button').click());
       await until('the widget to answer', () => nested.evaluate(() => document.getElementById('tally-optout-result').textContent));
@@ -404,7 +404,7 @@ const scenarios = {
     const { site } = setups[scheme];
     return inBrowser(kind, scheme, {}, async (b) => {
       const p = await b.page();
-      await p.goto(`${site.url}/privacy.html`);
+      await p.goto(`${site.url}/widget.html`);
       await p.waitForSelector('#tally-optout-button');
       await p.click('#tally-optout-button');
       await p.waitForFunction(() => document.getElementById('tally-optout-result').textContent);
