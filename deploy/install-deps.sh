@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tally needs on a Debian machine, skipping what is already there.
 #   deploy/install-deps.sh          ClickHouse server (to run the collector)
-#   deploy/install-deps.sh --test   also Chromium + ChromeDriver (browser tests) and Node.js
+#   deploy/install-deps.sh --test   also Chromium + ChromeDriver, Firefox ESR and NSS's certutil
+#                                   (browser tests) and Node.js
 set -euo pipefail
 
 want=()
@@ -9,6 +10,9 @@ command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || want+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
+  command -v firefox-esr >/dev/null 2>&1 || want+=(firefox-esr)
+  # certutil: the browser tests trust their throw-away CA in a fresh Firefox profile.
+  command -v certutil >/dev/null 2>&1 || want+=(libnss3-tools)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
   python3 -c 'import venv' >/dev/null 2>&1 || want+=(python3-venv)
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of tally: Rust unit and integration tests (real ClickHouse, real collector
-# over HTTP, real Chromium), the tracker's Node tests and size budget, and the schema check on
+# over HTTP, real Chromium and Firefox ESR), the tracker's Node tests and size budget, and the schema check on
 # a current ClickHouse. Installs what is missing first, so it works on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +48,6 @@ echo "== schema and every captured statement on current ClickHouse (chdb)"
 "$venv/bin/python" tests/modern/check_schema.py --captured "$capture"
 [ "$cargo_status" -eq 0 ] || exit "$cargo_status"
 
-echo "== browser end to end (headless Chromium, tally serve, embedded ClickHouse)"
+echo "== browser end to end (headless Chromium and Firefox ESR, tally serve, embedded ClickHouse)"
 cargo build --quiet
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

@@ -13,7 +13,8 @@ import { join } from 'node:path';
  * A CA and a leaf certificate for `names`, signed by it, made with `openssl` for this run
  * only (valid two days, keys never written outside a temporary directory that is removed).
  * `spki` is the base64 SHA-256 of the leaf's public key, as
- * `--ignore-certificate-errors-spki-list` takes it.
+ * `--ignore-certificate-errors-spki-list` takes it; `ca` is the CA certificate (PEM), which a
+ * Firefox profile made for the run trusts (`browsers.mjs`).
  */
 export function makeCertificate(names) {
   const dir = mkdtempSync(join(tmpdir(), 'tally-tls-'));
@@ -41,6 +42,7 @@ subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}
       key: readFileSync(join(dir, 'leaf.key'), 'utf8'),
       cert: leaf + ca, // the chain as a server sends it
       spki: createHash('sha256').update(spkiDer).digest('base64'),
+      ca,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -127,7 +129,7 @@ export async function startCollectorProxy(scheme, host, tls) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const entry = { method: req.method, path: req.url, cookie: req.headers.cookie ?? null, origin: req.headers.origin, fetchSite: req.headers['sec-fetch-site'], body: body.toString('utf8') };
+      const entry = { method: req.method, path: req.url, cookie: req.headers.cookie ?? null, origin: req.headers.origin, fetchSite: req.headers['sec-fetch-site'], dnt: req.headers.dnt, gpc: req.headers['sec-gpc'], ua: req.headers['user-agent'], body: body.toString('utf8') };
       proxy.seen.push(entry);
       const headers = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress, 'x-forwarded-proto': scheme };
       const up = httpRequest(`${proxy.target}${req.url}`, { method: req.method, headers }, (upRes) => {
