@@ -205,8 +205,8 @@ async fn page(c: &Collector, query: &str, headers: &[(&str, &str)]) -> String {
 const SAVED: &str = "Your choice has been saved.";
 const NOT_STORED: &str = "Your browser did not store your choice on this page";
 const CROSS: &str = "runs on a different website than Example";
-const LINK: &str =
-    "<a href=\"https://www.example.org/privacy#optout\">Opt out on the privacy page of Example</a>";
+/// Opens at the top, not inside the collector's frame the page may be shown in.
+const LINK: &str = "<a href=\"https://www.example.org/privacy#optout\" target=\"_top\">Opt out on the privacy page of Example</a>";
 
 #[tokio::test]
 async fn after_the_form_the_page_says_saved_only_when_the_cookie_came_back() {

@@ -295,8 +295,8 @@ const scenarios = {
         const f3 = await answered(kind, proxy, mark3, async () => (await p2.$('#optout'))?.contentFrame());
         const privacy = `${setups.https.site.url}/widget.html`;
         // Followed with a script click: puppeteer finds no box for an inline link in Chromium's
-        // cross-site frame. Where it opens is recorded, not asserted (see README: the link has
-        // no target, so it opens the site's policy inside the collector's frame).
+        // cross-site frame. Where it opens is recorded, not asserted (the link says
+        // `target="_top"`, so the site's policy replaces the page around the frame).
         await f3.evaluate((u) => [...document.links].find((a) => a.href === u).click(), privacy);
         await until('the link to be followed', () => p2.url() === privacy || p2.frames().some((f) => f.url() === privacy));
         r.linkOpens = p2.url() === privacy ? 'in the window' : 'inside the frame';
@@ -369,8 +369,8 @@ const scenarios = {
     });
   },
 
-  // Where the framed page's link to the site's opt-out leads (it has no target): the site's
-  // policy with the widget, inside the collector's frame, inside the site's policy. The widget
+  // The site's policy with the widget opened inside the collector's frame, inside the site's
+  // policy (the page's link says `target="_top"`, but a visitor may still get there). The widget
   // then runs in a frame with a cross-site ancestor, where browsers partition or refuse its
   // storage; it must not say "saved" for a choice the site's own pages will not see.
   async 'widget inside the collector\'s frame'(kind, scheme, tag, r) {
