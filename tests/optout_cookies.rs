@@ -83,15 +83,9 @@ async fn matomo_optout_cookies_store_nothing() {
 #[tokio::test]
 async fn the_page_shows_and_lifts_a_matomo_optout() {
     let c = Collector::start("");
-    let page = http()
-        .get(c.url("/optout?idsite=1&lang=en"))
-        .header("Cookie", "matomo_ignore=*")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = c
+        .text_with("/optout?idsite=1&lang=en", &[("Cookie", "matomo_ignore=*")])
+        .await;
     assert!(page.contains("You have opted out"), "{page}");
     assert!(page.contains("name=\"choice\" value=\"in\""));
 

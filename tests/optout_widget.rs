@@ -75,15 +75,12 @@ async fn the_widget_carries_the_sites_texts_in_its_language() {
     }
 
     // English by the header when no `lang` is given.
-    let en = http()
-        .get(c.url("/optout.js?idsite=1"))
-        .header("Accept-Language", "en-GB,en;q=0.9")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let en = c
+        .text_with(
+            "/optout.js?idsite=1",
+            &[("Accept-Language", "en-GB,en;q=0.9")],
+        )
+        .await;
     assert_eq!(widget_config(&en)["title"], "Web analytics on Example");
 }
 

@@ -142,15 +142,12 @@ async fn optout_page_in_english_and_german() {
 
     // German by parameter, and by Accept-Language without one.
     let by_param = c.text("/optout?idsite=1&lang=de").await;
-    let by_header = http()
-        .get(c.url("/optout?idsite=1"))
-        .header("Accept-Language", "de-AT,de;q=0.9,en;q=0.5")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let by_header = c
+        .text_with(
+            "/optout?idsite=1",
+            &[("Accept-Language", "de-AT,de;q=0.9,en;q=0.5")],
+        )
+        .await;
     assert_eq!(by_param, by_header);
     for sentence in [
         "<html lang=\"de\">",
@@ -167,15 +164,7 @@ async fn optout_page_in_english_and_german() {
     }
 
     // DNT is reported as what it is.
-    let dnt = http()
-        .get(c.url("/optout?idsite=1"))
-        .header("DNT", "1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dnt = c.text_with("/optout?idsite=1", &[("DNT", "1")]).await;
     assert!(dnt.contains("so your visits are not recorded"), "{dnt}");
 }
 
@@ -313,15 +302,9 @@ async fn opting_out_sets_the_cookie_and_stops_tracking() {
     assert_eq!(c.count("1").await, 1, "only the barrier hit may be stored");
 
     // The page sees the choice.
-    let page = http()
-        .get(c.url("/optout?idsite=1&lang=en"))
-        .header("Cookie", "tally_ignore=1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = c
+        .text_with("/optout?idsite=1&lang=en", &[("Cookie", "tally_ignore=1")])
+        .await;
     assert!(page.contains("You have opted out"));
     assert!(page.contains("name=\"choice\" value=\"in\""));
 

@@ -213,14 +213,16 @@ impl Collector {
 
     /// GETs `path` from the collector as a browser would and returns the body.
     pub async fn text(&self, path: &str) -> String {
-        http()
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.text_with(path, &[]).await
+    }
+
+    /// GETs `path` with extra request headers and returns the body.
+    pub async fn text_with(&self, path: &str, headers: &[(&str, &str)]) -> String {
+        let mut req = http().get(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.unwrap().text().await.unwrap()
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
