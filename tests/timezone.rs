@@ -8,26 +8,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{http, tally_bin, unique_name};
+use common::{http, query_on, tally_bin, unique_name};
 use tally::config::Config;
 use tally::store::embedded::EmbeddedClickHouse;
 
 const TOKEN: &str = "timezone-token-0123456789";
 const DAY: u32 = 86_400;
-
-/// Runs `sql` on the server at `url`; returns the TSV result, trimmed.
-async fn query_on(url: &str, sql: &str) -> String {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .body(sql.to_string())
-        .send()
-        .await
-        .expect("ClickHouse reachable");
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "query failed: {sql}\n{text}");
-    text.trim_end_matches('\n').to_string()
-}
 
 /// A `tally serve` writing to database `db` on the server at `ch_url`; killed on drop.
 struct Serve {

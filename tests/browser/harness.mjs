@@ -148,18 +148,7 @@ export async function startSite() {
 
 /** Headless Chromium as this machine runs it (no network beyond loopback). */
 export async function startBrowser() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return startBrowserWith([]);
 }
 
 /** A fresh browser profile; requests off loopback are aborted and listed in `offsite`. */

@@ -30,8 +30,13 @@ pub fn clickhouse() -> &'static EmbeddedClickHouse {
 
 /// Runs `sql` on the test server and returns the TSV result, trimmed.
 pub async fn query(sql: &str) -> String {
+    query_on(clickhouse().url(), sql).await
+}
+
+/// Runs `sql` on the server at `url` and returns the TSV result, trimmed.
+pub async fn query_on(url: &str, sql: &str) -> String {
     let resp = reqwest::Client::new()
-        .post(clickhouse().url())
+        .post(url)
         .body(sql.to_string())
         .send()
         .await
