@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
 pub mod prune;
+pub mod query;
 pub mod server;
 pub mod sink;
 pub mod state;

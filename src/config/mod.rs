@@ -165,9 +165,32 @@ pub struct SiteConfig {
     /// http(s) URL on one of `domains`.
     #[serde(default)]
     pub privacy_url: Option<String>,
+    /// The site's time zone (IANA name such as `Europe/Berlin`), as in Matomo: its days, and so
+    /// its daily visitors, its reports and the daily visitor key, begin at local midnight.
+    /// Checked at load.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Seconds without a hit after which the next hit of the same visitor starts a new visit
+    /// (Matomo's and Plausible's 30 minutes by default).
+    #[serde(default = "default_visit_timeout")]
+    pub visit_timeout: u32,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+fn default_visit_timeout() -> u32 {
+    1800
 }
 
 impl SiteConfig {
+    /// The site's time zone. `timezone` is checked when the configuration is loaded, so this
+    /// falls back to UTC only for a `SiteConfig` built by hand with a bad name.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
     /// Whether `host` (already lower-case) is one of this site's domains.
     pub fn allows_host(&self, host: &str) -> bool {
         self.domains.iter().any(|d| host_matches(d, host))
@@ -529,6 +552,8 @@ impl Config {
                 frame_ancestors: None,
                 track_non_browsers: true,
                 privacy_url: None,
+                timezone: default_timezone(),
+                visit_timeout: default_visit_timeout(),
             });
         }
     }
@@ -610,6 +635,21 @@ impl Config {
                     ));
                 }
                 d.make_ascii_lowercase();
+            }
+            if site.timezone.parse::<chrono_tz::Tz>().is_err() {
+                return Err(ConfigError::key(
+                    format!("sites[{i}].timezone"),
+                    format!(
+                        "{:?} is not an IANA time zone name like `Europe/Berlin` or `UTC`",
+                        site.timezone
+                    ),
+                ));
+            }
+            if !(60..=86_400).contains(&site.visit_timeout) {
+                return Err(ConfigError::key(
+                    format!("sites[{i}].visit_timeout"),
+                    "must be between 60 and 86400 seconds",
+                ));
             }
             if let Some(url) = &site.privacy_url {
                 let ok = url::Url::parse(url).ok().is_some_and(|u| {

@@ -93,6 +93,8 @@ mod tests {
             frame_ancestors: frame_ancestors.map(|f| f.iter().map(|d| d.to_string()).collect()),
             track_non_browsers: true,
             privacy_url: None,
+            timezone: "UTC".into(),
+            visit_timeout: 1800,
         }
     }
 

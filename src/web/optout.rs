@@ -741,6 +741,8 @@ mod tests {
             frame_ancestors: None,
             track_non_browsers: true,
             privacy_url: None,
+            timezone: "UTC".into(),
+            visit_timeout: 1800,
         }
     }
 

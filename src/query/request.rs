@@ -1,0 +1,1 @@
+//! Stats API v2 requests (being written).
