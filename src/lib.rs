@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod privacy;
 pub mod prune;
 pub mod query;
+pub mod rollup;
 pub mod server;
 pub mod sink;
 pub mod state;

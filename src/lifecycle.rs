@@ -72,6 +72,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     secrets.refresh(crate::time::now_unix()).await?;
     let refresher = secrets.spawn();
     let pruner = crate::prune::spawn(client.clone());
+    let rollup = (config.rollup.interval_secs > 0).then(|| {
+        Arc::new(crate::rollup::Rollup::new(client.clone(), &config)).spawn(
+            std::time::Duration::from_secs(config.rollup.interval_secs),
+            metrics.clone(),
+        )
+    });
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
@@ -96,6 +102,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     writer.finish().await;
     refresher.abort();
     pruner.abort();
+    if let Some(r) = rollup {
+        r.abort();
+    }
     for t in geo_tasks {
         t.abort();
     }

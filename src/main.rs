@@ -39,6 +39,19 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Recomputes visits and daily aggregates from the raw events now: today and yesterday of
+    /// every site, or one day. `tally serve` does this every `[rollup] interval_secs`.
+    Rollup {
+        /// Only this site (`[[sites]] id`).
+        #[arg(long)]
+        site: Option<u32>,
+        /// Only this local date (YYYY-MM-DD); it must still have all its raw events.
+        #[arg(long, value_parser = parse_date)]
+        day: Option<chrono::NaiveDate>,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Applies the schema migrations and exits.
     Migrate {
         /// Configuration file (TOML).
@@ -96,6 +109,44 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Rollup { site, day, config } => {
+                let cfg = load(config.as_deref())?;
+                let db = tally::lifecycle::Database::open(&cfg).await?;
+                tally::lifecycle::migrate_on(db.url(), &cfg).await?;
+                let client = tally::store::client(db.url(), &cfg.clickhouse);
+                let rollup = tally::rollup::Rollup::new(client, &cfg);
+                let now = tally::time::now_unix();
+                let result = match (day, site) {
+                    (Some(d), only) => rollup.run_day(d, only, now).await.map(|o| vec![o]),
+                    (None, None) => rollup.run_recent(now).await,
+                    (None, Some(id)) => {
+                        let mut out = Vec::new();
+                        let tz = cfg
+                            .site(id)
+                            .map(|s| s.tz())
+                            .ok_or_else(|| anyhow::anyhow!("site {id} is not configured"))?;
+                        let today = tally::time::local_date(tz, now);
+                        for d in [today.pred_opt().unwrap_or(today), today] {
+                            match rollup.run_day(d, Some(id), now).await {
+                                Ok(o) => out.push(o),
+                                Err(e) => {
+                                    db.close().await;
+                                    return Err(e.into());
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                };
+                db.close().await;
+                for o in result? {
+                    println!(
+                        "{}: {} visits of site(s) {:?} rolled up",
+                        o.date, o.visits, o.recomputed
+                    );
+                }
+                Ok(())
+            }
             Command::Migrate { config } => {
                 let cfg = load(config.as_deref())?;
                 let db = tally::lifecycle::Database::open(&cfg).await?;
@@ -119,6 +170,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date like 2026-11-26"))
 }
 
 fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {

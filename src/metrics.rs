@@ -30,6 +30,10 @@ pub struct Metrics {
     pub lost: Counter,
     /// Events waiting in the queue.
     pub queued: Gauge,
+    /// Rollup runs that failed.
+    pub rollup_failures: Counter,
+    /// Unix time of the last rollup run that succeeded (0: none yet).
+    pub rollup_last_success: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +55,8 @@ impl Metrics {
             write_errors: Counter::default(),
             lost: Counter::default(),
             queued: Gauge::default(),
+            rollup_failures: Counter::default(),
+            rollup_last_success: Gauge::default(),
         };
         registry.register(
             "hits_accepted",
@@ -87,6 +93,16 @@ impl Metrics {
             "Events waiting to be written",
             m.queued.clone(),
         );
+        registry.register(
+            "rollup_failures",
+            "Rollup runs that failed (the reports keep the previous numbers)",
+            m.rollup_failures.clone(),
+        );
+        registry.register(
+            "rollup_last_success_seconds",
+            "Unix time of the last successful rollup run",
+            m.rollup_last_success.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -98,6 +114,16 @@ impl Metrics {
     /// Counts a refused request.
     pub fn reject_for(&self, reason: &'static str) {
         self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Records a successful rollup run at `now`.
+    pub fn rollup_succeeded(&self, now: u32) {
+        self.rollup_last_success.set(i64::from(now));
+    }
+
+    /// Counts a failed rollup run.
+    pub fn rollup_failed(&self) {
+        self.rollup_failures.inc();
     }
 
     /// How many hits were dropped for `reason` so far.

@@ -79,6 +79,9 @@ pub struct Config {
     /// Geolocation.
     #[serde(default)]
     pub geo: GeoConfig,
+    /// The rollup of raw events into visits and daily aggregates.
+    #[serde(default)]
+    pub rollup: RollupConfig,
     /// Matomo `token_auth` that unlocks the privileged parameters (`cip`, `cdt`, ...).
     #[serde(default)]
     pub token_auth: Option<String>,
@@ -414,6 +417,29 @@ pub struct GeoConfig {
     pub use_full_ip: bool,
 }
 
+/// The rollup job inside `tally serve` (`tally rollup` runs it on demand).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupConfig {
+    /// Recompute today and yesterday this often (seconds): the reports of the current day lag
+    /// the raw events by at most this much. 0 turns the job off in this collector (another one,
+    /// or a scheduled `tally rollup`, must then run it).
+    #[serde(default = "default_rollup_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_rollup_interval() -> u64 {
+    300
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        RollupConfig {
+            interval_secs: default_rollup_interval(),
+        }
+    }
+}
+
 /// Batching of events into ClickHouse.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -586,6 +612,12 @@ impl Config {
             return Err(ConfigError::key(
                 "privacy.honour_optout_cookies",
                 format!("{bad:?} is not a cookie name of letters, digits, `_` and `-`"),
+            ));
+        }
+        if self.rollup.interval_secs != 0 && self.rollup.interval_secs < 10 {
+            return Err(ConfigError::key(
+                "rollup.interval_secs",
+                "must be 0 (off) or at least 10 seconds",
             ));
         }
         if let Some(url) = &self.clickhouse.url {

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_events_utc_kinds.sql",
         sql: include_str!("../../schema/0003_events_utc_kinds.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_reports.sql",
+        sql: include_str!("../../schema/0005_reports.sql"),
+    },
 ];
 
 /// One schema file.

@@ -1,0 +1,364 @@
+//! The rollup: visits and daily aggregates, recomputed from the raw events.
+//!
+//! Nothing is counted per hit. A job recomputes whole days of every site from `events` (7 days
+//! of raw rows) into staging tables and swaps each day into `visits`, `agg_daily`, `agg_hourly`
+//! and `agg_breakdown` with `ALTER TABLE .. REPLACE PARTITION .. FROM` (atomic per table, on
+//! ClickHouse 18.16 as on current releases). So the job can be repeated, interrupted or run by
+//! several collectors at once: each run uses staging tables of its own, and a reader sees a
+//! table's day either as it was or as recomputed, never empty or half-built.
+//!
+//! Days are the sites' local days (`[[sites]] timezone`). `tally serve` recomputes today and
+//! yesterday every `[rollup] interval_secs` (hits may arrive up to 24 hours late);
+//! `tally rollup` does it on demand. A day is final once its raw events are gone: the job then
+//! refuses to touch it, so a day's aggregates are never rebuilt from a part of its events.
+
+pub mod dimensions;
+pub mod sql;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::config::{Config, SiteConfig};
+use crate::metrics::Metrics;
+use crate::store::Client;
+use crate::time::{day_bounds, day_of, local_date};
+
+/// The tables a day is swapped into, in the order they are swapped. `visits` holds one row per
+/// visit; the others only counts.
+pub const TABLES: [&str; 4] = ["visits", "agg_daily", "agg_hourly", "agg_breakdown"];
+
+/// Prefix of the staging tables; a leftover of a crashed run is dropped by a later run.
+const STAGING_PREFIX: &str = "rollup_";
+
+/// Staging tables older than this are leftovers of a run that died.
+const STALE_STAGING_SECS: u32 = 3600;
+
+/// Longest a single rollup statement may take before the run gives up (a day of a busy site
+/// takes seconds; see docs/performance.md).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Days of raw events kept: the rollup only recomputes days whose raw events are all there.
+pub const RAW_DAYS: u32 = crate::prune::RAW_EVENT_DAYS;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RollupError {
+    /// ClickHouse refused or failed a statement.
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// A statement took longer than the rollup allows.
+    #[error("a rollup statement took longer than {0:?}")]
+    Timeout(Duration),
+    /// The day cannot be recomputed (its raw events are gone, or it has not begun).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What a rollup of one day did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayOutcome {
+    /// The local date.
+    pub date: NaiveDate,
+    /// Sites recomputed from their raw events.
+    pub recomputed: Vec<u32>,
+    /// Visits of the recomputed sites.
+    pub visits: u64,
+}
+
+/// A random name part for a run's staging tables, so runs of several collectors never meet.
+fn run_id() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    // Should the system generator fail, the time and process id still tell runs apart.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        return (u64::from(std::process::id()) << 32) | u64::from(nanos);
+    }
+    u64::from_ne_bytes(bytes)
+}
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Name {
+    name: String,
+}
+
+/// The rollup over one database, for the configured sites.
+pub struct Rollup {
+    client: Client,
+    sites: Vec<SiteConfig>,
+}
+
+impl Rollup {
+    /// A rollup writing through `client` for the sites of `config`.
+    pub fn new(client: Client, config: &Config) -> Self {
+        Rollup {
+            // A day of a busy site takes longer than the minute reports may.
+            client: client.with_setting("max_execution_time", "600"),
+            sites: config.sites.clone(),
+        }
+    }
+
+    /// Whether every raw event of `site`'s local `date` is still stored at `now`: the pruner
+    /// drops a UTC day of events once it is `RAW_DAYS` old, so the local day is whole while the
+    /// UTC day its first second falls in is younger than that.
+    pub fn recomputable(site: &SiteConfig, date: NaiveDate, now: u32) -> bool {
+        let (start, _) = day_bounds(site.tz(), date);
+        let today = day_of(now);
+        day_of(start) + RAW_DAYS > today && date <= local_date(site.tz(), now)
+    }
+
+    /// Recomputes today and yesterday (in each site's time zone).
+    pub async fn run_recent(&self, now: u32) -> Result<Vec<DayOutcome>, RollupError> {
+        let mut dates: Vec<NaiveDate> = self
+            .sites
+            .iter()
+            .flat_map(|s| {
+                let today = local_date(s.tz(), now);
+                [today.pred_opt().unwrap_or(today), today]
+            })
+            .collect();
+        dates.sort_unstable();
+        dates.dedup();
+        let mut out = Vec::new();
+        for date in dates {
+            out.push(self.run_day(date, None, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// Recomputes `date` for every configured site (or only `only`) whose raw events of that
+    /// day are all still stored; the rows of every other site are carried over unchanged.
+    pub async fn run_day(
+        &self,
+        date: NaiveDate,
+        only: Option<u32>,
+        now: u32,
+    ) -> Result<DayOutcome, RollupError> {
+        let chosen: Vec<&SiteConfig> = self
+            .sites
+            .iter()
+            .filter(|s| only.is_none_or(|id| s.id == id))
+            .collect();
+        if let Some(id) = only
+            && chosen.is_empty()
+        {
+            return Err(RollupError::Refused(format!("site {id} is not configured")));
+        }
+        let sites: Vec<&SiteConfig> = chosen
+            .iter()
+            .copied()
+            .filter(|s| Self::recomputable(s, date, now))
+            .collect();
+        if sites.is_empty() {
+            return Err(RollupError::Refused(format!(
+                "{date} is final for {}: its raw events are gone (kept {RAW_DAYS} days), or the day has not begun",
+                if only.is_some() {
+                    "this site"
+                } else {
+                    "every site"
+                }
+            )));
+        }
+        self.drop_stale_staging(now).await?;
+        let run = format!("{STAGING_PREFIX}{now}_{:016x}", run_id());
+        let result = self.run_day_in(&run, date, &sites).await;
+        // Whatever happened, the staging tables go (a failure to drop them is only logged: a
+        // later run drops leftovers).
+        for table in TABLES {
+            let staging = format!("{run}_{table}");
+            if let Err(e) = self
+                .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+                .await
+            {
+                tracing::warn!(error = %e, table = staging, "could not drop a staging table");
+            }
+        }
+        result
+    }
+
+    async fn run_day_in(
+        &self,
+        run: &str,
+        date: NaiveDate,
+        sites: &[&SiteConfig],
+    ) -> Result<DayOutcome, RollupError> {
+        let day = date.format("%Y-%m-%d").to_string();
+        let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
+        let staging = |table: &str| format!("{run}_{table}");
+        for table in TABLES {
+            self.execute(&format!("CREATE TABLE {} AS {table}", staging(table)))
+                .await?;
+            // Other sites' rows of the day are carried over, so the swap replaces only ours.
+            self.timed(
+                self.client
+                    .query(&format!(
+                        "INSERT INTO {} SELECT * FROM {table} WHERE day = toDate(?) AND NOT has(?, site_id)",
+                        staging(table)
+                    ))
+                    .bind(&day)
+                    .bind(&ids)
+                    .execute(),
+            )
+            .await?;
+        }
+        for site in sites {
+            let tz = site.tz().name();
+            let (start, end) = day_bounds(site.tz(), date);
+            self.timed(
+                self.client
+                    .query(&format!(
+                        "INSERT INTO {} {}",
+                        staging("visits"),
+                        sql::VISITS_SELECT
+                    ))
+                    .bind(&day)
+                    .bind(tz)
+                    .bind(tz)
+                    .bind(tz)
+                    .bind(site.id)
+                    .bind(start)
+                    .bind(end)
+                    .bind(site.visit_timeout)
+                    .bind(site.id)
+                    .bind(start)
+                    .bind(end)
+                    .execute(),
+            )
+            .await?;
+        }
+        let visits = staging("visits");
+        for insert in [
+            sql::daily_insert(&staging("agg_daily"), &visits),
+            sql::hourly_insert(&staging("agg_hourly"), &visits),
+            sql::per_visit_breakdown_insert(&staging("agg_breakdown"), &visits),
+            sql::per_action_breakdown_insert(&staging("agg_breakdown"), &visits),
+        ] {
+            self.timed(self.client.query(&insert).bind(&day).bind(&ids).execute())
+                .await?;
+        }
+        for table in TABLES {
+            let rows = self
+                .timed(
+                    self.client
+                        .query(&format!(
+                            "SELECT count() AS n FROM {} WHERE day = toDate(?)",
+                            staging(table)
+                        ))
+                        .bind(&day)
+                        .fetch_one::<Count>(),
+                )
+                .await?
+                .n;
+            // Current ClickHouse refuses to replace a partition with an empty one; an empty day
+            // is a dropped one.
+            let swap = if rows > 0 {
+                format!(
+                    "ALTER TABLE {table} REPLACE PARTITION ? FROM {}",
+                    staging(table)
+                )
+            } else {
+                format!("ALTER TABLE {table} DROP PARTITION ?")
+            };
+            self.timed(self.client.query(&swap).bind(&day).execute())
+                .await?;
+        }
+        let visits = self
+            .timed(
+                self.client
+                    .query(&format!(
+                        "SELECT count() AS n FROM {visits} WHERE day = toDate(?) AND has(?, site_id)"
+                    ))
+                    .bind(&day)
+                    .bind(&ids)
+                    .fetch_one::<Count>(),
+            )
+            .await?
+            .n;
+        Ok(DayOutcome {
+            date,
+            recomputed: ids,
+            visits,
+        })
+    }
+
+    /// Drops staging tables of runs that started over an hour ago: they died mid-way.
+    async fn drop_stale_staging(&self, now: u32) -> Result<(), RollupError> {
+        let names = self
+            .timed(
+                self.client
+                    .query(
+                        "SELECT name FROM system.tables \
+                         WHERE database = currentDatabase() AND startsWith(name, ?)",
+                    )
+                    .bind(STAGING_PREFIX)
+                    .fetch_all::<Name>(),
+            )
+            .await?;
+        for Name { name } in names {
+            let started = name
+                .strip_prefix(STAGING_PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|t| t.parse::<u32>().ok());
+            let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if plain && started.is_some_and(|t| t + STALE_STAGING_SECS < now) {
+                self.execute(&format!("DROP TABLE IF EXISTS {name}"))
+                    .await?;
+                tracing::info!(
+                    table = name,
+                    "dropped a staging table left by a failed rollup"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, statement: &str) -> Result<(), RollupError> {
+        self.timed(self.client.query(statement).execute()).await
+    }
+
+    async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, clickhouse::error::Error>>,
+    ) -> Result<T, RollupError> {
+        match tokio::time::timeout(STATEMENT_TIMEOUT, f).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RollupError::Timeout(STATEMENT_TIMEOUT)),
+        }
+    }
+
+    /// Runs [`Rollup::run_recent`] now and then every `every`, until the process ends.
+    pub fn spawn(
+        self: Arc<Self>,
+        every: Duration,
+        metrics: Arc<Metrics>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let began = Instant::now();
+                match self.run_recent(crate::time::now_unix()).await {
+                    Ok(days) => {
+                        metrics.rollup_succeeded(crate::time::now_unix());
+                        let visits: u64 = days.iter().map(|d| d.visits).sum();
+                        tracing::debug!(days = days.len(), visits, took = ?began.elapsed(), "rollup done");
+                    }
+                    Err(e) => {
+                        metrics.rollup_failed();
+                        tracing::warn!(error = %e, "rollup failed; the reports keep the previous numbers until the next run");
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+}
