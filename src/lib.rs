@@ -7,6 +7,7 @@
 //! the opt-out page.
 //! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`.
 
+pub mod cli;
 pub mod config;
 pub mod enrich;
 pub mod event;

@@ -71,7 +71,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let secrets = Arc::new(SecretStore::new(client.clone(), visitors.clone()));
     secrets.refresh(crate::time::now_unix()).await?;
     let refresher = secrets.spawn();
-    let pruner = crate::prune::spawn(client.clone());
+    let pruner = crate::prune::spawn(client.clone(), config.sites.clone());
     let rollup = (config.rollup.interval_secs > 0).then(|| {
         Arc::new(crate::rollup::Rollup::new(client.clone(), &config)).spawn(
             std::time::Duration::from_secs(config.rollup.interval_secs),

@@ -52,6 +52,45 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Prints a report from the aggregates: the Stats API's query engine in the terminal.
+    Report {
+        /// The site's id (`[[sites]] id`).
+        #[arg(long)]
+        site: u32,
+        /// Period: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, realtime.
+        #[arg(long, default_value = "30d")]
+        period: String,
+        /// First day of a custom period (YYYY-MM-DD; with --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day of a custom period (YYYY-MM-DD; with --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Break down by this dimension (event:page, visit:source, visit:country, time:day, ...);
+        /// repeat for several.
+        #[arg(long)]
+        by: Vec<String>,
+        /// Metrics, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "visitors,visits,pageviews,bounce_rate,visit_duration"
+        )]
+        metrics: Vec<String>,
+        /// A filter as the API writes it, e.g. '["is","visit:country",["DE"]]'; repeat for several
+        /// (all must hold).
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Rows at most.
+        #[arg(long, default_value_t = 25)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: tally::cli::report::Format,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Applies the schema migrations and exits.
     Migrate {
         /// Configuration file (TOML).
@@ -145,6 +184,37 @@ fn main() -> ExitCode {
                         o.date, o.visits, o.recomputed
                     );
                 }
+                Ok(())
+            }
+            Command::Report {
+                site,
+                period,
+                from,
+                to,
+                by,
+                metrics,
+                filter,
+                limit,
+                format,
+                config,
+            } => {
+                let cfg = load(config.as_deref())?;
+                let db = tally::lifecycle::Database::open(&cfg).await?;
+                let client = tally::store::client(db.url(), &cfg.clickhouse);
+                let engine = tally::query::Engine::new(client, std::sync::Arc::new(cfg));
+                let args = tally::cli::report::ReportArgs {
+                    site,
+                    period,
+                    from,
+                    to,
+                    by,
+                    metrics,
+                    filters: filter,
+                    limit,
+                };
+                let out = tally::cli::report::run(&engine, &args, format).await;
+                db.close().await;
+                print!("{}", out.map_err(|e| anyhow::anyhow!(e))?);
                 Ok(())
             }
             Command::Migrate { config } => {

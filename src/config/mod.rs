@@ -188,6 +188,22 @@ fn default_visit_timeout() -> u32 {
 }
 
 impl SiteConfig {
+    /// A site in UTC with nothing else set, standing in where a rule needs a site and none is
+    /// configured.
+    pub fn utc_placeholder() -> SiteConfig {
+        SiteConfig {
+            id: 0,
+            name: String::new(),
+            domains: Vec::new(),
+            sensitive_params: Vec::new(),
+            frame_ancestors: None,
+            track_non_browsers: true,
+            privacy_url: None,
+            timezone: default_timezone(),
+            visit_timeout: default_visit_timeout(),
+        }
+    }
+
     /// The site's time zone. `timezone` is checked when the configuration is loaded, so this
     /// falls back to UTC only for a `SiteConfig` built by hand with a bad name.
     pub fn tz(&self) -> chrono_tz::Tz {
