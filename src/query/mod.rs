@@ -2,7 +2,10 @@
 //! call [`Engine::run`]. It reads only what the rollup wrote (`visits`, the daily aggregates)
 //! and, for realtime, the raw `events`; it never imports the write path.
 
+pub mod date_range;
+pub mod filter;
 pub mod request;
+pub mod vocabulary;
 
 use std::sync::Arc;
 
