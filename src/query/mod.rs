@@ -9,9 +9,9 @@ pub mod filter;
 pub mod labels;
 pub mod raw;
 pub mod realtime;
-pub mod render;
 pub mod request;
 pub mod sums;
+pub mod vocabulary;
 
 use std::sync::Arc;
 use std::time::Duration;
