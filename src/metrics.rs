@@ -13,6 +13,13 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// A label naming an HTTP status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Status {
+    /// The status code.
+    pub status: u16,
+}
+
 /// All counters of a collector.
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +37,8 @@ pub struct Metrics {
     pub lost: Counter,
     /// Events waiting in the queue.
     pub queued: Gauge,
+    /// Stats API queries (`POST /api/v2/query`), by the status of the answer.
+    pub api_requests: Family<Status, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,6 +60,7 @@ impl Metrics {
             write_errors: Counter::default(),
             lost: Counter::default(),
             queued: Gauge::default(),
+            api_requests: Family::default(),
         };
         registry.register(
             "hits_accepted",
@@ -87,6 +97,11 @@ impl Metrics {
             "Events waiting to be written",
             m.queued.clone(),
         );
+        registry.register(
+            "api_requests",
+            "Stats API queries (POST /api/v2/query), by answer status",
+            m.api_requests.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -98,6 +113,11 @@ impl Metrics {
     /// Counts a refused request.
     pub fn reject_for(&self, reason: &'static str) {
         self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Counts a Stats API query answered with `status`.
+    pub fn api_request(&self, status: u16) {
+        self.api_requests.get_or_create(&Status { status }).inc();
     }
 
     /// How many hits were dropped for `reason` so far.
