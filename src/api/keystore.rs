@@ -4,14 +4,16 @@
 //! The copy is re-read in the background every `api.key_refresh_secs` (5 s by default), so a
 //! key revoked with `tally key revoke` on any machine is refused by every collector within that
 //! time. A well-formed key whose id is not in the copy (created since the last read) triggers
-//! one read at once before it is refused; such reads happen at most once a second, however many
-//! unknown keys arrive, so made-up keys cannot turn into a flood of queries. Each read has a
+//! one read before it is refused; such reads begin at most once a second, however many unknown
+//! keys arrive (they wait for the next read, at most about a second, and share it), so made-up
+//! keys cannot turn into a flood of queries. Each read has a
 //! timeout; a failed read keeps the previous copy. A copy that could not be refreshed for a
 //! minute (or three intervals, if longer) is no longer trusted: a revocation could be missing
 //! from it, so every key is refused with 503 until ClickHouse answers again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -286,6 +288,8 @@ pub struct KeyCache {
     /// When the last read caused by an unknown key started; held while it runs, so that
     /// concurrent unknown keys wait for that read instead of starting their own.
     on_demand: tokio::sync::Mutex<Option<Instant>>,
+    /// How many reads unknown keys caused.
+    on_demand_reads: AtomicU64,
 }
 
 impl KeyCache {
@@ -300,6 +304,7 @@ impl KeyCache {
             refresh_every,
             stale_after: MIN_STALE_AFTER.max(refresh_every * 3),
             on_demand: tokio::sync::Mutex::new(None),
+            on_demand_reads: AtomicU64::new(0),
         }
     }
 
@@ -383,13 +388,22 @@ impl KeyCache {
         }
     }
 
-    /// One read for an id not in the copy, unless one started less than a second ago.
+    /// One read for an id not in the copy, unless a read began since the request arrived (it
+    /// would find the same). Reads of this kind begin at least [`ON_DEMAND_GAP`] apart: a
+    /// request that would start one sooner waits for its turn, and requests that arrived while
+    /// it waited use its result.
     async fn refresh_for_unknown(&self) {
+        let arrived = Instant::now();
         let mut last = self.on_demand.lock().await;
-        if last.is_some_and(|at| at.elapsed() < ON_DEMAND_GAP) {
+        let read_since = |at: Option<Instant>| at.is_some_and(|at| at >= arrived);
+        if read_since(*last) || read_since(self.copy.load().loaded) {
             return;
         }
+        if let Some(at) = *last {
+            tokio::time::sleep_until((at + ON_DEMAND_GAP).into()).await;
+        }
         *last = Some(Instant::now());
+        self.on_demand_reads.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.refresh().await {
             tracing::warn!(error = %e, "reading the API keys for an unknown key failed");
         }
@@ -476,26 +490,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unknown_key_reads_once_and_a_failed_read_keeps_the_copy() {
+    async fn unknown_keys_read_at_most_once_a_second_and_a_failed_read_keeps_the_copy() {
         let good = keys::generate().unwrap();
-        let cache = KeyCache::with_keys(
+        let cache = Arc::new(KeyCache::with_keys_read_at(
             unreachable(),
             vec![(good.id.clone(), good.hash, vec![1], false)],
-        );
+            // Read before these requests arrive.
+            Instant::now().checked_sub(Duration::from_secs(1)),
+        ));
+        let started = Instant::now();
         let stranger = keys::generate().unwrap();
         assert_eq!(
             cache.authenticate(&stranger.key).await,
             Err(AuthError::Invalid)
         );
-        let first = cache.on_demand.lock().await.expect("a read was attempted");
-        // A second unknown key within the second does not read again.
+        assert_eq!(cache.on_demand_reads.load(Ordering::Relaxed), 1);
+        // A second one right after waits for the gap, then reads again: a key created in
+        // between would be found.
         let other = keys::generate().unwrap();
         assert_eq!(
             cache.authenticate(&other.key).await,
             Err(AuthError::Invalid)
         );
-        assert_eq!(*cache.on_demand.lock().await, Some(first));
-        // The failed read left the copy as it was.
+        assert_eq!(cache.on_demand_reads.load(Ordering::Relaxed), 2);
+        assert!(started.elapsed() >= ON_DEMAND_GAP);
+        // Fifty at once share reads: the first starts one after the gap, the others arrived
+        // before it began and wait for it; none reads on its own.
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    let k = keys::generate().unwrap();
+                    cache.authenticate(&k.key).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Err(AuthError::Invalid));
+        }
+        let reads = cache.on_demand_reads.load(Ordering::Relaxed);
+        assert!((3..=4).contains(&reads), "{reads} reads");
+        // The failed reads left the copy as it was.
         assert!(cache.authenticate(&good.key).await.is_ok());
     }
 
