@@ -75,10 +75,10 @@ pub async fn run(engine: &Engine, args: &ReportArgs, format: Format) -> Result<S
         .map_err(|QueryError { message, .. }| message)?;
     Ok(match format {
         Format::Table => table(&answer),
-        Format::Csv => String::from_utf8_lossy(
-            &crate::query::render::csv(&answer).map_err(|e| e.to_string())?,
-        )
-        .into_owned(),
+        Format::Csv => {
+            String::from_utf8_lossy(&crate::query::render::csv(&answer).map_err(|e| e.to_string())?)
+                .into_owned()
+        }
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&crate::query::render::json(&answer))
                 .map_err(|e| e.to_string())?;
@@ -192,7 +192,10 @@ mod tests {
         };
         let out = table(&answer);
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].contains("page") && lines[0].contains("visitors"), "{out}");
+        assert!(
+            lines[0].contains("page") && lines[0].contains("visitors"),
+            "{out}"
+        );
         // Right-aligned numbers end in the same column.
         let end = |l: &str, s: &str| l.find(s).unwrap() + s.len();
         assert_eq!(end(lines[1], "1200"), end(lines[2], " 7"));

@@ -170,13 +170,19 @@ impl AggregatePlan {
             p.add(Value::Str(shape.last.to_string()))
         )];
         if let Table::Breakdown(stored) = self.table {
-            wheres.push(format!("dimension = {}", p.add(Value::Str(stored.name.into()))));
+            wheres.push(format!(
+                "dimension = {}",
+                p.add(Value::Str(stored.name.into()))
+            ));
             if let Some(f) = shape.filter {
                 wheres.push(filter_sql(
                     f,
                     &mut |c, p| {
                         let part = part_of(stored, c.dimension.as_str()).ok_or_else(|| {
-                            NotFromAggregates(format!("no stored values for {}", c.dimension.as_str()))
+                            NotFromAggregates(format!(
+                                "no stored values for {}",
+                                c.dimension.as_str()
+                            ))
                         })?;
                         Ok(condition_sql(c, &part_sql(stored, part), p))
                     },

@@ -65,7 +65,11 @@ impl Params {
             out.push_str(&rest[..start]);
             let after = &rest[start + 1..];
             let end = after.find(MARK).unwrap_or(after.len());
-            if let Some(v) = after[..end].parse::<usize>().ok().and_then(|i| self.0.get(i)) {
+            if let Some(v) = after[..end]
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| self.0.get(i))
+            {
                 out.push('?');
                 binds.push(v.clone());
             }
@@ -89,7 +93,11 @@ mod tests {
         assert_eq!(sql, "SELECT ?, ? WHERE x = ?");
         assert_eq!(
             binds.values(),
-            [Value::U32(7), Value::Str("a".into()), Value::Str("a".into())]
+            [
+                Value::U32(7),
+                Value::Str("a".into()),
+                Value::Str("a".into())
+            ]
         );
     }
 }

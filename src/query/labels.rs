@@ -62,7 +62,8 @@ pub fn time_labels(grain: TimeGrain, (first, last): (NaiveDate, NaiveDate)) -> V
             }
             TimeGrain::Day => out.push(day.to_string()),
             TimeGrain::Week => {
-                let monday = day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday()));
+                let monday =
+                    day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday()));
                 let label = monday.max(first).to_string();
                 if out.last() != Some(&label) {
                     out.push(label);
@@ -119,16 +120,29 @@ mod tests {
             ..Group::default()
         };
         assert_eq!(
-            dimension_values(&[Dimension::TimeDay, Dimension::Browser, Dimension::BrowserVersion], &g),
+            dimension_values(
+                &[
+                    Dimension::TimeDay,
+                    Dimension::Browser,
+                    Dimension::BrowserVersion
+                ],
+                &g
+            ),
             ["2026-11-26", "Chrome", "142"]
         );
         let empty = Group::default();
-        assert_eq!(dimension_values(&[Dimension::Source], &empty), ["Direct / None"]);
+        assert_eq!(
+            dimension_values(&[Dimension::Source], &empty),
+            ["Direct / None"]
+        );
         assert_eq!(dimension_values(&[Dimension::Country], &empty), ["(none)"]);
         let de = Group {
             value: "DE".into(),
             ..Group::default()
         };
-        assert_eq!(dimension_values(&[Dimension::CountryName], &de), ["Germany"]);
+        assert_eq!(
+            dimension_values(&[Dimension::CountryName], &de),
+            ["Germany"]
+        );
     }
 }

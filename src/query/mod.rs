@@ -9,6 +9,7 @@ pub mod filter;
 pub mod labels;
 pub mod raw;
 pub mod realtime;
+pub mod render;
 pub mod request;
 pub mod sums;
 pub mod vocabulary;
@@ -118,7 +119,11 @@ impl Engine {
     }
 
     /// Answers a Stats API v2 query (the JSON body of `POST /api/v2/query`).
-    pub async fn run(&self, body: &serde_json::Value, access: &Access) -> Result<Answer, QueryError> {
+    pub async fn run(
+        &self,
+        body: &serde_json::Value,
+        access: &Access,
+    ) -> Result<Answer, QueryError> {
         self.run_at(body, access, crate::time::now_unix()).await
     }
 
@@ -169,7 +174,10 @@ impl Engine {
         if query.include.time_labels
             && let Some(g) = grain
         {
-            meta.insert("time_labels".into(), labels::time_labels(g, resolved).into());
+            meta.insert(
+                "time_labels".into(),
+                labels::time_labels(g, resolved).into(),
+            );
         }
         if metrics.contains(&"visitors") && resolved.0 != resolved.1 {
             meta.insert(
@@ -199,12 +207,16 @@ impl Engine {
                     // Time buckets are matched by position, everything else by value.
                     let matched = match time_pos {
                         Some(_) if shape.dims.is_empty() => other.get(i + shape.offset as usize),
-                        _ => other.iter().find(|o| o.value == g.value && (time_pos.is_none() || o.t == g.t)),
+                        _ => other
+                            .iter()
+                            .find(|o| o.value == g.value && (time_pos.is_none() || o.t == g.t)),
                     };
                     let empty = sums::Group::default();
                     let o = matched.unwrap_or(&empty);
-                    let before: Vec<serde_json::Value> =
-                        metrics.iter().map(|m| sums::metric(m, o, *other_totals)).collect();
+                    let before: Vec<serde_json::Value> = metrics
+                        .iter()
+                        .map(|m| sums::metric(m, o, *other_totals))
+                        .collect();
                     let change = metrics
                         .iter()
                         .zip(values.iter().zip(&before))
@@ -240,11 +252,11 @@ impl Engine {
     fn site(&self, site: &request::SiteRef, access: &Access) -> Result<&SiteConfig, QueryError> {
         let found = match site {
             request::SiteRef::Id(id) => self.config.site(*id),
-            request::SiteRef::Domain(d) => self
-                .config
-                .sites
-                .iter()
-                .find(|s| s.domains.iter().any(|x| x.trim_start_matches("*.") == d.as_str())),
+            request::SiteRef::Domain(d) => self.config.sites.iter().find(|s| {
+                s.domains
+                    .iter()
+                    .any(|x| x.trim_start_matches("*.") == d.as_str())
+            }),
         };
         match found {
             Some(s) if access.allows(s.id) => Ok(s),
@@ -362,7 +374,10 @@ impl Engine {
         }
         .map_err(|e| refuse(e, None))?;
         let sql = format!("SELECT count() AS n FROM ({sql})");
-        Ok(self.fetch_one::<N>(binds.apply(self.client.query(&sql))).await?.n)
+        Ok(self
+            .fetch_one::<N>(binds.apply(self.client.query(&sql)))
+            .await?
+            .n)
     }
 
     async fn fetch_all<T>(&self, q: clickhouse::query::Query) -> Result<Vec<T>, QueryError>
@@ -420,7 +435,8 @@ fn refuse(e: aggregates::NotFromAggregates, raw_from: Option<NaiveDate>) -> Quer
 /// The filter without its conditions on goals (for the denominator of `conversion_rate`):
 /// only a top-level `and` of conditions can be split that way.
 fn strip_goals(filter: &Filter) -> Option<Filter> {
-    let is_goal = |f: &Filter| matches!(f, Filter::Condition(c) if c.dimension == request::Dimension::Goal);
+    let is_goal =
+        |f: &Filter| matches!(f, Filter::Condition(c) if c.dimension == request::Dimension::Goal);
     match filter {
         f if is_goal(f) => None,
         Filter::And(fs) => {

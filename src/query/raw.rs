@@ -54,7 +54,10 @@ const FAMILIES: &[Family] = &[
         pageviews: false,
     },
     Family {
-        arrays: &[("searches", "a_search"), ("search_categories", "a_search_category")],
+        arrays: &[
+            ("searches", "a_search"),
+            ("search_categories", "a_search_category"),
+        ],
         pageviews: false,
     },
     Family {
@@ -122,8 +125,8 @@ fn visit_condition(c: &Condition, p: &mut Params) -> Result<String, NotFromAggre
     if let Some(expr) = per_visit(name) {
         return Ok(condition_sql(c, expr, p));
     }
-    let (family, expr) = element(name)
-        .ok_or_else(|| NotFromAggregates(format!("{name} cannot be filtered on")))?;
+    let (family, expr) =
+        element(name).ok_or_else(|| NotFromAggregates(format!("{name} cannot be filtered on")))?;
     let exists = format!(
         "arrayExists({})",
         lambda(&FAMILIES[family], &matches_any(c, &expr, p))
@@ -187,7 +190,9 @@ pub fn sql(
     };
     // Which actions of one family count: the filter's conditions on that family, when the
     // filter is a plain `and`.
-    let element_condition = |family: usize, p: &mut Params| -> Result<Option<String>, NotFromAggregates> {
+    let element_condition = |family: usize,
+                             p: &mut Params|
+     -> Result<Option<String>, NotFromAggregates> {
         let Some(f) = shape.filter else {
             return Ok(None);
         };
@@ -242,8 +247,14 @@ pub fn sql(
     } else {
         // Page views and events of each visit, and the hours of its page views and actions,
         // counted as the filter says.
-        let (pv, ev, pv_hours, action_hours) = if families.is_empty() || (!wants_counts && !hourly) {
-            ("pageviews".to_string(), "actions".to_string(), "pv_hours".to_string(), "action_hours".to_string())
+        let (pv, ev, pv_hours, action_hours) = if families.is_empty() || (!wants_counts && !hourly)
+        {
+            (
+                "pageviews".to_string(),
+                "actions".to_string(),
+                "pv_hours".to_string(),
+                "action_hours".to_string(),
+            )
         } else if families.len() > 1 {
             return refuse(
                 "page views and events filtered by conditions on two kinds of actions (such as pages and events) cannot be counted; ask for visitors or visits",
@@ -256,8 +267,16 @@ pub fn sql(
                 // arrayFilter keeps elements of its first array: the hours come first.
                 let hours = format!(
                     "arrayFilter((a_hour_, {}) -> {cond}, pv_hours, {})",
-                    fam.arrays.iter().map(|a| a.1).collect::<Vec<_>>().join(", "),
-                    fam.arrays.iter().map(|a| a.0).collect::<Vec<_>>().join(", ")
+                    fam.arrays
+                        .iter()
+                        .map(|a| a.1)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    fam.arrays
+                        .iter()
+                        .map(|a| a.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 (counted.clone(), counted, hours.clone(), hours)
             } else if hourly {
@@ -265,7 +284,12 @@ pub fn sql(
                     "hourly figures filtered by events, outlinks, downloads, searches or goals are not supported",
                 );
             } else {
-                ("0".into(), counted, "pv_hours".into(), "action_hours".into())
+                (
+                    "0".into(),
+                    counted,
+                    "pv_hours".into(),
+                    "action_hours".into(),
+                )
             }
         };
         if hourly {

@@ -62,19 +62,28 @@ pub async fn answer(
         p.add(Value::U64(u64::from(query.pagination.offset)))
     );
     let (sql, binds) = p.finish(&sql);
-    let mut groups: Vec<Group> = timed(binds.apply(client.query(&sql)).fetch_all::<Group>()).await?;
+    let mut groups: Vec<Group> =
+        timed(binds.apply(client.query(&sql)).fetch_all::<Group>()).await?;
     if groups.is_empty() && !by_page {
         groups.push(Group::default());
     }
     let results = groups
         .iter()
         .map(|g| ResultRow {
-            dimensions: if by_page { vec![g.value.clone()] } else { Vec::new() },
+            dimensions: if by_page {
+                vec![g.value.clone()]
+            } else {
+                Vec::new()
+            },
             metrics: metrics.iter().map(|m| sums::metric(m, g, None)).collect(),
             comparison: None,
         })
         .collect();
-    let mut columns: Vec<String> = query.dimensions.iter().map(|d| d.as_str().to_string()).collect();
+    let mut columns: Vec<String> = query
+        .dimensions
+        .iter()
+        .map(|d| d.as_str().to_string())
+        .collect();
     columns.extend(metrics.iter().map(|m| m.to_string()));
     let mut meta = serde_json::Map::new();
     meta.insert("time_zone".into(), site.tz().name().into());

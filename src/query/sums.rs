@@ -82,7 +82,11 @@ pub fn order_expr(metric: &str) -> Option<&'static str> {
 
 /// The change from `before` to `now` as Plausible reports it: percent for counts (`null` from
 /// nothing to something), percentage points for rates.
-pub fn change(metric: &str, now: &serde_json::Value, before: &serde_json::Value) -> serde_json::Value {
+pub fn change(
+    metric: &str,
+    now: &serde_json::Value,
+    before: &serde_json::Value,
+) -> serde_json::Value {
     let (Some(a), Some(b)) = (now.as_f64(), before.as_f64()) else {
         return serde_json::Value::Null;
     };
