@@ -126,6 +126,8 @@ pub enum What {
     Goal(u32),
     /// A content interaction: content name, interaction.
     Content(&'static str, &'static str),
+    /// A content impression (no interaction): content name. Not an action.
+    Impression(&'static str),
 }
 
 /// One tracking request.
@@ -181,6 +183,7 @@ impl Hit {
                 "/",
                 vec![("c_n", name.to_string()), ("c_i", interaction.to_string())],
             ),
+            What::Impression(name) => ("/", vec![("c_n", name.to_string())]),
         };
         p.push(("url", page(path)));
         p.extend(extra);
