@@ -779,6 +779,19 @@ async fn known_traffic_gives_exact_numbers() {
         &mut checks,
         &a,
         &key,
+        "Berlin yesterday, pages containing / (every page: 11 visitors in the rows, 7 in fact)",
+        filtered(
+            &["visitors", "visits", "pageviews"],
+            on(by),
+            json!([["contains", "event:page", ["/"]]]),
+        ),
+        json!([[7, 9, 13]]),
+    )
+    .await;
+    expect_rows(
+        &mut checks,
+        &a,
+        &key,
         "Berlin yesterday, Chrome or from Google",
         filtered(
             &["visitors", "visits"],
