@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_events_utc_kinds.sql",
         sql: include_str!("../../schema/0003_events_utc_kinds.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_zone_secrets.sql",
+        sql: include_str!("../../schema/0004_zone_secrets.sql"),
+    },
 ];
 
 /// One schema file.
