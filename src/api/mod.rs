@@ -311,7 +311,7 @@ fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> 
         .iter()
         .filter_map(|v| v.to_str().ok());
     let (mut csv, mut json) = (0.0f32, 0.0f32);
-    for (range, q) in media_ranges(accept) {
+    for (range, q) in crate::headers::weighted(accept) {
         if range.eq_ignore_ascii_case("text/csv") {
             csv = csv.max(q);
         } else if range.eq_ignore_ascii_case("application/json") {
@@ -319,28 +319,6 @@ fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> 
         }
     }
     Ok(csv > 0.0 && csv > json)
-}
-
-/// The media ranges of `Accept` values with their `q` weights; an unreadable weight counts 0.
-fn media_ranges<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(&'a str, f32)> {
-    values
-        .flat_map(|v| v.split(','))
-        .filter_map(|item| {
-            let mut parts = item.split(';');
-            let range = parts.next()?.trim();
-            let q = parts
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                .map_or(1.0, |(_, v)| {
-                    v.trim()
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|q| (0.0..=1.0).contains(q))
-                        .unwrap_or(0.0)
-                });
-            (!range.is_empty()).then_some((range, q))
-        })
-        .collect()
 }
 
 /// Reads the body, at most `limit` bytes and within [`BODY_TIMEOUT`].
