@@ -1062,6 +1062,22 @@ async fn visit_metrics_by_page_are_those_of_the_visits_entering_on_it() {
     )
     .await;
     q["filters"] = json!([["is", "visit:browser", ["Chrome", "Firefox"]]]);
-    expect_rows(&mut checks, &c, &key, "from the visits", q, want).await;
+    expect_rows(&mut checks, &c, &key, "from the visits", q.clone(), want).await;
+    // Compared with the same day: the comparison's numbers are the same.
+    q["include"] = json!({"comparisons": {"mode": "custom", "date_range": on(y)}});
+    let answer = ask(&c, &key, &q).await;
+    let compared: Vec<Value> = answer.json()["results"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r["comparison"]["metrics"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    checks.eq(
+        "compared with itself",
+        compared,
+        vec![json!([1, 0, 150]), json!([2, 100, 0])],
+    );
     checks.finish();
 }
