@@ -240,10 +240,14 @@ impl Traffic {
 /// Sends `hits` alternately to `a` and `b` (so the hits of one visit reach both) and all of
 /// them to `alone`.
 async fn send_split(a: &Collector, b: &Collector, alone: &Collector, hits: &[Hit]) {
-    let (even, odd): (Vec<(usize, &Hit)>, Vec<(usize, &Hit)>) =
-        hits.iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let even: Vec<Hit> = even.into_iter().map(|(_, h)| h.clone()).collect();
-    let odd: Vec<Hit> = odd.into_iter().map(|(_, h)| h.clone()).collect();
+    let half = |parity: usize| -> Vec<Hit> {
+        hits.iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, h)| h.clone())
+            .collect()
+    };
+    let (even, odd) = (half(0), half(1));
     tokio::join!(send(a, &even), send(b, &odd), send(alone, hits));
 }
 
