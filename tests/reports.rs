@@ -251,16 +251,22 @@ async fn send_split(a: &Collector, b: &Collector, alone: &Collector, hits: &[Hit
     tokio::join!(send(a, &even), send(b, &odd), send(alone, hits));
 }
 
-/// `tally rollup` on each collector's configuration, all at once; each must succeed.
+/// `tally rollup` on each collector's configuration, all started at once; each must succeed.
 async fn rollup_at_once(collectors: &[&Collector]) {
-    let mut children: Vec<_> = collectors
+    let children: Vec<tokio::process::Child> = collectors
         .iter()
-        .map(|c| tally_command(c, &["rollup"]).output())
+        .map(|c| {
+            tally_command(c, &["rollup"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start tally rollup")
+        })
         .collect();
     let outs = tokio::time::timeout(std::time::Duration::from_secs(120), async {
         let mut outs = Vec::new();
-        for child in children.drain(..) {
-            outs.push(child.await.expect("run tally rollup"));
+        for child in children {
+            outs.push(child.wait_with_output().await.expect("run tally rollup"));
         }
         outs
     })

@@ -12,7 +12,8 @@
 //! * actions (the `events` metric) are page views, events, outlinks, downloads, site searches and
 //!   content interactions; a bounce is a visit of exactly one page view and no other action;
 //! * the entry and exit pages are the paths of the first and last page views (the smaller and
-//!   the larger path when two share a second);
+//!   the larger path when two share a second); by page, the bounce rate and duration are those
+//!   of the visits that entered on it (docs/stats-api.md, "Scopes");
 //! * by hour: visits, bounces and durations in the hour a visit began, page views and events in
 //!   their own hour, a visitor in every hour it began a visit or did something in.
 //!
@@ -505,8 +506,31 @@ async fn aggregates_equal_visits_computed_from_the_raw_events() {
                 ask_by(json!([]), &ALL, json!([])).await,
                 summary,
             );
-            let page_metrics = ["visitors", "visits", "pageviews", "events"];
-            let pages = rows(&by_page(visits), &page_metrics);
+            // By page, bounce rate and duration are those of the visits that entered on it.
+            let entries = by_visit(visits, |v| {
+                (!v.views.is_empty()).then(|| v.entry().to_string())
+            });
+            let page_metrics = [
+                "visitors",
+                "visits",
+                "pageviews",
+                "events",
+                "bounce_rate",
+                "visit_duration",
+            ];
+            let pages: Value = rows(&by_page(visits), &page_metrics[..4])
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    let mut row = row.as_array().unwrap().clone();
+                    let page = row[0].as_str().unwrap();
+                    let entered = entries.get(page).cloned().unwrap_or_default();
+                    row.push(entered.metric("bounce_rate"));
+                    row.push(entered.metric("visit_duration"));
+                    Value::Array(row)
+                })
+                .collect();
             checks.eq(
                 &format!("{name} {day}: by page"),
                 ask_by(json!(["event:page"]), &page_metrics, json!([])).await,
