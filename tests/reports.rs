@@ -168,8 +168,9 @@ impl Traffic {
             b(b8, t, "00:01:45", What::Event("Video", "pause", "intro")),
             b(b9, t, "00:02:00", What::Page("/blog")),
         ];
-        // b6: ten minutes before and after 00:00 UTC, inside one Berlin day: one visitor, one
-        // visit of 1200 s.
+        // b6: ten minutes before and after 00:00 UTC, inside one Berlin day. Visitor keys follow
+        // the site's local date (docs/visitor-keys.md), so both hits, of two UTC days, have one
+        // key: one visitor, one visit of 1200 s.
         for at in [utc_midnight - 600, utc_midnight + 600] {
             on_time.push(Hit {
                 site: 1,
