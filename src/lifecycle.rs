@@ -28,6 +28,15 @@ impl Database {
             Some(url) => Ok(Database::External(url.clone())),
             None => {
                 let dir = config.clickhouse.embedded_dir.clone();
+                // `tally report` and friends while `tally serve` runs the embedded server: use
+                // that one (two servers cannot share a directory).
+                if let Some(url) = EmbeddedClickHouse::running(&dir) {
+                    tracing::info!(
+                        url,
+                        "using the embedded ClickHouse another tally process runs"
+                    );
+                    return Ok(Database::External(url));
+                }
                 tracing::info!(dir = %dir.display(), "no [clickhouse] url configured; starting an embedded ClickHouse");
                 let ch =
                     tokio::task::spawn_blocking(move || EmbeddedClickHouse::start(&dir, false))

@@ -71,12 +71,9 @@ enum Command {
         /// repeat for several.
         #[arg(long)]
         by: Vec<String>,
-        /// Metrics, comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "visitors,visits,pageviews,bounce_rate,visit_duration"
-        )]
+        /// Metrics, comma-separated [default: visitors,visits,pageviews,bounce_rate,visit_duration;
+        /// for realtime: visitors,pageviews].
+        #[arg(long, value_delimiter = ',')]
         metrics: Vec<String>,
         /// A filter as the API writes it, e.g. '["is","visit:country",["DE"]]'; repeat for several
         /// (all must hold).
@@ -158,10 +155,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => {
-                let mut cfg = load(config.as_deref())?;
-                if config.is_none() {
-                    cfg.apply_demo_site();
-                }
+                let cfg = load(config.as_deref())?;
                 tally::lifecycle::serve(cfg).await
             }
             Command::Snippet {
@@ -352,6 +346,12 @@ fn utc(unix: u32) -> String {
         .unwrap_or_default()
 }
 
+/// The configuration at `path`, or without one the demo site that `tally serve` runs, so that
+/// `tally report`, `tally rollup` and `tally key` work on the demo too.
 fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    Ok(Config::load(path)?)
+    let mut cfg = Config::load(path)?;
+    if path.is_none() {
+        cfg.apply_demo_site();
+    }
+    Ok(cfg)
 }

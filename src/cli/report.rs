@@ -19,7 +19,7 @@ pub struct ReportArgs {
     pub to: Option<String>,
     /// Dimensions to break down by (`event:page`, `visit:country`, `time:day`, ...).
     pub by: Vec<String>,
-    /// Metrics, in order.
+    /// Metrics, in order; empty for the default ones.
     pub metrics: Vec<String>,
     /// Filters as the API writes them (`["is","visit:country",["DE"]]`), each a JSON array.
     pub filters: Vec<String>,
@@ -53,9 +53,22 @@ pub fn request(args: &ReportArgs) -> Result<Value, String> {
                 .map_err(|e| format!("--filter {f}: not JSON ({e}); write it as the API does, e.g. '[\"is\",\"visit:country\",[\"DE\"]]'"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let metrics: Vec<&str> = if !args.metrics.is_empty() {
+        args.metrics.iter().map(String::as_str).collect()
+    } else if args.period == "realtime" {
+        vec!["visitors", "pageviews"]
+    } else {
+        vec![
+            "visitors",
+            "visits",
+            "pageviews",
+            "bounce_rate",
+            "visit_duration",
+        ]
+    };
     let mut body = json!({
         "site_id": args.site,
-        "metrics": args.metrics,
+        "metrics": metrics,
         "date_range": date_range,
         "dimensions": args.by,
         "pagination": {"limit": args.limit},
@@ -157,6 +170,14 @@ mod tests {
         assert_eq!(body["site_id"], 3);
         assert_eq!(body["date_range"], "30d");
         assert_eq!(body["filters"][0][1], "visit:country");
+        let mut defaults = args();
+        defaults.metrics.clear();
+        assert_eq!(request(&defaults).unwrap()["metrics"][1], "visits");
+        defaults.period = "realtime".into();
+        assert_eq!(
+            request(&defaults).unwrap()["metrics"],
+            json!(["visitors", "pageviews"])
+        );
         let mut custom = args();
         custom.from = Some("2026-11-01".into());
         custom.to = Some("2026-11-26".into());

@@ -50,6 +50,9 @@ pub enum EmbeddedError {
 /// tests start inherit this one.
 pub const SQL_CAPTURE_ENV: &str = "TALLYTEST_SQL_CAPTURE_DIR";
 
+/// The file in the data directory naming the running server's HTTP port.
+const PORT_FILE: &str = "http_port";
+
 /// A running server. Dropping it stops the server (and removes the directory if it was
 /// started with `remove_on_exit`).
 pub struct EmbeddedClickHouse {
@@ -164,11 +167,31 @@ impl EmbeddedClickHouse {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Other tally commands on the same directory (`tally report` while `tally serve` runs)
+        // find the running server through this file instead of starting a second one.
+        std::fs::write(dir.join(PORT_FILE), http_port.to_string())?;
         Ok(EmbeddedClickHouse {
             url,
             dir,
             supervisor: Some(supervisor),
         })
+    }
+
+    /// The URL of a server already running on `dir` (started by another tally process), if
+    /// one is: its port file names a port that answers, and the process in its pid file lives.
+    pub fn running(dir: &Path) -> Option<String> {
+        let port: u16 = std::fs::read_to_string(dir.join(PORT_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let pid: u32 = std::fs::read_to_string(dir.join("server.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (Path::new(&format!("/proc/{pid}")).exists() && ping(port))
+            .then(|| format!("http://127.0.0.1:{port}"))
     }
 
     /// HTTP URL of the server.
