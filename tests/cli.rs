@@ -246,11 +246,45 @@ async fn demo_mode_runs_its_own_clickhouse() {
             "{}&url=http%3A%2F%2Flocalhost%2Fdemo&action_name=demo-hit&send_image=0",
             demo.tracking
         ))
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
     demo.wait_for("demo-hit").await;
+    // The operator's commands, run beside the demo, use the ClickHouse it started (a second
+    // server could not share ./var/clickhouse) and its demo site.
+    let run = |args: &[&str]| {
+        let out = Command::new(tally_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tally {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["rollup"]);
+    let report = run(&[
+        "report",
+        "--site",
+        "1",
+        "--period",
+        "day",
+        "--by",
+        "event:page",
+        "--metrics",
+        "visitors,pageviews",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(report, "event:page,visitors,pageviews\r\n/demo,1,1\r\n");
     let first_clickhouse = demo.clickhouse.clone();
     demo.stop();
     // Stopping tally stopped its server: nothing is left listening.
