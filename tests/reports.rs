@@ -15,8 +15,9 @@ mod common;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use common::reports::{
-    CHROME, Checks, FIREFOX, Hit, Visitor, What, ask, ask_with, away_from_midnight, create_key,
-    geo_database, hour_label, local, send, settings, tally, tally_command, today, wait_stored,
+    ALL, CHROME, Checks, FIREFOX, Hit, Visitor, What, ask, ask_with, away_from_midnight,
+    create_key, geo_database, hour_label, local, send, settings, tally, tally_command, today,
+    wait_stored,
 };
 use common::{Collector, query, unique_name};
 use serde_json::{Value, json};
@@ -306,16 +307,6 @@ const TABLES: [(&str, &str); 4] = [
          arraySort(outlinks), arraySort(downloads), arraySort(searches), arraySort(goals) \
          FROM {db}.visits ORDER BY site_id, day, start, entry_page, exit_page, duration",
     ),
-];
-
-const ALL: [&str; 7] = [
-    "visitors",
-    "visits",
-    "pageviews",
-    "views_per_visit",
-    "bounce_rate",
-    "visit_duration",
-    "events",
 ];
 
 /// Asks `body` and checks the rows of the answer.

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use common::reports::{
-    CHROME, Checks, FIREFOX, Hit, Visitor, What, ask, away_from_midnight, create_key, send,
+    ALL, CHROME, Checks, FIREFOX, Hit, Visitor, What, ask, away_from_midnight, create_key, send,
     settings, tally, today, wait_stored,
 };
 use common::{Collector, query};
@@ -406,16 +406,6 @@ fn time_rows(groups: &BTreeMap<String, Sums>, metrics: &[&str]) -> Value {
         .map(|(k, s)| s.row(std::slice::from_ref(k), metrics))
         .collect()
 }
-
-const ALL: [&str; 7] = [
-    "visitors",
-    "visits",
-    "pageviews",
-    "views_per_visit",
-    "bounce_rate",
-    "visit_duration",
-    "events",
-];
 
 #[tokio::test]
 async fn aggregates_equal_visits_computed_from_the_raw_events() {

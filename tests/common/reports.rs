@@ -371,3 +371,15 @@ impl Checks {
         );
     }
 }
+
+/// Every metric that has a value without a goal or a dimension, in the order the tests ask
+/// for them.
+pub const ALL: [&str; 7] = [
+    "visitors",
+    "visits",
+    "pageviews",
+    "views_per_visit",
+    "bounce_rate",
+    "visit_duration",
+    "events",
+];
