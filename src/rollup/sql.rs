@@ -174,30 +174,30 @@ pub fn per_visit_breakdown_insert(target: &str, visits: &str) -> String {
 }
 
 /// `INSERT` of a day's breakdowns by every per-action dimension (pages, events, searches,
-/// ...): each visit counts once under each value it had, with the number of such actions as
-/// its events (and page views, for page dimensions). Binds: the date, the site ids (array).
+/// ...): each visit counts once under each distinct value it had, with the number of such
+/// actions (`countEqual`) as its events, and as its page views for page dimensions. One pass
+/// over the visits, no grouping per visit. Binds: the date, the site ids (array).
 pub fn per_action_breakdown_insert(target: &str, visits: &str) -> String {
     let arrays: Vec<String> = DIMENSIONS
         .iter()
         .filter_map(|d| match d.values {
-            Values::PerAction { pageview, .. } => Some(format!(
-                "arrayMap(v -> ('{}', v, {}), {})",
-                d.name,
-                u8::from(pageview),
-                d.array_sql()
-            )),
+            Values::PerAction { pageview, .. } => {
+                let array = d.array_sql();
+                Some(format!(
+                    "arrayMap(v -> ('{}', v, {}, countEqual({array}, v)), arrayDistinct({array}))",
+                    d.name,
+                    u8::from(pageview),
+                ))
+            }
             Values::PerVisit(_) => None,
         })
         .collect();
     format!(
         "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
-         SELECT day, site_id, dimension, value, uniqExact(visitor_key), count(), \
-         sum(n * is_pageview), sum(n), sum(bounce), sum(duration) \
-         FROM (SELECT day, site_id, visitor_key, start, bounce, duration, \
-               dv.1 AS dimension, dv.2 AS value, dv.3 AS is_pageview, count() AS n \
-               FROM {visits} ARRAY JOIN arrayConcat({}) AS dv \
-               WHERE day = toDate(?) AND has(?, site_id) \
-               GROUP BY day, site_id, visitor_key, start, bounce, duration, dimension, value, is_pageview) \
+         SELECT day, site_id, dv.1 AS dimension, dv.2 AS value, uniqExact(visitor_key), count(), \
+         sum(dv.3 * dv.4), sum(dv.4), sum(bounce), sum(duration) \
+         FROM {visits} ARRAY JOIN arrayConcat({}) AS dv \
+         WHERE day = toDate(?) AND has(?, site_id) \
          GROUP BY day, site_id, dimension, value",
         arrays.join(", ")
     )
