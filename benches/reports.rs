@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use tally::config::Config;
@@ -146,283 +146,64 @@ struct DimSpec {
 /// exit pages, 2,000 referrer hosts of 5,000, 8,000 cities of 30,000, 800 screens of 2,000,
 /// and campaign, keyword and referrer fields empty for most visits (rank 1 is the empty value
 /// where the rollup stores one).
+#[rustfmt::skip]
 const DIM_SPECS: &[DimSpec] = &[
     // Per page view.
-    DimSpec {
-        name: "event:page",
-        kind: Kind::Page,
-        pool: 200_000,
-        s: 1.263,
-        share: 1.0,
-        value: page,
-    },
-    DimSpec {
-        name: "event:title",
-        kind: Kind::Page,
-        pool: 200_000,
-        s: 1.263,
-        share: 1.0,
-        value: title,
-    },
-    DimSpec {
-        name: "event:hostname",
-        kind: Kind::Page,
-        pool: 4,
-        s: 2.0,
-        share: 1.0,
-        value: hostname,
-    },
-    DimSpec {
-        name: "event:page_load",
-        kind: Kind::Page,
-        pool: 6,
-        s: 1.0,
-        share: 0.8,
-        value: load_bucket,
-    },
+    dim("event:page", Kind::Page, 200_000, 1.263, 1.0, page),
+    dim("event:title", Kind::Page, 200_000, 1.263, 1.0, title),
+    dim("event:hostname", Kind::Page, 4, 2.0, 1.0, hostname),
+    dim("event:page_load", Kind::Page, 6, 1.0, 0.8, load_bucket),
     // Per other action (events are 10% of page views; outlinks 3%, ...).
-    DimSpec {
-        name: "event:category",
-        kind: Kind::Action,
-        pool: 40,
-        s: 1.2,
-        share: 0.10,
-        value: category,
-    },
-    DimSpec {
-        name: "event:action",
-        kind: Kind::Action,
-        pool: 150,
-        s: 1.2,
-        share: 0.10,
-        value: event_action,
-    },
-    DimSpec {
-        name: "event:name",
-        kind: Kind::Action,
-        pool: 2_000,
-        s: 1.833,
-        share: 0.10,
-        value: event_name,
-    },
-    DimSpec {
-        name: "event:outlink",
-        kind: Kind::Action,
-        pool: 20_000,
-        s: 1.299,
-        share: 0.03,
-        value: outlink,
-    },
-    DimSpec {
-        name: "event:download",
-        kind: Kind::Action,
-        pool: 2_000,
-        s: 1.3,
-        share: 0.005,
-        value: download,
-    },
-    DimSpec {
-        name: "event:search",
-        kind: Kind::Action,
-        pool: 100_000,
-        s: 0.986,
-        share: 0.01,
-        value: keyword,
-    },
-    DimSpec {
-        name: "event:search_category",
-        kind: Kind::Action,
-        pool: 12,
-        s: 1.2,
-        share: 0.01,
-        value: search_category,
-    },
-    DimSpec {
-        name: "event:goal",
-        kind: Kind::Action,
-        pool: 11,
-        s: 1.2,
-        share: 0.004,
-        value: goal,
-    },
+    dim("event:category", Kind::Action, 40, 1.2, 0.10, category),
+    dim("event:action", Kind::Action, 150, 1.2, 0.10, event_action),
+    dim("event:name", Kind::Action, 2_000, 1.833, 0.10, event_name),
+    dim("event:outlink", Kind::Action, 20_000, 1.299, 0.03, outlink),
+    dim("event:download", Kind::Action, 2_000, 1.3, 0.005, download),
+    dim("event:search", Kind::Action, 100_000, 0.986, 0.01, keyword),
+    dim("event:search_category", Kind::Action, 12, 1.2, 0.01, search_category),
+    dim("event:goal", Kind::Action, 11, 1.2, 0.004, goal),
     // Per visit.
-    DimSpec {
-        name: "visit:entry_page",
-        kind: Kind::Visit,
-        pool: 200_000,
-        s: 1.322,
-        share: 1.0,
-        value: page,
-    },
-    DimSpec {
-        name: "visit:exit_page",
-        kind: Kind::Visit,
-        pool: 200_000,
-        s: 1.279,
-        share: 1.0,
-        value: page,
-    },
-    DimSpec {
-        name: "visit:channel",
-        kind: Kind::Visit,
-        pool: 4,
-        s: 1.3,
-        share: 1.0,
-        value: channel,
-    },
-    DimSpec {
-        name: "visit:source",
-        kind: Kind::Visit,
-        pool: 5_000,
-        s: 1.622,
-        share: 1.0,
-        value: source,
-    },
-    DimSpec {
-        name: "visit:referrer",
-        kind: Kind::Visit,
-        pool: 5_000,
-        s: 1.622,
-        share: 1.0,
-        value: referrer_host,
-    },
-    DimSpec {
-        name: "visit:referrer_keyword",
-        kind: Kind::Visit,
-        pool: 2_000,
-        s: 3.5,
-        share: 1.0,
-        value: maybe_keyword,
-    },
-    DimSpec {
-        name: "visit:utm_campaign",
-        kind: Kind::Visit,
-        pool: 100,
-        s: 3.5,
-        share: 1.0,
-        value: campaign,
-    },
-    DimSpec {
-        name: "visit:utm_source",
-        kind: Kind::Visit,
-        pool: 50,
-        s: 3.5,
-        share: 1.0,
-        value: utm_source,
-    },
-    DimSpec {
-        name: "visit:utm_medium",
-        kind: Kind::Visit,
-        pool: 20,
-        s: 3.5,
-        share: 1.0,
-        value: utm_medium,
-    },
-    DimSpec {
-        name: "visit:utm_term",
-        kind: Kind::Visit,
-        pool: 500,
-        s: 3.5,
-        share: 1.0,
-        value: maybe_keyword,
-    },
-    DimSpec {
-        name: "visit:utm_content",
-        kind: Kind::Visit,
-        pool: 200,
-        s: 3.5,
-        share: 1.0,
-        value: utm_content,
-    },
-    DimSpec {
-        name: "visit:country",
-        kind: Kind::Visit,
-        pool: 200,
-        s: 1.2,
-        share: 1.0,
-        value: country,
-    },
-    DimSpec {
-        name: "visit:region",
-        kind: Kind::Visit,
-        pool: 3_000,
-        s: 1.825,
-        share: 1.0,
-        value: region,
-    },
-    DimSpec {
-        name: "visit:city",
-        kind: Kind::Visit,
-        pool: 30_000,
-        s: 1.464,
-        share: 1.0,
-        value: city,
-    },
-    DimSpec {
-        name: "visit:browser",
-        kind: Kind::Visit,
-        pool: 30,
-        s: 1.6,
-        share: 1.0,
-        value: browser,
-    },
-    DimSpec {
-        name: "visit:browser+visit:browser_version",
-        kind: Kind::Visit,
-        pool: 400,
-        s: 1.3,
-        share: 1.0,
-        value: browser_version,
-    },
-    DimSpec {
-        name: "visit:os",
-        kind: Kind::Visit,
-        pool: 15,
-        s: 1.5,
-        share: 1.0,
-        value: os,
-    },
-    DimSpec {
-        name: "visit:os+visit:os_version",
-        kind: Kind::Visit,
-        pool: 150,
-        s: 1.3,
-        share: 1.0,
-        value: os_version,
-    },
-    DimSpec {
-        name: "visit:device",
-        kind: Kind::Visit,
-        pool: 6,
-        s: 2.0,
-        share: 1.0,
-        value: device,
-    },
-    DimSpec {
-        name: "visit:screen",
-        kind: Kind::Visit,
-        pool: 2_000,
-        s: 2.029,
-        share: 1.0,
-        value: screen,
-    },
-    DimSpec {
-        name: "visit:language",
-        kind: Kind::Visit,
-        pool: 150,
-        s: 1.5,
-        share: 1.0,
-        value: language,
-    },
-    DimSpec {
-        name: "visit:visitor_type",
-        kind: Kind::Visit,
-        pool: 3,
-        s: 1.0,
-        share: 1.0,
-        value: visitor_type,
-    },
+    dim("visit:entry_page", Kind::Visit, 200_000, 1.322, 1.0, page),
+    dim("visit:exit_page", Kind::Visit, 200_000, 1.279, 1.0, page),
+    dim("visit:channel", Kind::Visit, 4, 1.3, 1.0, channel),
+    dim("visit:source", Kind::Visit, 5_000, 1.622, 1.0, source),
+    dim("visit:referrer", Kind::Visit, 5_000, 1.622, 1.0, referrer_host),
+    dim("visit:referrer_keyword", Kind::Visit, 2_000, 3.5, 1.0, maybe_keyword),
+    dim("visit:utm_campaign", Kind::Visit, 100, 3.5, 1.0, campaign),
+    dim("visit:utm_source", Kind::Visit, 50, 3.5, 1.0, utm_source),
+    dim("visit:utm_medium", Kind::Visit, 20, 3.5, 1.0, utm_medium),
+    dim("visit:utm_term", Kind::Visit, 500, 3.5, 1.0, maybe_keyword),
+    dim("visit:utm_content", Kind::Visit, 200, 3.5, 1.0, utm_content),
+    dim("visit:country", Kind::Visit, 200, 1.2, 1.0, country),
+    dim("visit:region", Kind::Visit, 3_000, 1.825, 1.0, region),
+    dim("visit:city", Kind::Visit, 30_000, 1.464, 1.0, city),
+    dim("visit:browser", Kind::Visit, 30, 1.6, 1.0, browser),
+    dim("visit:browser+visit:browser_version", Kind::Visit, 400, 1.3, 1.0, browser_version),
+    dim("visit:os", Kind::Visit, 15, 1.5, 1.0, os),
+    dim("visit:os+visit:os_version", Kind::Visit, 150, 1.3, 1.0, os_version),
+    dim("visit:device", Kind::Visit, 6, 2.0, 1.0, device),
+    dim("visit:screen", Kind::Visit, 2_000, 2.029, 1.0, screen),
+    dim("visit:language", Kind::Visit, 150, 1.5, 1.0, language),
+    dim("visit:visitor_type", Kind::Visit, 3, 1.0, 1.0, visitor_type),
 ];
+
+const fn dim(
+    name: &'static str,
+    kind: Kind,
+    pool: u32,
+    s: f64,
+    share: f64,
+    value: fn(u32) -> String,
+) -> DimSpec {
+    DimSpec {
+        name,
+        kind,
+        pool,
+        s,
+        share,
+        value,
+    }
+}
 
 fn spec_index(name: &str) -> Result<u32> {
     DIM_SPECS
@@ -452,71 +233,16 @@ fn nth(list: &[&str], r: u32) -> String {
     )
 }
 
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
-    "privacy",
-    "analytics",
-    "cookie",
-    "consent",
-    "release",
-    "guide",
-    "install",
-    "docker",
-    "pricing",
-    "team",
-    "about",
-    "careers",
-    "security",
-    "report",
-    "dashboard",
-    "export",
-    "import",
-    "matomo",
-    "plausible",
-    "tracking",
-    "server",
-    "cloud",
-    "hosting",
-    "update",
-    "feature",
-    "compare",
-    "tutorial",
-    "faq",
-    "contact",
-    "blog",
-    "news",
-    "event",
-    "webinar",
-    "case-study",
-    "customer",
-    "story",
-    "api",
-    "reference",
-    "changelog",
-    "roadmap",
-    "community",
-    "forum",
-    "support",
-    "download",
-    "mobile",
-    "desktop",
-    "plugin",
-    "theme",
-    "shop",
-    "cart",
-    "checkout",
-    "order",
-    "invoice",
-    "account",
-    "login",
-    "signup",
-    "newsletter",
-    "podcast",
-    "video",
-    "gallery",
-    "archive",
-    "tag",
-    "category",
-    "search",
+    "privacy", "analytics", "cookie", "consent", "release", "guide", "install", "docker",
+    "pricing", "team", "about", "careers", "security", "report", "dashboard", "export",
+    "import", "matomo", "plausible", "tracking", "server", "cloud", "hosting", "update",
+    "feature", "compare", "tutorial", "faq", "contact", "blog", "news", "event",
+    "webinar", "case-study", "customer", "story", "api", "reference", "changelog", "roadmap",
+    "community", "forum", "support", "download", "mobile", "desktop", "plugin", "theme",
+    "shop", "cart", "checkout", "order", "invoice", "account", "login", "signup",
+    "newsletter", "podcast", "video", "gallery", "archive", "tag", "category", "search",
 ];
 const SECTIONS: &[&str] = &["blog", "docs", "news", "guides", "shop", "help", "company"];
 
@@ -1179,6 +905,35 @@ fn hits_sql(target: &str) -> Result<String> {
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
+/// With `REPORTS_SQL_DIR` set, the statements the bench itself sends (binds rendered) are
+/// kept in order and written to `DIR/reports.sql` at the end, to be run on a current ClickHouse
+/// (chdb) as well; the engine's and the rollup's own statements are `tally`'s, checked there by
+/// `tests/modern/check_schema.py`.
+static SQL_LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn rec(q: clickhouse::query::Query) -> clickhouse::query::Query {
+    if std::env::var_os("REPORTS_SQL_DIR").is_some()
+        && let Ok(mut log) = SQL_LOG.lock()
+    {
+        let sql = q.sql_display().to_string();
+        if !log.contains(&sql) {
+            log.push(sql);
+        }
+    }
+    q
+}
+
+fn write_sql_log() -> Result<()> {
+    let Some(dir) = std::env::var_os("REPORTS_SQL_DIR") else {
+        return Ok(());
+    };
+    let log = SQL_LOG.lock().map_err(|_| anyhow!("SQL log poisoned"))?;
+    let path = std::path::Path::new(&dir).join("reports.sql");
+    std::fs::write(&path, log.join(";\n\n") + ";\n")?;
+    println!("{} statements written to {}", log.len(), path.display());
+    Ok(())
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -1210,15 +965,15 @@ struct PartsRow {
 
 /// Bytes on disk, rows and active parts of the aggregate tables.
 async fn storage(c: &Client, db: &str) -> Result<BTreeMap<String, (u64, u64, u64)>> {
-    let rows = c
+    let rows = rec(c
         .query(
             "SELECT table, sum(bytes_on_disk) AS bytes, sum(rows) AS rows, count() AS parts \
              FROM system.parts WHERE active AND database = ? \
              AND has(['agg_daily', 'agg_hourly', 'agg_breakdown'], table) GROUP BY table",
         )
-        .bind(db)
-        .fetch_all::<PartsRow>()
-        .await?;
+        .bind(db))
+    .fetch_all::<PartsRow>()
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.table, (r.bytes, r.rows, r.parts)))
@@ -1394,7 +1149,7 @@ async fn run(opts: &Opts, url: &str, out: &mut Report) -> Result<()> {
     // The generator's tables.
     let began = Instant::now();
     for sql in SETUP {
-        c.query(sql)
+        rec(c.query(sql))
             .execute()
             .await
             .with_context(|| sql.to_string())?;
@@ -1470,12 +1225,9 @@ async fn run(opts: &Opts, url: &str, out: &mut Report) -> Result<()> {
         for day in &days {
             let d = day.format("%Y-%m-%d").to_string();
             for sql in [&daily, &hourly, &breakdown] {
-                c.query(sql)
-                    .bind(&d)
-                    .bind(ids)
-                    .execute()
-                    .await
-                    .with_context(|| short(sql, 80))?;
+                let q = c.query(sql).bind(&d).bind(ids);
+                let q = if day == &days[0] { rec(q) } else { q };
+                q.execute().await.with_context(|| short(sql, 80))?;
             }
         }
         let took = began.elapsed();
@@ -1523,7 +1275,7 @@ async fn run(opts: &Opts, url: &str, out: &mut Report) -> Result<()> {
     }
     let began = Instant::now();
     for table in ["agg_daily", "agg_hourly", "agg_breakdown"] {
-        c.query(&format!("OPTIMIZE TABLE {table} FINAL"))
+        rec(c.query(&format!("OPTIMIZE TABLE {table} FINAL")))
             .execute()
             .await?;
     }
@@ -1544,6 +1296,7 @@ async fn run(opts: &Opts, url: &str, out: &mut Report) -> Result<()> {
 
     // 3. Queries.
     queries(opts, url, &config, &c, &days, out).await?;
+    breakdown_anatomy(opts, &c, &days, out).await?;
 
     // 4. Rollup of one day.
     rollup(
@@ -1556,7 +1309,7 @@ async fn run(opts: &Opts, url: &str, out: &mut Report) -> Result<()> {
     .await?;
 
     out.say(format!("\nloadavg after: {}", loadavg()));
-    Ok(())
+    write_sql_log()
 }
 
 #[derive(Row, Deserialize)]
@@ -1569,14 +1322,14 @@ struct DimCount {
 /// What the generated data looks like: distinct values per day and over all days per
 /// dimension for the big site; and every dimension must be there.
 async fn describe_data(c: &Client, days: &[NaiveDate], out: &mut Report) -> Result<()> {
-    let rows = c
+    let rows = rec(c
         .query(
             "SELECT dimension, avg(n) AS per_day, any(total) AS total FROM ( \
                SELECT dimension, day, count() AS n FROM agg_breakdown WHERE site_id = 1 GROUP BY dimension, day \
-             ) ANY LEFT JOIN ( \
+             ) AS daily_counts ANY LEFT JOIN ( \
                SELECT dimension, uniqExact(value) AS total FROM agg_breakdown WHERE site_id = 1 GROUP BY dimension \
-             ) USING dimension GROUP BY dimension ORDER BY per_day DESC",
-        )
+             ) AS totals USING dimension GROUP BY dimension ORDER BY per_day DESC",
+        ))
         .fetch_all::<DimCount>()
         .await?;
     out.say(format!(
@@ -1649,12 +1402,12 @@ async fn queries(
                     GROUP BY value ORDER BY v DESC, value LIMIT 100",
         },
     ];
-    let truth = c
+    let truth = rec(c
         .query(
             "SELECT sum(visitors) AS visitors, sum(visits) AS visits, sum(pageviews) AS pageviews, count() AS days, \
              (SELECT uniqExact(value) FROM agg_breakdown WHERE site_id = 1 AND dimension = 'event:page') AS pages \
              FROM agg_daily WHERE site_id = 1",
-        )
+        ))
         .fetch_one::<Totals>()
         .await?;
 
@@ -1680,6 +1433,7 @@ async fn queries(
             .bind(&to)
             .sql_display()
             .to_string();
+        let _ = rec(c.query(&plain.replace('?', "??")));
         let (times, size) = time_sql(c, &plain, opts.runs).await?;
         let (m, p) = stats(&times);
         out.say(format!(
@@ -1745,6 +1499,161 @@ async fn queries(
                 short(&q.query, 160)
             ));
         }
+    }
+    Ok(())
+}
+
+/// Where the time of a long-tail breakdown goes, and what a monthly rollup of
+/// `agg_breakdown` would make of it: the same top 100 pages read from a table of whole months
+/// (built here from the daily rows, as a monthly rollup would) plus the daily rows of the
+/// partial months at both ends. Its answer must equal the daily one.
+async fn breakdown_anatomy(
+    opts: &Opts,
+    c: &Client,
+    days: &[NaiveDate],
+    out: &mut Report,
+) -> Result<()> {
+    let fmt = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let (first, last) = (days[0], days[days.len() - 1]);
+    let (from, to) = (fmt(first), fmt(last));
+    const RANGE: &str =
+        "site_id = 1 AND dimension = 'event:page' AND day >= toDate(?) AND day <= toDate(?)";
+    let steps = [
+        (
+            "count the rows",
+            format!("SELECT count() FROM agg_breakdown WHERE {RANGE}"),
+        ),
+        (
+            "sum without grouping",
+            format!("SELECT sum(visitors), sum(pageviews) FROM agg_breakdown WHERE {RANGE}"),
+        ),
+        (
+            "read the values",
+            format!("SELECT sum(length(value)) FROM agg_breakdown WHERE {RANGE}"),
+        ),
+        (
+            "distinct values",
+            format!("SELECT uniqExact(value) FROM agg_breakdown WHERE {RANGE}"),
+        ),
+        (
+            "group by value, top 100",
+            format!(
+                "SELECT value, sum(visitors) AS v, sum(pageviews) FROM agg_breakdown WHERE {RANGE} \
+             GROUP BY value ORDER BY v DESC, value LIMIT 100"
+            ),
+        ),
+        (
+            "group by cityHash64(value)",
+            format!(
+                "SELECT any(value), sum(visitors) AS v, sum(pageviews) FROM agg_breakdown WHERE {RANGE} \
+             GROUP BY cityHash64(value) ORDER BY v DESC LIMIT 100"
+            ),
+        ),
+    ];
+    out.say(
+        "\nbreakdown by event:page, where the time goes (plain SQL, median / p90 ms):".to_string(),
+    );
+    let mut daily_answer = 0;
+    for (what, sql) in &steps {
+        let sql = rec(c.query(sql).bind(&from).bind(&to))
+            .sql_display()
+            .to_string();
+        let (times, size) = time_sql(c, &sql.replace('?', "??"), opts.runs).await?;
+        let (m, p) = stats(&times);
+        if what.starts_with("group by value") {
+            daily_answer = size;
+        }
+        out.say(format!("  {what:<28} {m:>8.1} {p:>8.1}"));
+    }
+
+    // Whole months inside the range, and the partial ones at its ends.
+    let month_start = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+    let next_month = |d: NaiveDate| month_start(month_start(d) + chrono::Days::new(32));
+    let full_from = if first.day() == 1 {
+        first
+    } else {
+        next_month(first)
+    };
+    let full_to = month_start(last + chrono::Days::new(1));
+    if full_from >= full_to {
+        out.say("  (no whole month in the range: the monthly variant is skipped)".to_string());
+        return Ok(());
+    }
+    for sql in [
+        "CREATE TABLE bench_breakdown_monthly (month Date, site_id UInt32, dimension String, value String, \
+         visitors UInt64, visits UInt64, pageviews UInt64, events UInt64, bounces UInt64, duration UInt64) \
+         ENGINE = MergeTree PARTITION BY toYYYYMM(month) ORDER BY (site_id, dimension, month, value)",
+        "INSERT INTO bench_breakdown_monthly SELECT toStartOfMonth(day) AS month, site_id, dimension, value, \
+         sum(visitors), sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration) \
+         FROM agg_breakdown WHERE day >= toDate(?) AND day < toDate(?) \
+         GROUP BY month, site_id, dimension, value",
+        "OPTIMIZE TABLE bench_breakdown_monthly FINAL",
+    ] {
+        let began = Instant::now();
+        let q = c.query(sql);
+        let q = if sql.contains('?') {
+            q.bind(fmt(full_from)).bind(fmt(full_to))
+        } else {
+            q
+        };
+        rec(q).execute().await?;
+        if sql.starts_with("INSERT") {
+            out.say(format!(
+                "  monthly table built from {} to {} in {:.1} s",
+                fmt(full_from),
+                fmt(full_to),
+                secs(began.elapsed())
+            ));
+        }
+    }
+    #[derive(Row, Deserialize)]
+    struct Size {
+        bytes: u64,
+        rows: u64,
+    }
+    let size = rec(c.query(
+        "SELECT sum(bytes_on_disk) AS bytes, sum(rows) AS rows FROM system.parts \
+         WHERE active AND database = currentDatabase() AND table = 'bench_breakdown_monthly'",
+    ))
+    .fetch_one::<Size>()
+    .await?;
+    let sql = rec(c
+        .query(
+            "SELECT value, sum(visitors) AS v, sum(pageviews) FROM ( \
+               SELECT value, visitors, pageviews FROM bench_breakdown_monthly \
+               WHERE site_id = 1 AND dimension = 'event:page' AND month >= toDate(?) AND month < toDate(?) \
+               UNION ALL \
+               SELECT value, visitors, pageviews FROM agg_breakdown \
+               WHERE site_id = 1 AND dimension = 'event:page' \
+               AND ((day >= toDate(?) AND day < toDate(?)) OR (day >= toDate(?) AND day <= toDate(?))) \
+             ) GROUP BY value ORDER BY v DESC, value LIMIT 100",
+        )
+        .bind(fmt(full_from))
+        .bind(fmt(full_to))
+        .bind(&from)
+        .bind(fmt(full_from))
+        .bind(fmt(full_to))
+        .bind(&to))
+    .sql_display()
+    .to_string()
+    .replace('?', "??");
+    let (times, size_tsv) = time_sql(c, &sql, opts.runs).await?;
+    let (m, p) = stats(&times);
+    out.say(format!(
+        "  monthly + daily ends, top 100 {m:>8.1} {p:>8.1}   (monthly table: {} rows, {:.1} MB on disk for all sites)",
+        size.rows,
+        size.bytes as f64 / 1e6
+    ));
+    let daily = c
+        .query(&steps[4].1)
+        .bind(&from)
+        .bind(&to)
+        .fetch_bytes("TSV")?
+        .collect()
+        .await?;
+    let monthly = c.query(&sql).fetch_bytes("TSV")?.collect().await?;
+    if daily != monthly || daily.len() != daily_answer || size_tsv != daily_answer {
+        out.fail("breakdown: the monthly variant's top 100 differs from the daily one");
     }
     Ok(())
 }
@@ -1831,17 +1740,18 @@ async fn rollup(
     let tz: chrono_tz::Tz = BIG_TZ.parse().map_err(|e| anyhow!("{e}"))?;
     let (start, stop) = tally::time::day_bounds(tz, date);
     let began = Instant::now();
-    main.query(&hits_sql(&format!("{ROLLUP_DB}.events"))?)
+    rec(main
+        .query(&hits_sql(&format!("{ROLLUP_DB}.events"))?)
         .bind(1u32)
         .bind(tally::time::day_number(date))
         .bind(start)
         .bind(stop - start)
         .bind(stop - 1)
         .bind(opts.rollup_hits)
-        .bind(opts.rollup_hits)
-        .execute()
-        .await
-        .context("generating raw hits")?;
+        .bind(opts.rollup_hits))
+    .execute()
+    .await
+    .context("generating raw hits")?;
     let generated = began.elapsed();
     let hits = c
         .query(
