@@ -6,7 +6,12 @@
 //! writes it to ClickHouse. [`web`] serves browsers everything else: the tracker script and
 //! the opt-out page.
 //! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`.
+//!
+//! The read side: [`query`] answers Stats API queries, [`api`] is its HTTP door (keys, rate
+//! limits, JSON and CSV). Neither imports the write path.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod enrich;
 pub mod event;

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::api::Api;
+use crate::api::keystore::{KeyCache, KeyTable};
 use crate::config::Config;
 use crate::enrich::secrets::SecretStore;
 use crate::enrich::visitor::{Secret, VisitorKeys};
 use crate::metrics::Metrics;
+use crate::query::Engine;
 use crate::sink;
 use crate::state::App;
 use crate::store::{self, embedded::EmbeddedClickHouse, migrate};
@@ -71,17 +74,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let secrets = Arc::new(SecretStore::new(client.clone(), visitors.clone()));
     secrets.refresh(crate::time::now_unix()).await?;
     let refresher = secrets.spawn();
-    let pruner = crate::prune::spawn(client.clone());
+    let pruner = crate::prune::spawn(client.clone(), config.sites.clone());
     let rollup = (config.rollup.interval_secs > 0).then(|| {
         Arc::new(crate::rollup::Rollup::new(client.clone(), &config)).spawn(
             std::time::Duration::from_secs(config.rollup.interval_secs),
             metrics.clone(),
         )
     });
+    let (api, key_refresher) = start_api(&client, &config).await?;
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
-    let app = Arc::new(App::new(config, metrics, sink, visitors)?);
+    let mut app = App::new(config, metrics, sink, visitors)?;
+    app.api = Some(api);
+    let app = Arc::new(app);
     let geo_tasks = watch_geo(&app);
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and
     // ClickHouse is embedded.
@@ -101,6 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: flushing queued events");
     writer.finish().await;
     refresher.abort();
+    key_refresher.abort();
     pruner.abort();
     if let Some(r) = rollup {
         r.abort();
@@ -112,6 +119,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     database.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Stats API: the keys read once (so that a collector starts only if it can check them)
+/// and then kept current in the background, and the query engine.
+async fn start_api(
+    client: &store::Client,
+    config: &Config,
+) -> anyhow::Result<(Api, tokio::task::JoinHandle<()>)> {
+    let keys = Arc::new(KeyCache::new(
+        KeyTable::new(client.clone()),
+        config.api.key_refresh(),
+    ));
+    keys.refresh().await?;
+    let refresher = keys.clone().spawn();
+    let engine = Engine::new(client.clone(), Arc::new(config.clone()));
+    Ok((Api::new(engine, keys, config), refresher))
 }
 
 /// Announces the geo database (or its absence) once, and keeps it current: a file replaced on

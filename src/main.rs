@@ -52,8 +52,84 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Prints a report from the aggregates: the Stats API's query engine in the terminal.
+    Report {
+        /// The site's id (`[[sites]] id`).
+        #[arg(long)]
+        site: u32,
+        /// Period: day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, realtime.
+        #[arg(long, default_value = "30d")]
+        period: String,
+        /// First day of a custom period (YYYY-MM-DD; with --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day of a custom period (YYYY-MM-DD; with --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Break down by this dimension (event:page, visit:source, visit:country, time:day, ...);
+        /// repeat for several.
+        #[arg(long)]
+        by: Vec<String>,
+        /// Metrics, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "visitors,visits,pageviews,bounce_rate,visit_duration"
+        )]
+        metrics: Vec<String>,
+        /// A filter as the API writes it, e.g. '["is","visit:country",["DE"]]'; repeat for several
+        /// (all must hold).
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Rows at most.
+        #[arg(long, default_value_t = 25)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: tally::cli::report::Format,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Applies the schema migrations and exits.
     Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Creates, lists and revokes Stats API keys (kept in ClickHouse, shared by every collector
+    /// of the database).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Makes a key for one or more sites and prints it once, on the last line. Only its hash is
+    /// kept: store it now.
+    Create {
+        /// A site the key may query (`[[sites]] id`); repeat for more.
+        #[arg(long = "site", required = true)]
+        sites: Vec<u32>,
+        /// What the key is for (shown by `tally key list`).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Lists the keys: id, name, sites, created, revoked; never the keys themselves.
+    List {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Revokes a key; every collector refuses it within `[api] key_refresh_secs`.
+    Revoke {
+        /// The key's id (as `tally key list` shows it), or the whole key.
+        id: String,
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -147,6 +223,37 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Report {
+                site,
+                period,
+                from,
+                to,
+                by,
+                metrics,
+                filter,
+                limit,
+                format,
+                config,
+            } => {
+                let cfg = load(config.as_deref())?;
+                let db = tally::lifecycle::Database::open(&cfg).await?;
+                let client = tally::store::client(db.url(), &cfg.clickhouse);
+                let engine = tally::query::Engine::new(client, std::sync::Arc::new(cfg));
+                let args = tally::cli::report::ReportArgs {
+                    site,
+                    period,
+                    from,
+                    to,
+                    by,
+                    metrics,
+                    filters: filter,
+                    limit,
+                };
+                let out = tally::cli::report::run(&engine, &args, format).await;
+                db.close().await;
+                print!("{}", out.map_err(|e| anyhow::anyhow!(e))?);
+                Ok(())
+            }
             Command::Migrate { config } => {
                 let cfg = load(config.as_deref())?;
                 let db = tally::lifecycle::Database::open(&cfg).await?;
@@ -161,6 +268,7 @@ fn main() -> ExitCode {
                 db.close().await;
                 Ok(())
             }
+            Command::Key { action } => key(action).await,
         }
     });
     match result {
@@ -175,6 +283,90 @@ fn main() -> ExitCode {
 fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| format!("`{s}` is not a date like 2026-11-26"))
+}
+
+/// `tally key ...`: on the configured database (migrated first, so that the tables exist).
+async fn key(action: KeyAction) -> anyhow::Result<()> {
+    use tally::api::keystore::{KeyTable, Revocation};
+    let config = match &action {
+        KeyAction::Create { config, .. }
+        | KeyAction::List { config }
+        | KeyAction::Revoke { config, .. } => config.clone(),
+    };
+    let cfg = load(config.as_deref())?;
+    if let KeyAction::Create { sites, .. } = &action
+        && let Some(unknown) = sites.iter().find(|id| cfg.site(**id).is_none())
+    {
+        anyhow::bail!("site {unknown} is not configured ([[sites]] id)");
+    }
+    let db = tally::lifecycle::Database::open(&cfg).await?;
+    let result = async {
+        tally::lifecycle::migrate_on(db.url(), &cfg).await?;
+        let table = KeyTable::new(tally::store::client(db.url(), &cfg.clickhouse));
+        let now = tally::time::now_unix();
+        match action {
+            KeyAction::Create { sites, name, .. } => {
+                let (info, key) = table.create(&sites, &name, now).await?;
+                println!(
+                    "Created API key {}{} for site{} {}.",
+                    info.id,
+                    if info.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({:?})", info.name)
+                    },
+                    if info.sites.len() == 1 { "" } else { "s" },
+                    join(&info.sites)
+                );
+                println!(
+                    "It is shown only now; tally keeps only its hash. Send it as \
+                     `Authorization: Bearer <key>`:"
+                );
+                println!("{key}");
+            }
+            KeyAction::List { .. } => {
+                let keys = table.list().await?;
+                if keys.is_empty() {
+                    println!("no API keys");
+                }
+                for k in keys {
+                    println!(
+                        "{}\t{}\t{}\tcreated {}\t{}",
+                        k.id,
+                        if k.name.is_empty() { "-" } else { &k.name },
+                        format_args!("sites {}", join(&k.sites)),
+                        utc(k.created),
+                        k.revoked
+                            .map_or("active".to_string(), |t| format!("revoked {}", utc(t)))
+                    );
+                }
+            }
+            KeyAction::Revoke { id, .. } => match table.revoke(&id, now).await? {
+                Revocation::Revoked => println!(
+                    "revoked API key {}; every collector refuses it within {} s",
+                    tally::api::keys::id_of(&id).unwrap_or(&id),
+                    cfg.api.key_refresh_secs
+                ),
+                Revocation::Already(at) => println!("already revoked at {}", utc(at)),
+                Revocation::Unknown => anyhow::bail!("no API key with id {id:?}"),
+            },
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+fn join(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(unix: u32) -> String {
+    chrono::DateTime::from_timestamp(i64::from(unix), 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }
 
 fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {

@@ -13,6 +13,13 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// A label naming an HTTP status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Status {
+    /// The status code.
+    pub status: u16,
+}
+
 /// All counters of a collector.
 pub struct Metrics {
     registry: Registry,
@@ -34,6 +41,8 @@ pub struct Metrics {
     pub rollup_failures: Counter,
     /// Unix time of the last rollup run that succeeded (0: none yet).
     pub rollup_last_success: Gauge,
+    /// Stats API queries (`POST /api/v2/query`), by the status of the answer.
+    pub api_requests: Family<Status, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,6 +66,7 @@ impl Metrics {
             queued: Gauge::default(),
             rollup_failures: Counter::default(),
             rollup_last_success: Gauge::default(),
+            api_requests: Family::default(),
         };
         registry.register(
             "hits_accepted",
@@ -103,6 +113,11 @@ impl Metrics {
             "Unix time of the last successful rollup run",
             m.rollup_last_success.clone(),
         );
+        registry.register(
+            "api_requests",
+            "Stats API queries (POST /api/v2/query), by answer status",
+            m.api_requests.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -124,6 +139,11 @@ impl Metrics {
     /// Counts a failed rollup run.
     pub fn rollup_failed(&self) {
         self.rollup_failures.inc();
+    }
+
+    /// Counts a Stats API query answered with `status`.
+    pub fn api_request(&self, status: u16) {
+        self.api_requests.get_or_create(&Status { status }).inc();
     }
 
     /// How many hits were dropped for `reason` so far.

@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::api;
 use crate::ingest::matomo_api;
 use crate::ingest::reject::Reject;
 use crate::ingest::response::{self, Resp};
@@ -82,6 +83,10 @@ pub enum Target {
     Health,
     /// `metrics`.
     Metrics,
+    /// `api/v2/query`: the Stats API ([`crate::api`]).
+    ApiQuery,
+    /// `api/v2/openapi.json`: its OpenAPI description.
+    ApiSchema,
     /// Anything else.
     NotFound,
 }
@@ -134,6 +139,8 @@ fn target_of(path: &str) -> Target {
         (None, "/optout.js") => Target::OptOutWidget,
         (None, "/health") => Target::Health,
         (None, "/metrics") => Target::Metrics,
+        (None, "/api/v2/query") => Target::ApiQuery,
+        (None, "/api/v2/openapi.json") => Target::ApiSchema,
         _ => Target::NotFound,
     }
 }
@@ -227,6 +234,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             app.metrics.render(),
         ),
+        // The API answers every method itself: 405 with the `Allow` it accepts.
+        (Target::ApiQuery, _) => api::query(app, req).await,
+        (Target::ApiSchema, _) => api::openapi(app, &req),
         (Target::NotFound, _) => {
             response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found"))
         }
@@ -284,7 +294,14 @@ mod tests {
         assert_eq!(r("/optout.js"), Target::OptOutWidget);
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);
+        assert_eq!(r("/api/v2/query"), Target::ApiQuery);
+        assert_eq!(r("//api/v2/./query"), Target::ApiQuery);
+        assert_eq!(r("/api/v2/openapi.json"), Target::ApiSchema);
         for p in [
+            "/api/v2/query/",
+            "/api/v2/Query",
+            "/api/v1/query",
+            "/api/v2",
             "/matomo.phpx",
             "/matomo",
             "/MATOMO.PHP",
@@ -309,6 +326,8 @@ mod tests {
         assert_eq!(r("/analytics"), Target::Index);
         assert_eq!(r("/analytics/"), Target::Index);
         assert_eq!(r("/analytics/index.php"), Target::Index);
+        assert_eq!(r("/analytics/api/v2/query"), Target::ApiQuery);
+        assert_eq!(r("/analytics/api/v2/openapi.json"), Target::ApiSchema);
         assert_eq!(r("/analytics/health"), Target::Health);
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);
@@ -319,6 +338,8 @@ mod tests {
             "/tally.js",
             "/optout",
             "/optout.js",
+            "/api/v2/query",
+            "/api/v2/openapi.json",
             "/analyticsx/matomo.php",
             "/analytics/../matomo.php",
             "/other/analytics/matomo.php",

@@ -1,7 +1,8 @@
 //! State shared by every request of a running collector: configuration, counters, the queue,
 //! the enrichers and the visitor keys. It lives apart from the `serve` lifecycle
 //! ([`crate::lifecycle`]) so that the request path (`server`, `ingest`, `pipeline`, `web`)
-//! depends only on this small module and never on the code that starts and stops it.
+//! depends only on this small module and never on the code that starts and stops it. The read
+//! side's [`crate::api`] hangs off it too.
 
 use std::sync::Arc;
 
@@ -25,6 +26,9 @@ pub struct App {
     pub visitors: Arc<VisitorKeys>,
     /// Geolocation, device detection, referrer lists.
     pub enrich: Enrichers,
+    /// The Stats API (keys, limits, engine); set by `serve` once its keys are loaded, `None`
+    /// where nothing reads (benchmarks), which the API answers with 503.
+    pub api: Option<crate::api::Api>,
     token_digest: Option<digest::Digest>,
 }
 
@@ -47,6 +51,7 @@ impl App {
             sink,
             visitors,
             enrich,
+            api: None,
             token_digest,
         })
     }

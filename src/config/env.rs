@@ -10,7 +10,15 @@
 use super::ConfigError;
 
 /// Tables of the configuration whose keys can be overridden one by one.
-const SECTIONS: &[&str] = &["clickhouse", "privacy", "sink", "limits", "geo", "rollup"];
+const SECTIONS: &[&str] = &[
+    "clickhouse",
+    "privacy",
+    "sink",
+    "limits",
+    "geo",
+    "rollup",
+    "api",
+];
 
 /// Keys of the top level that are not sections; `sites` is a list, set as a whole.
 const TOP_KEYS: &[&str] = &["listen", "public_url", "sites", "token_auth", "base_path"];

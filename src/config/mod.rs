@@ -82,6 +82,9 @@ pub struct Config {
     /// The rollup of raw events into visits and daily aggregates.
     #[serde(default)]
     pub rollup: RollupConfig,
+    /// The Stats API (`POST /api/v2/query`): rate limits, key refresh, timeouts.
+    #[serde(default)]
+    pub api: ApiConfig,
     /// Matomo `token_auth` that unlocks the privileged parameters (`cip`, `cdt`, ...).
     #[serde(default)]
     pub token_auth: Option<String>,
@@ -188,6 +191,22 @@ fn default_visit_timeout() -> u32 {
 }
 
 impl SiteConfig {
+    /// A site in UTC with nothing else set, standing in where a rule needs a site and none is
+    /// configured.
+    pub fn utc_placeholder() -> SiteConfig {
+        SiteConfig {
+            id: 0,
+            name: String::new(),
+            domains: Vec::new(),
+            sensitive_params: Vec::new(),
+            frame_ancestors: None,
+            track_non_browsers: true,
+            privacy_url: None,
+            timezone: default_timezone(),
+            visit_timeout: default_visit_timeout(),
+        }
+    }
+
     /// The site's time zone. `timezone` is checked when the configuration is loaded, so this
     /// falls back to UTC only for a `SiteConfig` built by hand with a bad name.
     pub fn tz(&self) -> chrono_tz::Tz {
@@ -531,6 +550,70 @@ fn default_max_bulk() -> usize {
     1000
 }
 
+/// The Stats API. Keys are created with `tally key create` and kept in ClickHouse; these are
+/// the limits every key gets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Requests one key may make per hour, on average (Plausible's default is 600).
+    #[serde(default = "default_requests_per_hour")]
+    pub requests_per_hour: u32,
+    /// Requests one key may make at once before the hourly rate applies (a dashboard loading
+    /// several reports together).
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// How often (seconds) every collector re-reads the keys from ClickHouse: a new or revoked
+    /// key takes effect on every collector within this time.
+    #[serde(default = "default_key_refresh_secs")]
+    pub key_refresh_secs: u64,
+    /// Longest time (seconds) a query may take before the API answers 503.
+    #[serde(default = "default_query_timeout_secs")]
+    pub query_timeout_secs: u64,
+    /// Largest query body (bytes); larger ones are refused with 413.
+    #[serde(default = "default_api_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl ApiConfig {
+    /// The key refresh interval.
+    pub fn key_refresh(&self) -> Duration {
+        Duration::from_secs(self.key_refresh_secs)
+    }
+
+    /// The query timeout.
+    pub fn query_timeout(&self) -> Duration {
+        Duration::from_secs(self.query_timeout_secs)
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            requests_per_hour: default_requests_per_hour(),
+            burst: default_burst(),
+            key_refresh_secs: default_key_refresh_secs(),
+            query_timeout_secs: default_query_timeout_secs(),
+            max_body_bytes: default_api_max_body(),
+        }
+    }
+}
+
+fn default_requests_per_hour() -> u32 {
+    600
+}
+fn default_burst() -> u32 {
+    60
+}
+fn default_key_refresh_secs() -> u64 {
+    5
+}
+fn default_query_timeout_secs() -> u64 {
+    30
+}
+fn default_api_max_body() -> usize {
+    64 * 1024
+}
+
 impl Config {
     /// Reads `path` (or nothing: defaults), applies `TALLY_*` environment overrides and validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -733,6 +816,29 @@ impl Config {
                 return Err(ConfigError::key(key, "must be at least 1"));
             }
         }
+        let api = &self.api;
+        for (key, v, range) in [
+            (
+                "api.requests_per_hour",
+                u64::from(api.requests_per_hour),
+                1..=3_600_000,
+            ),
+            ("api.burst", u64::from(api.burst), 1..=1_000_000),
+            ("api.key_refresh_secs", api.key_refresh_secs, 1..=3600),
+            ("api.query_timeout_secs", api.query_timeout_secs, 1..=3600),
+            (
+                "api.max_body_bytes",
+                api.max_body_bytes as u64,
+                1024..=16 * 1024 * 1024,
+            ),
+        ] {
+            if !range.contains(&v) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
         if matches!(&self.token_auth, Some(t) if t.len() < 16) {
             return Err(ConfigError::key(
                 "token_auth",
@@ -764,6 +870,11 @@ mod tests {
             c.privacy.honour_optout_cookies,
             ["matomo_ignore", "piwik_ignore"]
         );
+        assert_eq!(c.api.requests_per_hour, 600);
+        assert_eq!(c.api.burst, 60);
+        assert_eq!(c.api.key_refresh(), Duration::from_secs(5));
+        assert_eq!(c.api.query_timeout(), Duration::from_secs(30));
+        assert_eq!(c.api.max_body_bytes, 65_536);
         let none = parse("[privacy]\nhonour_optout_cookies = []").unwrap();
         assert!(none.privacy.honour_optout_cookies.is_empty());
     }
@@ -828,6 +939,12 @@ mod tests {
             ("[privacy]\nbogus = 1", "privacy"),
             ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
             ("token_auth = \"short\"", "token_auth"),
+            ("[api]\nrequests_per_hour = 0", "api.requests_per_hour"),
+            ("[api]\nburst = 0", "api.burst"),
+            ("[api]\nkey_refresh_secs = 0", "api.key_refresh_secs"),
+            ("[api]\nquery_timeout_secs = 0", "api.query_timeout_secs"),
+            ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
+            ("[api]\nkey = 1", "api"),
             ("base_path = \"analytics\"", "base_path"),
             ("base_path = \"/a//b\"", "base_path"),
             ("base_path = \"/a/../b\"", "base_path"),

