@@ -178,8 +178,10 @@ const DIM_SPECS: &[DimSpec] = &[
     dim("visit:region", Kind::Visit, 3_000, 1.825, 1.0, region),
     dim("visit:city", Kind::Visit, 30_000, 1.464, 1.0, city),
     dim("visit:browser", Kind::Visit, 30, 1.6, 1.0, browser),
+    dim("visit:browser_version", Kind::Visit, 200, 1.3, 1.0, version),
     dim("visit:browser+visit:browser_version", Kind::Visit, 400, 1.3, 1.0, browser_version),
     dim("visit:os", Kind::Visit, 15, 1.5, 1.0, os),
+    dim("visit:os_version", Kind::Visit, 80, 1.3, 1.0, os_version_alone),
     dim("visit:os+visit:os_version", Kind::Visit, 150, 1.3, 1.0, os_version),
     dim("visit:device", Kind::Visit, 6, 2.0, 1.0, device),
     dim("visit:screen", Kind::Visit, 2_000, 2.029, 1.0, screen),
@@ -525,6 +527,15 @@ fn browser_version(r: u32) -> String {
     let (b, k) = (BROWSERS[(r as usize - 1) % 12], (r as usize - 1) / 12);
     format!("{b}\u{1f}{}", 142 - k % 100)
 }
+/// A browser version alone, newest (most used) first.
+fn version(r: u32) -> String {
+    let k = r - 1;
+    if k < 120 {
+        (142 - k).to_string()
+    } else {
+        format!("{}.{}", 142 - k % 120, k / 120)
+    }
+}
 const OSES: &[&str] = &[
     "Windows",
     "Android",
@@ -548,6 +559,10 @@ fn os(r: u32) -> String {
 fn os_version(r: u32) -> String {
     let (o, k) = (OSES[(r as usize - 1) % 6], (r as usize - 1) / 6);
     format!("{o}\u{1f}{}.{}", 17 - k % 12, k / 12)
+}
+fn os_version_alone(r: u32) -> String {
+    let k = r - 1;
+    format!("{}.{}", 18 - k % 18, k / 18)
 }
 fn device(r: u32) -> String {
     nth(
