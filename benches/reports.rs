@@ -1581,6 +1581,78 @@ async fn breakdown_anatomy(
         out.say(format!("  {what:<28} {m:>8.1} {p:>8.1}"));
     }
 
+    // Values as 64-bit ids (a hash), their text in a table of names: the top 100 is grouped
+    // on a number, then its 100 names are looked up by primary key.
+    for sql in [
+        "CREATE TABLE bench_breakdown_ids (day Date, site_id UInt32, dimension String, value_id UInt64, \
+         visitors UInt32, visits UInt32, pageviews UInt32, events UInt32, bounces UInt32, duration UInt64) \
+         ENGINE = MergeTree PARTITION BY day ORDER BY (site_id, dimension, day, value_id)",
+        "INSERT INTO bench_breakdown_ids SELECT day, site_id, dimension, cityHash64(value), visitors, visits, \
+         pageviews, events, bounces, duration FROM agg_breakdown WHERE site_id = 1 AND dimension = 'event:page'",
+        "CREATE TABLE bench_value_names (value_id UInt64, value String) ENGINE = MergeTree ORDER BY value_id",
+        "INSERT INTO bench_value_names SELECT DISTINCT cityHash64(value), value FROM agg_breakdown \
+         WHERE site_id = 1 AND dimension = 'event:page'",
+        "OPTIMIZE TABLE bench_breakdown_ids FINAL",
+    ] {
+        rec(c.query(sql)).execute().await?;
+    }
+    #[derive(Row, Deserialize)]
+    struct Top {
+        value_id: u64,
+        v: u64,
+        #[allow(dead_code)]
+        pv: u64,
+    }
+    let top_sql = "SELECT value_id, sum(visitors) AS v, sum(pageviews) AS pv FROM bench_breakdown_ids \
+         WHERE site_id = 1 AND dimension = 'event:page' AND day >= toDate(?) AND day <= toDate(?) \
+         GROUP BY value_id ORDER BY v DESC, value_id LIMIT 100";
+    let names_sql = "SELECT value FROM bench_value_names WHERE has(?, value_id)";
+    let mut times = Vec::with_capacity(opts.runs);
+    let mut top_v = Vec::new();
+    for i in 0..opts.runs + 2 {
+        let began = Instant::now();
+        let top = rec(c.query(top_sql).bind(&from).bind(&to))
+            .fetch_all::<Top>()
+            .await?;
+        let ids: Vec<u64> = top.iter().map(|t| t.value_id).collect();
+        let names = rec(c.query(names_sql).bind(&ids))
+            .fetch_all::<String>()
+            .await?;
+        if i >= 2 {
+            times.push(began.elapsed());
+        }
+        if names.len() != ids.len() && i == 0 {
+            out.fail(format!(
+                "breakdown by id: {} names for {} ids",
+                names.len(),
+                ids.len()
+            ));
+        }
+        top_v = top.iter().map(|t| t.v).collect();
+    }
+    let (m, p) = stats(&times);
+    out.say(format!("  value ids, top 100 + names   {m:>8.1} {p:>8.1}"));
+    #[derive(Row, Deserialize)]
+    struct V {
+        v: u64,
+    }
+    let want: Vec<u64> = rec(c
+        .query(
+            "SELECT v FROM (SELECT value, sum(visitors) AS v FROM agg_breakdown WHERE site_id = 1 \
+                AND dimension = 'event:page' AND day >= toDate(?) AND day <= toDate(?) \
+                GROUP BY value ORDER BY v DESC LIMIT 100)",
+        )
+        .bind(&from)
+        .bind(&to))
+    .fetch_all::<V>()
+    .await?
+    .into_iter()
+    .map(|r| r.v)
+    .collect();
+    if want != top_v {
+        out.fail("breakdown by id: the top 100's visitors differ from the daily answer's");
+    }
+
     // Whole months inside the range, and the partial ones at its ends.
     let month_start = |d: NaiveDate| d.with_day(1).unwrap_or(d);
     let next_month = |d: NaiveDate| month_start(month_start(d) + chrono::Days::new(32));
