@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod enrich;
 pub mod event;
+pub mod headers;
 pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;

@@ -6,7 +6,7 @@ use crate::api::Api;
 use crate::api::keystore::{KeyCache, KeyTable};
 use crate::config::Config;
 use crate::enrich::secrets::SecretStore;
-use crate::enrich::visitor::{Secret, VisitorKeys};
+use crate::enrich::visitor::VisitorKeys;
 use crate::metrics::Metrics;
 use crate::query::Engine;
 use crate::sink;
@@ -68,9 +68,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     migrate_on(&url, &config).await?;
     let client = store::client(&url, &config.clickhouse);
     let metrics = Arc::new(Metrics::new());
-    // Until the shared secret is loaded a throw-away one stands in; it is replaced before the
-    // first request is accepted.
-    let visitors = Arc::new(VisitorKeys::new(Secret::new(0, &Secret::generate_bytes())));
+    // One secret per time zone of the sites and local day, loaded (or created) before the first
+    // request is accepted.
+    let visitors = Arc::new(VisitorKeys::for_sites(&config.sites));
     let secrets = Arc::new(SecretStore::new(client.clone(), visitors.clone()));
     secrets.refresh(crate::time::now_unix()).await?;
     let refresher = secrets.spawn();

@@ -39,8 +39,9 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Recomputes visits and daily aggregates from the raw events now: today and yesterday of
-    /// every site, or one day. `tally serve` does this every `[rollup] interval_secs`.
+    /// Recomputes visits and daily aggregates from the raw events now: every day whose raw
+    /// events are still kept (a week), or one day. `tally serve` recomputes today and yesterday
+    /// every `[rollup] interval_secs`, and the week at start and every 6 hours.
     Rollup {
         /// Only this site (`[[sites]] id`).
         #[arg(long)]
@@ -194,25 +195,7 @@ fn main() -> ExitCode {
                 let now = tally::time::now_unix();
                 let result = match (day, site) {
                     (Some(d), only) => rollup.run_day(d, only, now).await.map(|o| vec![o]),
-                    (None, None) => rollup.run_recent(now).await,
-                    (None, Some(id)) => {
-                        let mut out = Vec::new();
-                        let tz = cfg
-                            .site(id)
-                            .map(|s| s.tz())
-                            .ok_or_else(|| anyhow::anyhow!("site {id} is not configured"))?;
-                        let today = tally::time::local_date(tz, now);
-                        for d in [today.pred_opt().unwrap_or(today), today] {
-                            match rollup.run_day(d, Some(id), now).await {
-                                Ok(o) => out.push(o),
-                                Err(e) => {
-                                    db.close().await;
-                                    return Err(e.into());
-                                }
-                            }
-                        }
-                        Ok(out)
-                    }
+                    (None, only) => rollup.run_window(now, only).await,
                 };
                 db.close().await;
                 for o in result? {

@@ -58,3 +58,65 @@ async fn raw_events_are_deleted_after_7_days() {
         .unwrap();
     assert_eq!(dropped, vec![20_261_118]);
 }
+
+/// Per-visit rows go with their raw events; daily aggregates, counts only, stay 180 days.
+#[tokio::test]
+async fn visits_go_with_the_raw_events_and_aggregates_after_180_days() {
+    let db = unique_name("ret_agg");
+    let mut cfg = Config::from_table(toml::Table::new()).unwrap();
+    cfg.clickhouse.database = db.clone();
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    // NOW is 2026-11-24: one row for each of the last 200 days in every table.
+    let days = |table: &str, cols: &str| {
+        format!(
+            "INSERT INTO {db}.{table} (day, site_id{cols}) SELECT toDate('2026-11-24') - number, 1{} FROM system.numbers LIMIT 200",
+            if cols.is_empty() { "" } else { ", 1" }
+        )
+    };
+    query(&days("visits", ", visitor_key")).await;
+    for table in tally::prune::AGGREGATE_TABLES {
+        query(&days(table, ", visits")).await;
+    }
+    let utc = tally::config::SiteConfig::utc_placeholder();
+    let mut berlin = utc.clone();
+    berlin.timezone = "Europe/Berlin".into();
+
+    // With a UTC site, visits keep today and the six days before, as the raw events do.
+    let dropped = tally::prune::prune_visits(&client, std::slice::from_ref(&utc), NOW)
+        .await
+        .unwrap();
+    assert_eq!(dropped.len(), 193);
+    assert_eq!(
+        query(&format!("SELECT min(day), count() FROM {db}.visits")).await,
+        "2026-11-18\t7"
+    );
+    // A site east of UTC begins its 18th on the 17th (UTC), whose raw events are gone: its
+    // visits of the 18th go too, so no per-visit row outlives its events.
+    let dropped = tally::prune::prune_visits(&client, &[utc, berlin], NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        dropped.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        ["2026-11-18"]
+    );
+
+    let dropped = tally::prune::prune_aggregates(&client, NOW).await.unwrap();
+    for (table, days) in dropped {
+        assert_eq!(days.len(), 20, "{table}");
+        assert_eq!(
+            query(&format!("SELECT min(day), count() FROM {db}.{table}")).await,
+            "2026-05-29\t180",
+            "{table}"
+        );
+    }
+    assert!(
+        tally::prune::prune_aggregates(&client, NOW)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, d)| d.is_empty())
+    );
+}

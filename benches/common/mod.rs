@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use tally::config::Config;
-use tally::enrich::visitor::{Secret, VisitorKeys};
+use tally::enrich::secrets::SecretStore;
+use tally::enrich::visitor::VisitorKeys;
 use tally::lifecycle;
 use tally::metrics::Metrics;
 use tally::sink::{self, Writer};
@@ -52,7 +53,7 @@ database = "{db}"
 }
 
 /// Migrates `config`'s database and builds the shared state with a running sink writer, as
-/// `lifecycle::serve` does (minus the secret store: a fresh random secret for today stands in).
+/// `lifecycle::serve` does (the visitor secrets loaded once; no refresher runs).
 pub async fn app(config: Config) -> (Arc<App>, Writer) {
     let url = config
         .clickhouse
@@ -64,11 +65,11 @@ pub async fn app(config: Config) -> (Arc<App>, Writer) {
         .expect("migrations");
     let client = tally::store::client(&url, &config.clickhouse);
     let metrics = Arc::new(Metrics::new());
-    let today = tally::time::day_of(tally::time::now_unix());
-    let visitors = Arc::new(VisitorKeys::new(Secret::new(
-        today,
-        &Secret::generate_bytes(),
-    )));
+    let visitors = Arc::new(VisitorKeys::for_sites(&config.sites));
+    SecretStore::new(client.clone(), visitors.clone())
+        .refresh(tally::time::now_unix())
+        .await
+        .expect("visitor secrets");
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     (
         Arc::new(App::new(config, metrics, sink, visitors).expect("build the app")),

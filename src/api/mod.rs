@@ -189,26 +189,11 @@ where
     }
     let access = Access::Sites(caller.sites.clone());
     let timeout = app.config.api.query_timeout();
-    let answer = match tokio::time::timeout(timeout, api.engine.run(&body, &access)).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => {
-            let status = StatusCode::from_u16(e.status)
-                .ok()
-                .filter(|s| s.is_client_error() || s.is_server_error())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Err(Refusal::new(status, e.message));
-        }
-        Err(_) => {
-            tracing::warn!(key = caller.id, site, ?timeout, "stats API query timed out");
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the query took longer than {} seconds; ask for less (a shorter date range, fewer dimensions)",
-                    timeout.as_secs()
-                ),
-            ));
-        }
-    };
+    let answer = within(timeout, api.engine.run(&body, &access))
+        .await
+        .inspect_err(
+            |r| tracing::debug!(key = caller.id, site, status = %r.status, "query refused"),
+        )?;
     if csv {
         let text = render::csv(&answer).map_err(|e| {
             tracing::error!(error = %e, "writing CSV failed");
@@ -223,6 +208,35 @@ where
             render::json(&answer).to_string().into(),
             "application/json",
         ))
+    }
+}
+
+/// The engine's answer, its refusal with the engine's status, or 503 after `timeout`. Dropping
+/// the engine's future at the timeout ends its request to ClickHouse.
+async fn within(
+    timeout: Duration,
+    run: impl Future<Output = Result<crate::query::Answer, crate::query::QueryError>>,
+) -> Result<crate::query::Answer, Refusal> {
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(e)) => {
+            let status = StatusCode::from_u16(e.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(Refusal::new(status, e.message))
+        }
+        Err(_) => {
+            tracing::warn!(?timeout, "stats API query timed out");
+            Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the query took longer than {} seconds; ask for less (a shorter date range, \
+                     fewer dimensions)",
+                    timeout.as_secs()
+                ),
+            ))
+        }
     }
 }
 
@@ -297,7 +311,7 @@ fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> 
         .iter()
         .filter_map(|v| v.to_str().ok());
     let (mut csv, mut json) = (0.0f32, 0.0f32);
-    for (range, q) in media_ranges(accept) {
+    for (range, q) in crate::headers::weighted(accept) {
         if range.eq_ignore_ascii_case("text/csv") {
             csv = csv.max(q);
         } else if range.eq_ignore_ascii_case("application/json") {
@@ -305,28 +319,6 @@ fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> 
         }
     }
     Ok(csv > 0.0 && csv > json)
-}
-
-/// The media ranges of `Accept` values with their `q` weights; an unreadable weight counts 0.
-fn media_ranges<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(&'a str, f32)> {
-    values
-        .flat_map(|v| v.split(','))
-        .filter_map(|item| {
-            let mut parts = item.split(';');
-            let range = parts.next()?.trim();
-            let q = parts
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                .map_or(1.0, |(_, v)| {
-                    v.trim()
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|q| (0.0..=1.0).contains(q))
-                        .unwrap_or(0.0)
-                });
-            (!range.is_empty()).then_some((range, q))
-        })
-        .collect()
 }
 
 /// Reads the body, at most `limit` bytes and within [`BODY_TIMEOUT`].
@@ -508,6 +500,49 @@ mod tests {
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
             assert_eq!(e.message, MISSING_SITE);
         }
+    }
+
+    #[tokio::test]
+    async fn the_engine_gets_a_time_limit_and_keeps_its_status() {
+        use crate::query::{Answer, QueryError};
+        let never = std::future::pending::<Result<Answer, QueryError>>();
+        let started = Instant::now();
+        let e = within(Duration::from_millis(200), never).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            e.message.starts_with("the query took longer than"),
+            "{}",
+            e.message
+        );
+        let in_time = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err::<Answer, _>(QueryError {
+                status: 404,
+                message: "unknown site".into(),
+            })
+        };
+        let e = within(Duration::from_secs(30), in_time).await.unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::NOT_FOUND, "unknown site")
+        );
+        let odd = async {
+            Err::<Answer, _>(QueryError {
+                status: 200,
+                message: "?".into(),
+            })
+        };
+        let e = within(Duration::from_secs(30), odd).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let answer = Answer {
+            query: Value::Null,
+            meta: serde_json::Map::new(),
+            columns: vec![],
+            results: vec![],
+        };
+        let ok = within(Duration::from_secs(30), async { Ok(answer.clone()) }).await;
+        assert_eq!(ok.unwrap(), answer);
     }
 
     #[tokio::test]

@@ -87,6 +87,7 @@ mod tests {
         "event:page_load",
         "visit:visitor_type",
         "visit:language",
+        "visit:referrer_keyword",
     ];
 
     const DATE_RANGES: &[&str] = &[

@@ -1,34 +1,53 @@
-//! The daily secret behind visitor keys: created with the system's secure generator, shared
-//! through ClickHouse by every collector on the same database, rotated at 00:00 UTC and deleted
-//! 48 hours after its day began.
+//! The secrets behind visitor keys, one per time zone and local date: created with the
+//! system's secure generator, shared through ClickHouse (`day_secrets`) by every collector on
+//! the same database, and deleted exactly 48 hours after their day began in their own zone.
 //!
-//! Collectors agree without coordination: each inserts a fresh secret for a day that has none,
-//! then all use the earliest-created one of that day (ties broken by the secret itself). A
-//! collector that lost a race re-reads on its next refresh, within a minute.
+//! Collectors agree without coordination: each inserts a fresh secret for a (zone, day) that
+//! has none, then all use the earliest-created one of that (zone, day), ties broken by the
+//! secret itself. Tomorrow's secret is created a day ahead, so by the time it is used every
+//! collector has long read the same one; a collector that lost a race re-reads on its next
+//! refresh, within a minute.
+//!
+//! `day_secrets` is partitioned by `expires` (the day's first instant + 48 hours, Unix
+//! seconds), so deleting is one `DROP PARTITION` of every partition whose `expires` has
+//! passed: immediate, and right for every zone (a partition per UTC date would keep an eastern
+//! zone's secret hours too long, or a western one's too short).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use super::visitor::{Secret, VisitorKeys};
+use super::visitor::{SECRET_LEN, Secret, VisitorKeys, ZoneDay};
 use crate::store::Client;
-use crate::time::day_of;
+use crate::time::DayNumber;
 
-/// How often the secret is re-read (and old ones dropped) between day changes.
+/// Longest wait between refreshes: secrets are re-read (and expired ones dropped) at least
+/// this often, besides at every local midnight and every expiry.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+/// A refresh that takes longer is abandoned (and counted as failed).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Rows read per refresh at most: a few per zone and day are expected.
+const MAX_ROWS: u32 = 10_000;
 
 #[derive(Row, Deserialize)]
 struct Stored {
+    zone: String,
+    day: u16,
     secret: String,
 }
 
 #[derive(Row, Serialize)]
-struct NewSecret {
+struct NewSecret<'a> {
+    zone: &'a str,
     day: u16,
     secret: String,
     created: u32,
+    expires: u32,
 }
 
 #[derive(Row, Deserialize)]
@@ -36,7 +55,7 @@ struct Partition {
     partition: String,
 }
 
-/// Keeps [`VisitorKeys`] on the day's shared secret.
+/// Keeps [`VisitorKeys`] on the shared secrets of its zones' current days.
 pub struct SecretStore {
     client: Client,
     keys: Arc<VisitorKeys>,
@@ -48,113 +67,167 @@ impl SecretStore {
         SecretStore { client, keys }
     }
 
-    /// Loads (creating it if needed) the secret of `now`'s day into the keys, and deletes the
-    /// secrets of days that ended more than 24 hours ago.
+    /// Loads into the keys the secrets of every day [`VisitorKeys::held_days`] lists at `now`
+    /// (yesterday, today and tomorrow of each zone), creating those missing, then deletes
+    /// every secret whose 48 hours have passed. When the database cannot be read the keys keep
+    /// their secrets, minus the expired ones.
     pub async fn refresh(&self, now: u32) -> Result<(), clickhouse::error::Error> {
-        let day = day_of(now);
-        let secret = match self.load(day).await? {
-            Some(s) => s,
-            None => {
-                self.insert(day, now).await?;
-                // Re-read: another collector may have inserted first; everyone takes the earliest.
-                self.load(day)
-                    .await?
-                    .ok_or(clickhouse::error::Error::RowNotFound)?
-            }
-        };
-        self.keys.rotate(secret);
-        self.prune(day).await
+        if let Err(e) = self.reload(now).await {
+            self.keys.forget_expired(now);
+            return Err(e);
+        }
+        self.prune(now).await
     }
 
-    /// Refreshes at every day change and every minute, until the process ends.
+    /// Refreshes at every local midnight of the zones, at every expiry of a held secret, and
+    /// at least every minute, until the process ends.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 let now = crate::time::now_unix();
-                let to_midnight = 86_400 - now % 86_400;
-                let wait = REFRESH_EVERY.min(Duration::from_secs(u64::from(to_midnight)));
+                let until_change = self.keys.next_change(now).saturating_sub(now).max(1);
+                let wait = REFRESH_EVERY.min(Duration::from_secs(u64::from(until_change)));
                 tokio::time::sleep(wait).await;
-                if let Err(e) = self.refresh(crate::time::now_unix()).await {
-                    // Keys stay on the previous secret; a later refresh catches up.
-                    tracing::warn!(error = %e, "refreshing the visitor secret failed");
+                let now = crate::time::now_unix();
+                match tokio::time::timeout(REFRESH_TIMEOUT, self.refresh(now)).await {
+                    Ok(Ok(())) => {}
+                    // The keys stay on the secrets they have (minus expired ones); a later
+                    // refresh catches up.
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "refreshing the visitor secrets failed")
+                    }
+                    Err(_) => {
+                        self.keys.forget_expired(crate::time::now_unix());
+                        tracing::warn!(
+                            timeout_s = REFRESH_TIMEOUT.as_secs(),
+                            "refreshing the visitor secrets timed out"
+                        );
+                    }
                 }
             }
         })
     }
 
-    async fn load(&self, day: u32) -> Result<Option<Secret>, clickhouse::error::Error> {
-        let row = self
-            .client
-            .query(
-                "SELECT secret FROM visitor_secrets WHERE day = toDate(?) \
-                 ORDER BY created, secret LIMIT 1",
-            )
-            .bind(date_string(day))
-            .fetch_optional::<Stored>()
-            .await?;
-        Ok(row
-            .and_then(|r| decode_hex(&r.secret))
-            .map(|bytes| Secret::new(day, &bytes)))
+    async fn reload(&self, now: u32) -> Result<(), clickhouse::error::Error> {
+        let wanted = self.keys.held_days(now);
+        let mut stored = self.load(now).await?;
+        let missing: Vec<&ZoneDay> = wanted
+            .iter()
+            .filter(|d| !stored.contains_key(&(self.zone_name(d), d.day)))
+            .collect();
+        if !missing.is_empty() {
+            self.insert(&missing, now).await?;
+            // Re-read: another collector may have inserted first; everyone takes the earliest.
+            stored = self.load(now).await?;
+        }
+        let found: Vec<(ZoneDay, Secret)> = wanted
+            .iter()
+            .filter_map(|d| {
+                let secret = stored.get(&(self.zone_name(d), d.day))?;
+                Some((*d, secret.clone()))
+            })
+            .collect();
+        if found.len() < wanted.len() {
+            // Only if rows vanished between insert and read (a concurrent prune with a clock
+            // far ahead): those days get ephemeral secrets until the next refresh.
+            tracing::warn!(
+                missing = wanted.len() - found.len(),
+                "visitor secrets not found after inserting them"
+            );
+        }
+        self.keys.install(now, found);
+        Ok(())
     }
 
-    async fn insert(&self, day: u32, now: u32) -> Result<(), clickhouse::error::Error> {
-        let mut insert = self.client.insert::<NewSecret>("visitor_secrets").await?;
-        insert
-            .write(&NewSecret {
-                day: u16::try_from(day).unwrap_or(u16::MAX),
-                secret: encode_hex(&Secret::generate_bytes()),
-                created: now,
-            })
+    fn zone_name(&self, day: &ZoneDay) -> &'static str {
+        self.keys.zones().get(day.zone).map_or("", |tz| tz.name())
+    }
+
+    /// The secret in use for each (zone, day) of the keys' zones not expired at `now`: the
+    /// earliest created, ties broken by the secret.
+    async fn load(
+        &self,
+        now: u32,
+    ) -> Result<HashMap<(&'static str, DayNumber), Secret>, clickhouse::error::Error> {
+        let zones: Vec<&'static str> = self.keys.zones().iter().map(|z| z.name()).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT zone, toUInt16(day) AS day, secret FROM day_secrets \
+                 WHERE expires > ? AND has(?, zone) \
+                 ORDER BY zone, day, created, secret LIMIT ?",
+            )
+            .bind(now)
+            .bind(&zones)
+            .bind(MAX_ROWS)
+            .fetch_all::<Stored>()
             .await?;
+        let mut secrets = HashMap::new();
+        for row in rows {
+            let Some(&zone) = zones.iter().find(|z| **z == row.zone) else {
+                continue;
+            };
+            let key = (zone, DayNumber::from(row.day));
+            if secrets.contains_key(&key) {
+                continue; // a later one of the same day: the earliest is in use
+            }
+            match decode_hex(&row.secret).filter(|b| b.len() == SECRET_LEN) {
+                Some(bytes) => {
+                    secrets.insert(key, Secret::new(&bytes));
+                }
+                // Not one tally wrote; the day's next secret takes its place.
+                None => tracing::warn!(zone, day = row.day, "ignoring a malformed visitor secret"),
+            }
+        }
+        Ok(secrets)
+    }
+
+    async fn insert(&self, days: &[&ZoneDay], now: u32) -> Result<(), clickhouse::error::Error> {
+        let mut insert = self.client.insert::<NewSecret>("day_secrets").await?;
+        for d in days {
+            insert
+                .write(&NewSecret {
+                    zone: self.zone_name(d),
+                    // `Date` ends in 2149, past the end of the u32 times tally handles.
+                    day: u16::try_from(d.day).unwrap_or(u16::MAX),
+                    secret: encode_hex(&Secret::generate_bytes()),
+                    created: now,
+                    expires: d.expires,
+                })
+                .await?;
+        }
         insert.end().await
     }
 
-    /// Drops every day's partition older than yesterday: the secret of day D lives until D+2
-    /// begins, so yesterday's late hits can still be keyed consistently, and no longer.
-    async fn prune(&self, today: u32) -> Result<(), clickhouse::error::Error> {
+    /// Drops every partition whose `expires` is not after `now`: each secret is gone 48 hours
+    /// after its day began in its zone (or at the first refresh after that instant).
+    async fn prune(&self, now: u32) -> Result<(), clickhouse::error::Error> {
         let parts = self
             .client
             .query(
                 "SELECT DISTINCT partition FROM system.parts \
-                 WHERE database = currentDatabase() AND table = 'visitor_secrets' AND active",
+                 WHERE database = currentDatabase() AND table = 'day_secrets' AND active",
             )
             .fetch_all::<Partition>()
             .await?;
-        let keep_from = date_string(today.saturating_sub(1));
         for p in parts {
-            // Partition values of a Date key print as 'YYYY-MM-DD' (quoted): ISO dates order
-            // as strings.
-            let date = p.partition.trim_matches('\'');
-            if date < keep_from.as_str() && is_iso_date(date) {
+            // The partition key is a UInt32; anything else is not ours.
+            let Ok(expires) = p.partition.trim_matches('\'').parse::<u32>() else {
+                continue;
+            };
+            if expires <= now {
                 self.client
-                    .query_raw(&format!(
-                        "ALTER TABLE visitor_secrets DROP PARTITION '{date}'"
-                    ))
+                    .query_raw(&format!("ALTER TABLE day_secrets DROP PARTITION {expires}"))
                     .execute()
                     .await?;
-                tracing::info!(day = date, "deleted visitor secret");
+                tracing::info!(
+                    expires,
+                    "deleted visitor secrets of days that began 48 hours ago"
+                );
             }
         }
         Ok(())
     }
-}
-
-fn is_iso_date(s: &str) -> bool {
-    s.len() == 10
-        && s.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        })
-}
-
-/// `YYYY-MM-DD` of a day number.
-fn date_string(day: u32) -> String {
-    chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
 }
 
 fn encode_hex(bytes: &[u8]) -> String {
@@ -176,15 +249,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn helpers() {
-        assert_eq!(date_string(0), "1970-01-01");
-        assert_eq!(date_string(20_416), "2025-11-24");
+    fn hex() {
         assert_eq!(
             decode_hex(&encode_hex(&[0, 1, 254, 255])),
             Some(vec![0, 1, 254, 255])
         );
         assert_eq!(decode_hex("zz"), None);
-        assert!(is_iso_date("2025-11-24"));
-        assert!(!is_iso_date("20251124"));
+        assert_eq!(decode_hex("abc"), None);
+        assert_eq!(encode_hex(&Secret::generate_bytes()).len(), 2 * SECRET_LEN);
     }
 }

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::config::SiteConfig;
-use crate::enrich::visitor::VisitorInput;
+use crate::enrich::visitor::{VisitorInput, key_with, order_key_with};
 use crate::enrich::{Campaign, ClientHints, DeviceType, Location, UaData, clean_url, mask_emails};
 use crate::event::Event;
 use crate::event::Kind;
@@ -222,17 +222,29 @@ fn geo(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The hashed visitor key, and the hashed order id of an order.
+/// The hashed visitor key, and the hashed order id of an order, under the secret of the local
+/// date the hit's own time (`ts`, maybe a back-dated `cdt`) falls on in the site's zone.
 fn visitor_key(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> {
-    if let Some(order) = hit.order_id {
-        event.order_key = app.visitors.order_key(hit.site.id, order);
-    }
-    event.visitor_key = app.visitors.key(&VisitorInput {
+    let input = VisitorInput {
         site_id: hit.site.id,
         ip: hit.ip,
         user_agent: &hit.user_agent,
         accept_language: &hit.accept_language,
         client_id: hit.client_id,
-    });
+    };
+    let (visitor, order) = app
+        .visitors
+        .with_secret(hit.site.id, event.ts, |secret| {
+            (
+                key_with(secret, &input),
+                hit.order_id
+                    .map(|order| order_key_with(secret, hit.site.id, order)),
+            )
+        })
+        .map_err(|e| Stop::Drop(e.reason()))?;
+    event.visitor_key = visitor;
+    if let Some(order) = order {
+        event.order_key = order;
+    }
     Ok(())
 }

@@ -191,17 +191,42 @@ impl AggregatePlan {
             }
         }
         let label = time_label(shape, &mut p);
-        let mut sql = format!(
-            "SELECT {label} AS t, gv AS value, sum(visitors) AS visitors, sum(visits) AS visits, \
-             sum(pageviews) AS pageviews, sum(events) AS events, sum(bounces) AS bounces, \
-             sum(duration) AS duration, max(rows) AS n \
-             FROM (SELECT {day_cols}, {value_inner} AS gv, sum(visitors) AS visitors, \
-             sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events, \
-             sum(bounces) AS bounces, sum(duration) AS duration, count() AS rows \
-             FROM {table} WHERE {} GROUP BY {day_cols}, gv) \
-             GROUP BY t, value",
-            wheres.join(" AND ")
-        );
+        // Each day has one stored row per hour, or per stored value: grouped by the whole
+        // value, a group of a day is that one row, and the rows are summed in one pass. Only a
+        // group merging values (a filter without a breakdown by it, a version without its
+        // browser) counts its rows per day, to tell whether its visitors add up.
+        let one_row_a_day = match self.table {
+            Table::Daily | Table::Hourly => true,
+            Table::Breakdown(stored) => {
+                self.parts.len() == stored.name.split('+').count()
+                    && self.parts.iter().enumerate().all(|(i, &p)| i == p)
+            }
+        };
+        let mut sql = if one_row_a_day {
+            let value_inner = match self.table {
+                Table::Breakdown(_) => "value".to_string(),
+                _ => value_inner,
+            };
+            format!(
+                "SELECT {label} AS t, {value_inner} AS value, sum(visitors) AS visitors, \
+                 sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events, \
+                 sum(bounces) AS bounces, sum(duration) AS duration, toUInt64(1) AS n \
+                 FROM {table} WHERE {} GROUP BY t, value",
+                wheres.join(" AND ")
+            )
+        } else {
+            format!(
+                "SELECT {label} AS t, gv AS value, sum(visitors) AS visitors, sum(visits) AS visits, \
+                 sum(pageviews) AS pageviews, sum(events) AS events, sum(bounces) AS bounces, \
+                 sum(duration) AS duration, max(rows) AS n \
+                 FROM (SELECT {day_cols}, {value_inner} AS gv, sum(visitors) AS visitors, \
+                 sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events, \
+                 sum(bounces) AS bounces, sum(duration) AS duration, count() AS rows \
+                 FROM {table} WHERE {} GROUP BY {day_cols}, gv) \
+                 GROUP BY t, value",
+                wheres.join(" AND ")
+            )
+        };
         if page {
             sql.push_str(&page_sql(shape, &mut p));
         }

@@ -249,7 +249,7 @@ pub(super) fn parse_reference_date(value: &Value, path: &str) -> Result<NaiveDat
 /// The bucket a time dimension groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimeGrain {
-    /// Hours (`time:hour`); labels like `2024-01-01T13:00:00`.
+    /// Hours (`time:hour`); labels like `2024-01-01 13:00:00`.
     Hour,
     /// Days (`time:day`); labels like `2024-01-01`.
     Day,

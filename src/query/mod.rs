@@ -151,6 +151,7 @@ impl Engine {
         let metrics: Vec<&'static str> = query.metrics.iter().map(|m| m.as_str()).collect();
         let shape = shape_of(&query, site.id, resolved, grain)?;
         let groups = self.groups(&shape, &metrics).await?;
+        let entered = self.entry_groups(&query, &shape, &metrics, &groups).await?;
         let totals = self.denominator(&query, &shape, &metrics).await?;
         let comparison = match query.comparison_period(resolved, today) {
             Some(period) => {
@@ -161,8 +162,9 @@ impl Engine {
                 other.limit = None;
                 other.offset = 0;
                 let groups = self.groups(&other, &metrics).await?;
+                let entered = self.entry_groups(&query, &other, &metrics, &groups).await?;
                 let totals = self.denominator(&query, &other, &metrics).await?;
-                Some((period, groups, totals))
+                Some((period, groups, entered, totals))
             }
             None => None,
         };
@@ -188,7 +190,7 @@ impl Engine {
             );
         }
         meta.insert("time_zone".into(), tz.name().into());
-        if let Some((period, _, _)) = &comparison {
+        if let Some((period, _, _, _)) = &comparison {
             meta.insert(
                 "comparison_date_range".into(),
                 serde_json::json!([period.0.to_string(), period.1.to_string()]),
@@ -201,35 +203,49 @@ impl Engine {
             .enumerate()
             .map(|(i, g)| {
                 let dimensions = labels::dimension_values(dims, g);
-                let values: Vec<serde_json::Value> =
-                    metrics.iter().map(|m| sums::metric(m, g, totals)).collect();
-                let comparison = comparison.as_ref().map(|(_, other, other_totals)| {
-                    // Time buckets are matched by position, everything else by value.
-                    let matched = match time_pos {
-                        Some(_) if shape.dims.is_empty() => other.get(i + shape.offset as usize),
-                        _ => other
-                            .iter()
-                            .find(|o| o.value == g.value && (time_pos.is_none() || o.t == g.t)),
-                    };
-                    let empty = sums::Group::default();
-                    let o = matched.unwrap_or(&empty);
-                    let before: Vec<serde_json::Value> = metrics
-                        .iter()
-                        .map(|m| sums::metric(m, o, *other_totals))
-                        .collect();
-                    let change = metrics
-                        .iter()
-                        .zip(values.iter().zip(&before))
-                        .map(|(m, (now, before))| sums::change(m, now, before))
-                        .collect();
-                    Comparison {
-                        dimensions: matched
-                            .map(|o| labels::dimension_values(dims, o))
-                            .unwrap_or_else(|| dimensions.clone()),
-                        metrics: before,
-                        change,
-                    }
-                });
+                let values: Vec<serde_json::Value> = metrics
+                    .iter()
+                    .map(|m| sums::metric(m, of_metric(m, g, entered.as_deref(), i), totals))
+                    .collect();
+                let comparison =
+                    comparison
+                        .as_ref()
+                        .map(|(_, other, other_entered, other_totals)| {
+                            // Time buckets are matched by position, everything else by value.
+                            let at = match time_pos {
+                                Some(_) if shape.dims.is_empty() => {
+                                    Some(i + shape.offset as usize).filter(|&j| j < other.len())
+                                }
+                                _ => other.iter().position(|o| {
+                                    o.value == g.value && (time_pos.is_none() || o.t == g.t)
+                                }),
+                            };
+                            let matched = at.map(|j| &other[j]);
+                            let empty = sums::Group::default();
+                            let o = matched.unwrap_or(&empty);
+                            let before: Vec<serde_json::Value> = metrics
+                                .iter()
+                                .map(|m| {
+                                    let source = match at {
+                                        Some(j) => of_metric(m, o, other_entered.as_deref(), j),
+                                        None => o,
+                                    };
+                                    sums::metric(m, source, *other_totals)
+                                })
+                                .collect();
+                            let change = metrics
+                                .iter()
+                                .zip(values.iter().zip(&before))
+                                .map(|(m, (now, before))| sums::change(m, now, before))
+                                .collect();
+                            Comparison {
+                                dimensions: matched
+                                    .map(|o| labels::dimension_values(dims, o))
+                                    .unwrap_or_else(|| dimensions.clone()),
+                                metrics: before,
+                                change,
+                            }
+                        });
                 ResultRow {
                     dimensions,
                     metrics: values,
@@ -322,6 +338,61 @@ impl Engine {
         Err(refuse(why, raw_from))
     }
 
+    /// For metrics of whole visits split by `event:page` (the one event dimension they go
+    /// with): the groups of the visits that *entered* on each page, as Plausible counts them
+    /// (docs/stats-api.md, "Scopes"), one per group of `groups` (an empty one where nobody
+    /// entered on the page). The same question asked by `visit:entry_page` instead, matched by
+    /// time bucket and value. `None` when the query has no such metric or dimension.
+    async fn entry_groups(
+        &self,
+        query: &request::Query,
+        shape: &Shape<'_>,
+        metrics: &[&str],
+        groups: &[Group],
+    ) -> Result<Option<Vec<Group>>, QueryError> {
+        let event_dims: Vec<request::Dimension> = query
+            .dimensions
+            .iter()
+            .copied()
+            .filter(|d| d.scope() == request::Scope::Event)
+            .collect();
+        if event_dims != [request::Dimension::Page]
+            || !metrics.iter().any(|m| BY_ENTRY_PAGE.contains(m))
+        {
+            return Ok(None);
+        }
+        let entry = Shape {
+            dims: shape
+                .dims
+                .iter()
+                .map(|&d| {
+                    if d == request::Dimension::Page.as_str() {
+                        request::Dimension::EntryPage.as_str()
+                    } else {
+                        d
+                    }
+                })
+                .collect(),
+            order: Vec::new(),
+            limit: None,
+            offset: 0,
+            ..shape.clone()
+        };
+        let entered = self.groups(&entry, &BY_ENTRY_PAGE).await?;
+        Ok(Some(
+            groups
+                .iter()
+                .map(|g| {
+                    entered
+                        .iter()
+                        .find(|e| e.t == g.t && e.value == g.value)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect(),
+        ))
+    }
+
     /// The first local day whose per-visit rows are all still kept (the pruner's rule).
     fn raw_first_day(&self, _site: u32) -> Option<NaiveDate> {
         Some(crate::prune::visits_first_day(
@@ -392,6 +463,19 @@ impl Engine {
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
         timed(q.fetch_one::<T>()).await
+    }
+}
+
+/// The metrics of whole visits that `event:page` splits by the visits entering on the page
+/// (`views_per_visit` is refused with dimensions).
+const BY_ENTRY_PAGE: [&str; 2] = ["bounce_rate", "visit_duration"];
+
+/// The group `metric` of result row `i` is computed from: the visits that entered on its page
+/// for [`BY_ENTRY_PAGE`] when split by page, else the row's own.
+fn of_metric<'g>(metric: &str, g: &'g Group, entered: Option<&'g [Group]>, i: usize) -> &'g Group {
+    match entered.and_then(|e| e.get(i)) {
+        Some(e) if BY_ENTRY_PAGE.contains(&metric) => e,
+        _ => g,
     }
 }
 

@@ -190,6 +190,9 @@ pub enum Dimension {
     VisitorType,
     /// `visit:language` (tally's): the browser's language.
     Language,
+    /// `visit:referrer_keyword` (tally's): the search keyword of a visit from a search engine
+    /// that still passes it (or a campaign's keyword).
+    ReferrerKeyword,
     /// `time`: a time bucket chosen from the range's length ([`TimeGrain::for_span`]).
     Time,
     /// `time:hour`.
@@ -204,7 +207,7 @@ pub enum Dimension {
 
 impl Dimension {
     /// Every dimension, in the order of the reference.
-    pub const ALL: [Dimension; 43] = [
+    pub const ALL: [Dimension; 44] = [
         Dimension::Page,
         Dimension::EventName,
         Dimension::Goal,
@@ -243,6 +246,7 @@ impl Dimension {
         Dimension::Screen,
         Dimension::VisitorType,
         Dimension::Language,
+        Dimension::ReferrerKeyword,
         Dimension::Time,
         Dimension::TimeHour,
         Dimension::TimeDay,
@@ -291,6 +295,7 @@ impl Dimension {
             Dimension::Screen => "visit:screen",
             Dimension::VisitorType => "visit:visitor_type",
             Dimension::Language => "visit:language",
+            Dimension::ReferrerKeyword => "visit:referrer_keyword",
             Dimension::Time => "time",
             Dimension::TimeHour => "time:hour",
             Dimension::TimeDay => "time:day",

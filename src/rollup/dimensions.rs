@@ -77,6 +77,8 @@ pub const DIMENSIONS: &[Dimension] = &[
     action("event:goal", "goals", false),
     visit("visit:entry_page", "entry_page"),
     visit("visit:exit_page", "exit_page"),
+    visit("visit:entry_page_hostname", "entry_hostname"),
+    visit("visit:exit_page_hostname", "exit_hostname"),
     visit("visit:channel", "channel"),
     visit("visit:source", "source"),
     visit("visit:referrer", "referrer_host"),

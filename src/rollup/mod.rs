@@ -141,9 +141,13 @@ impl Rollup {
         Ok(out)
     }
 
-    /// Recomputes every day whose raw events are still kept (a week): after a collector was
-    /// down, or to take in late hits of days before yesterday.
-    pub async fn run_window(&self, now: u32) -> Result<Vec<DayOutcome>, RollupError> {
+    /// Recomputes every day whose raw events are still kept (a week), for every site or only
+    /// `only`: after a collector was down, or to take in late hits of days before yesterday.
+    pub async fn run_window(
+        &self,
+        now: u32,
+        only: Option<u32>,
+    ) -> Result<Vec<DayOutcome>, RollupError> {
         let mut day = crate::prune::visits_first_day(&self.sites, now);
         let last = self
             .sites
@@ -153,7 +157,14 @@ impl Rollup {
             .unwrap_or(day);
         let mut out = Vec::new();
         while day <= last {
-            out.push(self.run_day(day, None, now).await?);
+            let due = self
+                .sites
+                .iter()
+                .filter(|s| only.is_none_or(|id| s.id == id))
+                .any(|s| Self::recomputable(s, day, now));
+            if due {
+                out.push(self.run_day(day, only, now).await?);
+            }
             match day.succ_opt() {
                 Some(next) => day = next,
                 None => break,

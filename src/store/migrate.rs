@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../schema/0003_events_utc_kinds.sql"),
     },
     Migration {
+        version: 4,
+        name: "0004_zone_secrets.sql",
+        sql: include_str!("../../schema/0004_zone_secrets.sql"),
+    },
+    Migration {
         version: 5,
         name: "0005_reports.sql",
         sql: include_str!("../../schema/0005_reports.sql"),

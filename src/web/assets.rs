@@ -124,7 +124,7 @@ pub fn generated_script(body: String, request: &HeaderMap, cache_control: &'stat
 /// Whether `Accept-Encoding` allows gzip: `gzip` (or the old `x-gzip`) with a weight above 0,
 /// or else `*` with a weight above 0. `gzip;q=0` refuses it even when `*` is allowed.
 pub fn accepts_gzip(request: &HeaderMap) -> bool {
-    let items = super::weighted(
+    let items = crate::headers::weighted(
         request
             .get_all(header::ACCEPT_ENCODING)
             .iter()

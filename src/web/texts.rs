@@ -51,7 +51,7 @@ pub fn choose(param: Option<&str>, headers: &HeaderMap) -> Lang {
     if let Some(lang) = param.and_then(Lang::from_tag) {
         return lang;
     }
-    let mut ranked = super::weighted(
+    let mut ranked = crate::headers::weighted(
         headers
             .get_all(ACCEPT_LANGUAGE)
             .iter()

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tally::store::embedded::EmbeddedClickHouse;
 
+pub mod reports;
+
 /// The ClickHouse server of this test binary.
 pub fn clickhouse() -> &'static EmbeddedClickHouse {
     static CH: OnceLock<EmbeddedClickHouse> = OnceLock::new();
@@ -120,6 +122,12 @@ impl Collector {
     /// share one).
     pub fn start_shared(db: &str, extra: &str) -> Collector {
         Self::start_on(db, &format!("{extra}\n{SITE}"))
+    }
+
+    /// Starts a collector with exactly `extra` after the connection settings, on database `db`
+    /// (several collectors may share one).
+    pub fn start_raw_shared(db: &str, extra: &str) -> Collector {
+        Self::start_on(db, extra)
     }
 
     fn start_on(db: &str, extra: &str) -> Collector {
