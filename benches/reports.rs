@@ -170,6 +170,8 @@ const DIM_SPECS: &[DimSpec] = &[
     // Per visit.
     dim("visit:entry_page", Kind::Visit, 200_000, 1.322, 1.0, page),
     dim("visit:exit_page", Kind::Visit, 200_000, 1.279, 1.0, page),
+    dim("visit:entry_page_hostname", Kind::Visit, 4, 2.2, 1.0, hostname),
+    dim("visit:exit_page_hostname", Kind::Visit, 4, 2.0, 1.0, hostname),
     dim("visit:channel", Kind::Visit, 4, 1.3, 1.0, channel),
     dim("visit:source", Kind::Visit, 5_000, 1.622, 1.0, source),
     dim("visit:referrer", Kind::Visit, 5_000, 1.622, 1.0, referrer_host),
