@@ -9,15 +9,23 @@ use tally::config::Config;
 const NOW: u32 = 1_795_514_400;
 const DAY: u32 = 86_400;
 
-#[tokio::test]
-async fn raw_events_are_deleted_after_7_days() {
-    let db = unique_name("ret");
+/// A fresh database with every migration applied, and a client on it.
+async fn migrated(prefix: &str) -> (String, tally::store::Client) {
+    let db = unique_name(prefix);
     let mut cfg = Config::from_table(toml::Table::new()).unwrap();
     cfg.clickhouse.database = db.clone();
     tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
         .await
         .unwrap();
-    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    (
+        db,
+        tally::store::client(clickhouse().url(), &cfg.clickhouse),
+    )
+}
+
+#[tokio::test]
+async fn raw_events_are_deleted_after_7_days() {
+    let (db, client) = migrated("ret").await;
     // One event at 00:00:30 of each of the last 10 days (day 0 = today).
     let values: Vec<String> = (0..10)
         .map(|d| {
@@ -62,13 +70,7 @@ async fn raw_events_are_deleted_after_7_days() {
 /// Per-visit rows go with their raw events; daily aggregates, counts only, stay 180 days.
 #[tokio::test]
 async fn visits_go_with_the_raw_events_and_aggregates_after_180_days() {
-    let db = unique_name("ret_agg");
-    let mut cfg = Config::from_table(toml::Table::new()).unwrap();
-    cfg.clickhouse.database = db.clone();
-    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
-        .await
-        .unwrap();
-    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    let (db, client) = migrated("ret_agg").await;
     // NOW is 2026-11-24: one row for each of the last 200 days in every table.
     let days = |table: &str, cols: &str| {
         format!(
