@@ -328,14 +328,16 @@ impl Engine {
             }
             Err(why) => why,
         };
-        let raw_from = self.raw_first_day(shape.site_id);
-        if raw_from.is_some_and(|first| shape.first >= first) {
-            let (sql, binds) = raw::sql(shape, metrics, true).map_err(|e| refuse(e, raw_from))?;
+        // The pruner's rule: the first local date whose per-visit rows are all still kept.
+        let raw_from = crate::prune::visits_first_day(&self.config.sites, crate::time::now_unix());
+        if shape.first >= raw_from {
+            let (sql, binds) =
+                raw::sql(shape, metrics, true).map_err(|e| refuse(e, Some(raw_from)))?;
             return self
                 .fetch_all::<Group>(binds.apply(self.client.query(&sql)))
                 .await;
         }
-        Err(refuse(why, raw_from))
+        Err(refuse(why, Some(raw_from)))
     }
 
     /// For metrics of whole visits split by `event:page` (the one event dimension they go
@@ -390,14 +392,6 @@ impl Engine {
                         .unwrap_or_default()
                 })
                 .collect(),
-        ))
-    }
-
-    /// The first local day whose per-visit rows are all still kept (the pruner's rule).
-    fn raw_first_day(&self, _site: u32) -> Option<NaiveDate> {
-        Some(crate::prune::visits_first_day(
-            &self.config.sites,
-            crate::time::now_unix(),
         ))
     }
 
