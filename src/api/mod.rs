@@ -367,18 +367,7 @@ fn requested_site(config: &Config, body: &Value) -> Result<u32, Refusal> {
         Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             s.parse::<u32>().ok()
         }
-        Some(Value::String(s)) => {
-            let host = s.to_ascii_lowercase();
-            config
-                .sites
-                .iter()
-                .find(|site| {
-                    site.domains
-                        .iter()
-                        .any(|d| d == &host || d.strip_prefix("*.") == Some(host.as_str()))
-                })
-                .map(|site| site.id)
-        }
+        Some(Value::String(s)) => config.site_by_domain(s).map(|site| site.id),
         Some(_) => None,
     };
     id.filter(|id| config.site(*id).is_some())

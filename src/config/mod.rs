@@ -672,6 +672,17 @@ impl Config {
         self.sites.iter().find(|s| s.id == id)
     }
 
+    /// The site a Stats API `site_id` names by domain: one listed in its `domains` (letter case
+    /// ignored), also for a site configured as `*.example.org`.
+    pub fn site_by_domain(&self, domain: &str) -> Option<&SiteConfig> {
+        let host = domain.to_ascii_lowercase();
+        self.sites.iter().find(|site| {
+            site.domains
+                .iter()
+                .any(|d| d == &host || d.strip_prefix("*.") == Some(host.as_str()))
+        })
+    }
+
     /// Checks every value and brings site domains to lower case.
     fn validate(&mut self) -> Result<(), ConfigError> {
         if !(1..=3).contains(&self.privacy.ip_bytes) {

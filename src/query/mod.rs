@@ -268,11 +268,7 @@ impl Engine {
     fn site(&self, site: &request::SiteRef, access: &Access) -> Result<&SiteConfig, QueryError> {
         let found = match site {
             request::SiteRef::Id(id) => self.config.site(*id),
-            request::SiteRef::Domain(d) => self.config.sites.iter().find(|s| {
-                s.domains
-                    .iter()
-                    .any(|x| x.trim_start_matches("*.") == d.as_str())
-            }),
+            request::SiteRef::Domain(d) => self.config.site_by_domain(d),
         };
         match found {
             Some(s) if access.allows(s.id) => Ok(s),
