@@ -23,8 +23,15 @@ pub const RAW_EVENT_DAYS: u32 = 7;
 /// Days the daily aggregates are kept: the day itself and the 179 before it.
 pub const AGGREGATE_DAYS: u32 = 180;
 
-/// The tables of daily aggregates.
-pub const AGGREGATE_TABLES: [&str; 3] = ["agg_daily", "agg_hourly", "agg_breakdown"];
+/// The tables of daily aggregates (`agg_top_week` by weeks: a week goes when its Monday
+/// expires, so no week holds an expired day).
+pub const AGGREGATE_TABLES: [&str; 5] = [
+    "agg_daily",
+    "agg_hourly",
+    "agg_breakdown",
+    "agg_top",
+    "agg_top_week",
+];
 
 /// How often the pruner looks for expired days.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -34,21 +41,47 @@ struct Partition {
     partition: String,
 }
 
+/// The partition values of `table` that hold rows, as ClickHouse prints them without quotes
+/// (`2026-11-26` for a `Date`, `20261126` for `toYYYYMMDD`).
+pub async fn partitions(
+    client: &Client,
+    table: &str,
+) -> Result<Vec<String>, clickhouse::error::Error> {
+    let parts = client
+        .query(
+            "SELECT DISTINCT partition FROM system.parts \
+             WHERE database = currentDatabase() AND table = ? AND active",
+        )
+        .bind(table)
+        .fetch_all::<Partition>()
+        .await?;
+    Ok(parts
+        .into_iter()
+        .map(|p| p.partition.trim_matches('\'').to_string())
+        .collect())
+}
+
+/// The days of a table partitioned by a `Date` column that hold rows.
+pub async fn date_partitions(
+    client: &Client,
+    table: &str,
+) -> Result<Vec<NaiveDate>, clickhouse::error::Error> {
+    Ok(partitions(client, table)
+        .await?
+        .iter()
+        // Anything that is not a date is not ours.
+        .filter_map(|p| NaiveDate::parse_from_str(p, "%Y-%m-%d").ok())
+        .collect())
+}
+
 /// Drops every day of `events` older than the retention period at `now`; returns the days
 /// dropped (as `YYYYMMDD`).
 pub async fn prune_events(client: &Client, now: u32) -> Result<Vec<u32>, clickhouse::error::Error> {
     let keep_from = yyyymmdd(day_of(now).saturating_sub(RAW_EVENT_DAYS - 1));
-    let parts = client
-        .query(
-            "SELECT DISTINCT partition FROM system.parts \
-             WHERE database = currentDatabase() AND table = 'events' AND active",
-        )
-        .fetch_all::<Partition>()
-        .await?;
     let mut dropped = Vec::new();
-    for p in parts {
+    for p in partitions(client, "events").await? {
         // Partition values of `toYYYYMMDD(ts)` are plain numbers; anything else is not ours.
-        let Ok(day) = p.partition.trim_matches('\'').parse::<u32>() else {
+        let Ok(day) = p.parse::<u32>() else {
             continue;
         };
         if day < keep_from {
@@ -102,16 +135,22 @@ pub async fn prune_visits(
     drop_days_before(client, "visits", visits_first_day(sites, now)).await
 }
 
+/// The first day of the aggregates kept at `now`: [`AGGREGATE_DAYS`] UTC days back, today
+/// included. A week of `agg_top_week` is kept while its Monday is not before it.
+pub fn aggregates_keep_from(now: u32) -> NaiveDate {
+    let today = crate::time::local_date(chrono_tz::UTC, now);
+    today
+        .checked_sub_days(chrono::Days::new(u64::from(AGGREGATE_DAYS - 1)))
+        .unwrap_or(today)
+}
+
 /// Drops every day of the aggregate tables older than [`AGGREGATE_DAYS`] (by UTC date; a
 /// local date is never ahead of it by more than one day); returns the days dropped per table.
 pub async fn prune_aggregates(
     client: &Client,
     now: u32,
 ) -> Result<Vec<(&'static str, Vec<NaiveDate>)>, clickhouse::error::Error> {
-    let today = crate::time::local_date(chrono_tz::UTC, now);
-    let keep_from = today
-        .checked_sub_days(chrono::Days::new(u64::from(AGGREGATE_DAYS - 1)))
-        .unwrap_or(today);
+    let keep_from = aggregates_keep_from(now);
     let mut out = Vec::new();
     for table in AGGREGATE_TABLES {
         out.push((table, drop_days_before(client, table, keep_from).await?));
@@ -126,20 +165,8 @@ async fn drop_days_before(
     table: &'static str,
     keep_from: NaiveDate,
 ) -> Result<Vec<NaiveDate>, clickhouse::error::Error> {
-    let parts = client
-        .query(
-            "SELECT DISTINCT partition FROM system.parts \
-             WHERE database = currentDatabase() AND table = ? AND active",
-        )
-        .bind(table)
-        .fetch_all::<Partition>()
-        .await?;
     let mut dropped = Vec::new();
-    for p in parts {
-        // A `Date` partition prints as '2026-11-26'; anything else is not ours.
-        let Ok(day) = NaiveDate::parse_from_str(p.partition.trim_matches('\''), "%Y-%m-%d") else {
-            continue;
-        };
+    for day in date_partitions(client, table).await? {
         if day < keep_from {
             client
                 .query(&format!("ALTER TABLE {table} DROP PARTITION ?"))

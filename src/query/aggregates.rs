@@ -147,6 +147,20 @@ fn part_sql(stored: &Dimension, i: usize) -> String {
 }
 
 impl AggregatePlan {
+    /// The stored dimension, when the groups are its whole stored values (not a part of a pair,
+    /// and not merged by a filter without a breakdown by it): then a day has one row per group.
+    pub fn whole_value(&self) -> Option<&'static Dimension> {
+        match self.table {
+            Table::Breakdown(stored)
+                if self.parts.len() == stored.name.split('+').count()
+                    && self.parts.iter().enumerate().all(|(i, &p)| i == p) =>
+            {
+                Some(stored)
+            }
+            _ => None,
+        }
+    }
+
     /// The grouped `SELECT` answering `shape` (columns as [`Group`]), and its binds.
     /// With `page = false` it has no `ORDER BY`/`LIMIT`, to count the rows.
     pub fn sql(&self, shape: &Shape<'_>, page: bool) -> Result<(String, Binds), NotFromAggregates> {
@@ -197,10 +211,7 @@ impl AggregatePlan {
         // browser) counts its rows per day, to tell whether its visitors add up.
         let one_row_a_day = match self.table {
             Table::Daily | Table::Hourly => true,
-            Table::Breakdown(stored) => {
-                self.parts.len() == stored.name.split('+').count()
-                    && self.parts.iter().enumerate().all(|(i, &p)| i == p)
-            }
+            Table::Breakdown(_) => self.whole_value().is_some(),
         };
         let mut sql = if one_row_a_day {
             let value_inner = match self.table {

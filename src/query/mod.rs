@@ -12,6 +12,7 @@ pub mod realtime;
 pub mod render;
 pub mod request;
 pub mod sums;
+pub mod top;
 pub mod vocabulary;
 
 use std::sync::Arc;
@@ -306,6 +307,11 @@ impl Engine {
     async fn groups(&self, shape: &Shape<'_>, metrics: &[&str]) -> Result<Vec<Group>, QueryError> {
         let why = match aggregates::plan(shape) {
             Ok(plan) => {
+                if let Some(stored) = top::applies(&plan, shape)
+                    && let Some(groups) = self.top_list_groups(shape, stored).await?
+                {
+                    return Ok(groups);
+                }
                 let (sql, binds) = plan.sql(shape, true).map_err(|e| refuse(e, None))?;
                 let groups = self
                     .fetch_all::<Group>(binds.apply(self.client.query(&sql)))
@@ -334,6 +340,27 @@ impl Engine {
                 .await;
         }
         Err(refuse(why, Some(raw_from)))
+    }
+
+    /// The groups of a breakdown from the top lists, when they prove them (src/query/top.rs).
+    async fn top_list_groups(
+        &self,
+        shape: &Shape<'_>,
+        stored: &'static crate::rollup::dimensions::Dimension,
+    ) -> Result<Option<Vec<Group>>, QueryError> {
+        let now = crate::time::now_unix();
+        let summed = timed(crate::prune::date_partitions(&self.client, "agg_top_week")).await?;
+        let weeks = top::weeks_inside(
+            shape.first,
+            shape.last,
+            crate::prune::aggregates_keep_from(now),
+            &summed,
+        );
+        let (sql, binds) = top::sql(shape, stored, &weeks);
+        let rows = self
+            .fetch_all::<top::TopRow>(binds.apply(self.client.query(&sql)))
+            .await?;
+        Ok(top::answer(&rows, shape))
     }
 
     /// For metrics of whole visits split by `event:page` (the one event dimension they go

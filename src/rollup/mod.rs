@@ -14,6 +14,7 @@
 
 pub mod dimensions;
 pub mod sql;
+pub mod weeks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +29,14 @@ use crate::store::Client;
 use crate::time::{day_bounds, day_of, local_date};
 
 /// The tables a day is swapped into, in the order they are swapped. `visits` holds one row per
-/// visit; the others only counts.
-pub const TABLES: [&str; 4] = ["visits", "agg_daily", "agg_hourly", "agg_breakdown"];
+/// visit; the others only counts (`agg_top`: the top lists of `agg_breakdown`).
+pub const TABLES: [&str; 5] = [
+    "visits",
+    "agg_daily",
+    "agg_hourly",
+    "agg_breakdown",
+    "agg_top",
+];
 
 /// Prefix of the staging tables; a leftover of a crashed run is dropped by a later run.
 const STAGING_PREFIX: &str = "rollup_";
@@ -122,7 +129,8 @@ impl Rollup {
         day_of(start) + RAW_DAYS > today && date <= local_date(site.tz(), now)
     }
 
-    /// Recomputes today and yesterday (in each site's time zone).
+    /// Recomputes today and yesterday (in each site's time zone), then sums the weeks that
+    /// became final ([`Rollup::compact_weeks`]).
     pub async fn run_recent(&self, now: u32) -> Result<Vec<DayOutcome>, RollupError> {
         let mut dates: Vec<NaiveDate> = self
             .sites
@@ -138,11 +146,13 @@ impl Rollup {
         for date in dates {
             out.push(self.run_day(date, None, now).await?);
         }
+        self.compact_weeks(now).await?;
         Ok(out)
     }
 
     /// Recomputes every day whose raw events are still kept (a week), for every site or only
     /// `only`: after a collector was down, or to take in late hits of days before yesterday.
+    /// Then sums the weeks that became final.
     pub async fn run_window(
         &self,
         now: u32,
@@ -170,6 +180,7 @@ impl Rollup {
                 None => break,
             }
         }
+        self.compact_weeks(now).await?;
         Ok(out)
     }
 
@@ -280,6 +291,15 @@ impl Rollup {
             sql::per_visit_breakdown_insert(&staging("agg_breakdown"), &visits),
             sql::per_action_breakdown_insert(&staging("agg_breakdown"), &visits),
         ] {
+            self.timed(self.client.query(&insert).bind(&day).bind(&ids).execute())
+                .await?;
+        }
+        // The top lists are made from the finished breakdowns.
+        for insert in sql::top_list_inserts(
+            &staging("agg_top"),
+            &staging("agg_breakdown"),
+            "day = toDate(?) AND has(?, site_id)",
+        ) {
             self.timed(self.client.query(&insert).bind(&day).bind(&ids).execute())
                 .await?;
         }

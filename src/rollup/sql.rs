@@ -202,3 +202,59 @@ pub fn per_action_breakdown_insert(target: &str, visits: &str) -> String {
         arrays.join(", ")
     )
 }
+
+/// Values listed per site, day and dimension in `agg_top` (the most visitors first); the rest
+/// is summarised in one row (schema/0007_top_lists.sql, src/query/top.rs).
+pub const TOP_LIST_ROWS: usize = 1000;
+
+/// The columns of `agg_top` and `agg_top_week` after their period column.
+const TOP_COLUMNS: &str = "site_id, dimension, listed, value, visitors, visits, pageviews, \
+     events, bounces, duration, tailed, tail_visitors, tail_visits, tail_pageviews, tail_events";
+
+/// The two `INSERT`s of a day's top lists into `target` (shaped like `agg_top`) from the
+/// breakdown rows of `breakdown` that match `filter`: per site, day and dimension, the values
+/// with more visitors than the [`TOP_LIST_ROWS`]+1st value (so at most that many, and ties at
+/// the edge all left out, whatever their order), then, where some values were left out, one
+/// summary row with the largest visitors, visits, page views and events among them. Binds: those
+/// of `filter`, for each statement.
+pub fn top_list_inserts(target: &str, breakdown: &str, filter: &str) -> [String; 2] {
+    let edge = TOP_LIST_ROWS + 1;
+    [
+        format!(
+            "INSERT INTO {target} (day, {TOP_COLUMNS}) \
+             SELECT day, site_id, dimension, 1, r.1, r.2, r.3, r.4, r.5, r.6, r.7, \
+             toUInt64(theta > 0), 0, 0, 0, 0 \
+             FROM (SELECT day, site_id, dimension, \
+                   groupArray((value, visitors, visits, pageviews, events, bounces, duration)) AS rows, \
+                   arrayElement(arrayReverseSort(arrayMap(x -> x.2, rows)), {edge}) AS theta \
+                   FROM {breakdown} WHERE {filter} GROUP BY day, site_id, dimension) \
+             ARRAY JOIN rows AS r WHERE r.2 > theta"
+        ),
+        format!(
+            "INSERT INTO {target} (day, {TOP_COLUMNS}) \
+             SELECT day, site_id, dimension, 0, '', 0, 0, 0, 0, 0, 0, 1, \
+             arrayReduce('max', arrayMap(x -> x.1, rest)), arrayReduce('max', arrayMap(x -> x.2, rest)), \
+             arrayReduce('max', arrayMap(x -> x.3, rest)), arrayReduce('max', arrayMap(x -> x.4, rest)) \
+             FROM (SELECT day, site_id, dimension, \
+                   groupArray((visitors, visits, pageviews, events)) AS rows, \
+                   arrayElement(arrayReverseSort(arrayMap(x -> x.1, rows)), {edge}) AS theta, \
+                   arrayFilter(x -> x.1 <= theta, rows) AS rest \
+                   FROM {breakdown} WHERE {filter} GROUP BY day, site_id, dimension) \
+             WHERE theta > 0"
+        ),
+    ]
+}
+
+/// `INSERT` of one week's top lists, summed from `agg_top`, into `target` (shaped like
+/// `agg_top_week`): each value's sums and listed days with a rest, each dimension's days with a
+/// rest and the sum of their largest rests. Binds: the week's Monday and Sunday.
+pub fn week_insert(target: &str) -> String {
+    format!(
+        "INSERT INTO {target} (week, {TOP_COLUMNS}) \
+         SELECT toMonday(day) AS week, site_id, dimension, listed, value, sum(visitors), \
+         sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration), sum(tailed), \
+         sum(tail_visitors), sum(tail_visits), sum(tail_pageviews), sum(tail_events) \
+         FROM agg_top WHERE day >= toDate(?) AND day <= toDate(?) \
+         GROUP BY week, site_id, dimension, listed, value"
+    )
+}

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_api_keys.sql",
         sql: include_str!("../../schema/0006_api_keys.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_top_lists.sql",
+        sql: include_str!("../../schema/0007_top_lists.sql"),
+    },
 ];
 
 /// One schema file.

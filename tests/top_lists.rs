@@ -1,0 +1,383 @@
+//! Breakdowns answered from the top lists (`agg_top`, `agg_top_week`) equal the breakdowns summed
+//! from every row of `agg_breakdown`, and the engine only answers from them what they prove.
+//!
+//! A long tail is generated straight into `agg_breakdown` (3,000 pages a day, most of them seen
+//! by one or two visitors, coming and going), the lists are made by the rollup's own statements
+//! and the final weeks summed by `Rollup::compact_weeks`. Each question is answered by the engine
+//! and by a plain `GROUP BY` over `agg_breakdown`. Then `agg_breakdown` is emptied: what the top
+//! lists answer must not change, and what they cannot prove must now come back empty (so it was
+//! read from `agg_breakdown`).
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use common::{clickhouse, query, unique_name};
+use serde_json::json;
+use tally::config::Config;
+use tally::query::{Access, Engine};
+use tally::rollup::Rollup;
+use tally::rollup::weeks::monday;
+
+fn config(db: &str) -> Config {
+    let tree: toml::Table = toml::from_str(
+        r#"
+[[sites]]
+id = 1
+name = "Long tail"
+domains = ["tail.example"]
+"#,
+    )
+    .unwrap();
+    let mut cfg = Config::from_table(tree).unwrap();
+    cfg.clickhouse.database = db.to_string();
+    cfg
+}
+
+/// The expected rows: `(value, [visitors, visits, pageviews, events])` from every breakdown row.
+async fn expected(
+    db: &str,
+    dimension: &str,
+    range: (NaiveDate, NaiveDate),
+    order: &str,
+    limit: u64,
+    offset: u64,
+) -> Vec<(String, [u64; 4])> {
+    let tsv = query(&format!(
+        "SELECT value, sum(visitors) AS visitors, sum(visits) AS visits, sum(pageviews) AS pageviews, \
+         sum(events) AS events, sum(bounces) AS bounces \
+         FROM {db}.agg_breakdown WHERE site_id = 1 AND dimension = '{dimension}' \
+         AND day >= '{}' AND day <= '{}' GROUP BY value ORDER BY {order}, value LIMIT {limit} OFFSET {offset}",
+        range.0, range.1
+    ))
+    .await;
+    tsv.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let n = |i: usize| f[i].parse::<u64>().unwrap();
+            (f[0].to_string(), [n(1), n(2), n(3), n(4)])
+        })
+        .collect()
+}
+
+async fn engine_rows(
+    engine: &Engine,
+    dimension: &str,
+    range: (NaiveDate, NaiveDate),
+    order: (&str, &str),
+    limit: u64,
+    offset: u64,
+) -> Vec<(String, [u64; 4])> {
+    let mut metrics = vec!["visitors", "visits", "pageviews", "events"];
+    if !metrics.contains(&order.0) {
+        metrics.push(order.0);
+    }
+    let body = json!({
+        "site_id": 1,
+        "metrics": metrics,
+        "date_range": [range.0.to_string(), range.1.to_string()],
+        "dimensions": [dimension],
+        "order_by": [[order.0, order.1]],
+        "pagination": {"limit": limit, "offset": offset},
+    });
+    let answer = engine
+        .run_at(&body, &Access::All, tally::time::now_unix())
+        .await
+        .unwrap_or_else(|e| panic!("{body}: {e:?}"));
+    answer
+        .results
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r.metrics[i].as_u64().unwrap();
+            (r.dimensions[0].clone(), [n(0), n(1), n(2), n(3)])
+        })
+        .collect()
+}
+
+/// One question: dimension, range, order (API and SQL), limit, offset, and whether the top
+/// lists prove it.
+struct Case {
+    dimension: &'static str,
+    range: (NaiveDate, NaiveDate),
+    order: (&'static str, &'static str),
+    sql_order: &'static str,
+    limit: u64,
+    offset: u64,
+    from_lists: bool,
+}
+
+#[tokio::test]
+async fn top_lists_answer_exactly_what_they_prove() {
+    let db = unique_name("top");
+    let cfg = config(&db);
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    let now = tally::time::now_unix();
+    let today = tally::time::local_date(chrono_tz::UTC, now);
+    // Five whole weeks and the three days before them, all final (over a week old).
+    let start = monday(today - Days::new(63));
+    let first = start - Days::new(3);
+    let last = start + Days::new(34);
+
+    // Pages: a few popular ones, then a long tail of values seen by one or two visitors, each
+    // there on about 4 days in 5. Countries: 30 values, every one listed.
+    query(&format!(
+        "INSERT INTO {db}.agg_breakdown (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
+         SELECT day, 1, 'event:page', concat('/p/', toString(n)), v, v + h % 3, 2 * (v + h % 3) + h % 5, \
+                2 * (v + h % 3) + h % 5 + h % 7, intDiv(v + h % 3, 3), 30 * v \
+         FROM (SELECT toDate('{first}') + intDiv(number, 3000) AS day, number % 3000 AS n, \
+                      intHash32(number) AS h, \
+                      toUInt32(1 + floor(2000 / pow(n + 1, 1.1) * (0.6 + (h % 1000) / 1250))) AS v \
+               FROM system.numbers LIMIT 114000) \
+         WHERE n < 100 OR h % 5 != 0"
+    ))
+    .await;
+    query(&format!(
+        "INSERT INTO {db}.agg_breakdown (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
+         SELECT toDate('{first}') + intDiv(number, 30) AS day, 1, 'visit:country', concat('c', toString(number % 30)), \
+                1 + number % 30 * 7 % 11, 1 + number % 30 * 7 % 11, 3 + number % 13, 4 + number % 13, number % 2, 60 \
+         FROM system.numbers LIMIT 1140"
+    ))
+    .await;
+    // Titles: the same as pages, and a new page, the most visited of all on the last five days and
+    // absent before. On the days before, it may as well have been in the rest for all the
+    // lists know: over the whole range it cannot be vouched for, over the five days it can.
+    query(&format!(
+        "INSERT INTO {db}.agg_breakdown SELECT day, site_id, 'event:title', value, visitors, visits, \
+         pageviews, events, bounces, duration FROM {db}.agg_breakdown WHERE dimension = 'event:page'"
+    ))
+    .await;
+    query(&format!(
+        "INSERT INTO {db}.agg_breakdown (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
+         SELECT toDate('{last}') - number, 1, 'event:title', '/new', 5000, 5000, 9000, 9000, 100, 1000 \
+         FROM system.numbers LIMIT 5"
+    ))
+    .await;
+    let mut day = first;
+    while day <= last {
+        for insert in tally::rollup::sql::top_list_inserts(
+            &format!("{db}.agg_top"),
+            &format!("{db}.agg_breakdown"),
+            "day = toDate(?) AND has(?, site_id)",
+        ) {
+            client
+                .query(&insert)
+                .bind(day.to_string())
+                .bind(vec![1u32])
+                .execute()
+                .await
+                .unwrap();
+        }
+        day = day.succ_opt().unwrap();
+    }
+    // Lists have at most 1,000 values (fewer where values tie at the edge), and the pages had a
+    // rest every day.
+    assert_eq!(
+        query(&format!(
+            "SELECT max(c) BETWEEN 500 AND 1000, countIf(dimension != 'visit:country' AND r = 1), countIf(dimension = 'visit:country' AND r = 1) \
+             FROM (SELECT day, dimension, countIf(listed = 1) AS c, countIf(listed = 0) AS r FROM {db}.agg_top GROUP BY day, dimension)"
+        ))
+        .await,
+        "1\t76\t0"
+    );
+
+    // The migration's own statements make the same lists for the days rolled up before it.
+    let snapshot =
+        format!("SELECT groupArray(r) FROM (SELECT tuple(*) AS r FROM {db}.agg_top ORDER BY r)");
+    let made = query(&snapshot).await;
+    query(&format!("TRUNCATE TABLE {db}.agg_top")).await;
+    let migration = tally::store::migrate::MIGRATIONS
+        .iter()
+        .find(|m| m.version == 7)
+        .unwrap();
+    for statement in migration.statements().filter(|s| s.starts_with("INSERT")) {
+        client.query(&statement).execute().await.unwrap();
+    }
+    assert_eq!(query(&snapshot).await, made);
+
+    let rollup = Rollup::new(client.clone(), &cfg);
+    let weeks = rollup.compact_weeks(now).await.unwrap();
+    assert_eq!(weeks.len(), 6, "{weeks:?}");
+    assert!(
+        rollup.compact_weeks(now).await.unwrap().is_empty(),
+        "each week is summed once"
+    );
+
+    let engine = Engine::new(client.clone(), Arc::new(cfg.clone()));
+    let whole = (first, last);
+    let case = |dimension, range, order, sql_order, limit, offset, from_lists| Case {
+        dimension,
+        range,
+        order,
+        sql_order,
+        limit,
+        offset,
+        from_lists,
+    };
+    let cases = [
+        // Five weeks from agg_top_week, three days from agg_top.
+        case(
+            "event:page",
+            whole,
+            ("visitors", "desc"),
+            "visitors DESC",
+            10,
+            0,
+            true,
+        ),
+        case(
+            "event:page",
+            whole,
+            ("visitors", "desc"),
+            "visitors DESC",
+            100,
+            0,
+            true,
+        ),
+        case(
+            "event:page",
+            whole,
+            ("pageviews", "desc"),
+            "pageviews DESC",
+            20,
+            5,
+            true,
+        ),
+        case(
+            "event:page",
+            whole,
+            ("events", "desc"),
+            "events DESC",
+            50,
+            0,
+            true,
+        ),
+        case(
+            "event:page",
+            whole,
+            ("visits", "desc"),
+            "visits DESC",
+            10,
+            0,
+            true,
+        ),
+        // Days only, inside two weeks; one summed week alone.
+        case(
+            "event:page",
+            (start + Days::new(2), start + Days::new(12)),
+            ("visitors", "desc"),
+            "visitors DESC",
+            25,
+            0,
+            true,
+        ),
+        case(
+            "event:page",
+            (start, start + Days::new(6)),
+            ("visitors", "desc"),
+            "visitors DESC",
+            10,
+            0,
+            true,
+        ),
+        // What the lists cannot prove: deep pages, ascending orders, rates.
+        case(
+            "event:page",
+            whole,
+            ("visitors", "desc"),
+            "visitors DESC",
+            100,
+            2000,
+            false,
+        ),
+        case(
+            "event:page",
+            whole,
+            ("visitors", "asc"),
+            "visitors ASC",
+            10,
+            0,
+            false,
+        ),
+        case(
+            "event:page",
+            whole,
+            ("bounce_rate", "asc"),
+            "if(visits = 0, 0, bounces / visits) ASC",
+            10,
+            0,
+            false,
+        ),
+        // A value missing from some lists on days with a rest, and too big to be left out.
+        case(
+            "event:title",
+            whole,
+            ("visitors", "desc"),
+            "visitors DESC",
+            10,
+            0,
+            false,
+        ),
+        case(
+            "event:title",
+            (last - Days::new(4), last),
+            ("visitors", "desc"),
+            "visitors DESC",
+            10,
+            0,
+            true,
+        ),
+        // Every value listed every day: any order.
+        case(
+            "visit:country",
+            whole,
+            ("bounce_rate", "desc"),
+            "if(visits = 0, 0, bounces / visits) DESC",
+            7,
+            3,
+            true,
+        ),
+        case(
+            "visit:country",
+            whole,
+            ("visitors", "asc"),
+            "visitors ASC",
+            100,
+            0,
+            true,
+        ),
+    ];
+    let mut answers = Vec::new();
+    for c in &cases {
+        let want = expected(&db, c.dimension, c.range, c.sql_order, c.limit, c.offset).await;
+        assert!(!want.is_empty());
+        let got = engine_rows(&engine, c.dimension, c.range, c.order, c.limit, c.offset).await;
+        assert_eq!(
+            got, want,
+            "{} {:?} {:?} {} {}",
+            c.dimension, c.range, c.order, c.limit, c.offset
+        );
+        answers.push(got);
+    }
+
+    // Without agg_breakdown, only what the lists prove is still answered, unchanged.
+    query(&format!("TRUNCATE TABLE {db}.agg_breakdown")).await;
+    for (c, before) in cases.iter().zip(&answers) {
+        let got = engine_rows(&engine, c.dimension, c.range, c.order, c.limit, c.offset).await;
+        if c.from_lists {
+            assert_eq!(&got, before, "{} {:?} {:?}", c.dimension, c.range, c.order);
+        } else {
+            assert!(
+                got.is_empty(),
+                "{} {:?} {:?} came from the lists",
+                c.dimension,
+                c.range,
+                c.order
+            );
+        }
+    }
+}
