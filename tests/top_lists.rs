@@ -159,9 +159,10 @@ async fn top_lists_answer_exactly_what_they_prove() {
     .await;
     let mut day = first;
     while day <= last {
+        // Through tally's client (its database), as the rollup sends them.
         for insert in tally::rollup::sql::top_list_inserts(
-            &format!("{db}.agg_top"),
-            &format!("{db}.agg_breakdown"),
+            "agg_top",
+            "agg_breakdown",
             "day = toDate(?) AND has(?, site_id)",
         ) {
             client
