@@ -37,9 +37,10 @@ use super::dimensions::{DIMENSIONS, Values};
 /// columns). Their sorted times give the visits (`ARRAY JOIN`, one row per visit, with its
 /// first and last second), and each visit keeps the elements inside its time span: visits of
 /// one visitor never overlap. A visit's entry page is the smallest `(time, page)` of its page
-/// views and its first hit the smallest `(time, url)` of its hits other than pings; exact ties
-/// go to the element gathered first (`arrayEnumerate` in the sort key), as `argMin` of the
-/// statement this replaced did. So the arrays keep the order the hits were read in, as before.
+/// views, its exit page the largest, and its first hit the smallest `(time, url)` of its hits
+/// other than pings; exact ties go to the element gathered first (`arrayEnumerate` in the sort
+/// key), as `argMin`/`argMax` would pick. The arrays are not sorted: they keep the order the
+/// hits were read in. This replaced a self-join of the day's events that took twice as long.
 pub const VISITS_SELECT: &str = r#"SELECT
     toDate(?) AS day,
     site_id,
