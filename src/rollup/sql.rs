@@ -9,119 +9,132 @@
 //!
 //! Everything here runs on ClickHouse 18.16 and on current releases: no window functions (visits
 //! are cut with arrays: each visitor's sorted hit times, `arrayDifference` to find the gaps), no
-//! CTEs, and `ALL INNER JOIN` (current releases deduplicate the *left* side of an `ANY INNER
-//! JOIN` too, which would keep one hit per visitor).
+//! CTEs, no `JOIN`. Two traps of 18.16 shape the visits statement: a lambda captures only
+//! columns of the subquery below it (on 18.16 a lambda capturing an alias of its own `SELECT`
+//! fails with "Unknown identifier" or, as seen once, silently reads wrong values), and no
+//! captured lambda goes inside `arrayReduce` (that crashed the 18.16 server).
 
 use super::dimensions::{DIMENSIONS, Values};
 
 /// `SELECT` of one site's visits of one local day, in the column order of `visits`.
 ///
-/// Binds, in order: the date (`YYYY-MM-DD`), the site's time zone three times, then the site
-/// id, the day's first second and the next day's first second (Unix, UTC), the visit timeout in
-/// seconds, and the site id, first and next day's first second again.
+/// Binds, in order: the date (`YYYY-MM-DD`), the site's time zone, the visit timeout in
+/// seconds, the site's time zone again, then the site id, the day's first second and the next
+/// day's first second (Unix, UTC).
 ///
 /// A visit is a run of one visitor key's hits with no gap longer than the timeout; heartbeat
 /// pings extend it (its duration runs from the first hit to the last), but a run of pings alone
 /// is no visit. Entry and exit pages are the first and last page views (ties in the same second
 /// broken by the page, so every run gives the same answer); referrer, campaign, device, location
-/// and language are those of the visit's first hit other than a ping. Bots are left out.
-/// Actions (Matomo's word; they count as `events`) are page views, events, outlinks,
-/// downloads, site searches and content interactions; interactions are the actions other than
-/// page views. A visit of one page view and no interaction is a bounce.
+/// and language are those of the visit's first hit other than a ping (ties broken by the URL).
+/// Bots are left out. Actions (Matomo's word; they count as `events`) are page views, events,
+/// outlinks, downloads, site searches and content interactions; interactions are the actions
+/// other than page views. A visit of one page view and no interaction is a bounce.
+///
+/// One pass over the day's events (docs/performance.md, "Reports"): grouped by visitor key,
+/// each visitor's hits become arrays of `(time, ..)` tuples, one per kind of hit that feeds a
+/// column (page views, actions, events, ..., and every hit but pings with the first-hit
+/// columns). Their sorted times give the visits (`ARRAY JOIN`, one row per visit, with its
+/// first and last second), and each visit keeps the elements inside its time span: visits of
+/// one visitor never overlap. A visit's entry page is the smallest `(time, page)` of its page
+/// views, its exit page the largest, and its first hit the smallest `(time, url)` of its hits
+/// other than pings; exact ties go to the element gathered first (`arrayEnumerate` in the sort
+/// key), as `argMin`/`argMax` would pick. The arrays are not sorted: they keep the order the
+/// hits were read in. This replaced a self-join of the day's events that took twice as long.
 pub const VISITS_SELECT: &str = r#"SELECT
     toDate(?) AS day,
     site_id,
     visitor_key,
-    toDateTime(visit_start, 'UTC') AS start,
-    toHour(toDateTime(visit_start, 'UTC'), ?) AS start_hour,
-    last_t - visit_start AS duration,
-    pageviews,
-    actions,
-    interactions,
+    toDateTime(start_t, 'UTC') AS start,
+    toHour(toDateTime(start_t, 'UTC'), ?) AS start_hour,
+    end_t - start_t AS duration,
+    length(v_pageviews) AS pageviews,
+    length(v_actions) AS actions,
+    actions - pageviews AS interactions,
     pageviews = 1 AND interactions = 0 AS bounce,
-    entry_page,
-    exit_page,
-    entry_hostname,
-    exit_hostname,
-    multiIf(src.1 = 'search', 'Organic Search', src.1 = 'social', 'Organic Social', src.1 = 'website', 'Referral', src.1 = 'campaign', 'Referral', 'Direct') AS channel,
-    multiIf(src.6 != '', src.6, src.1 IN ('search', 'social'), src.2, src.1 IN ('website', 'campaign'), domainWithoutWWW(src.3), '') AS source,
-    src.1 AS referrer_type,
-    if(src.1 IN ('website', 'search', 'social', 'campaign'), domain(src.3), '') AS referrer_host,
-    src.4 AS referrer_keyword,
-    src.5 AS campaign_name,
-    src.6 AS campaign_source,
-    src.7 AS campaign_medium,
-    src.8 AS campaign_keyword,
-    src.9 AS campaign_content,
-    who.1 AS country, who.2 AS region, who.3 AS city, who.4 AS browser, who.5 AS browser_version,
-    who.6 AS os, who.7 AS os_version, who.8 AS device, who.9 AS resolution, who.10 AS lang,
-    who.11 AS visitor_type,
-    arrayMap(x -> x.1, pvs) AS pv_pages,
-    arrayMap(x -> x.2, pvs) AS pv_titles,
-    arrayMap(x -> x.3, pvs) AS pv_hosts,
-    arrayMap(x -> x.4, pvs) AS pv_hours,
-    arrayMap(x -> x.5, pvs) AS pv_load_ms,
-    action_hours,
-    arrayMap(x -> x.1, evs) AS ev_categories,
-    arrayMap(x -> x.2, evs) AS ev_actions,
-    arrayMap(x -> x.3, evs) AS ev_names,
-    outlinks,
-    downloads,
-    arrayMap(x -> x.1, srch) AS searches,
-    arrayMap(x -> x.2, srch) AS search_categories,
-    goals,
-    revenue
+    entry_pv.2 AS entry_page,
+    exit_pv.2 AS exit_page,
+    entry_pv.4 AS entry_hostname,
+    exit_pv.4 AS exit_hostname,
+    multiIf(first_hit.3 = 'search', 'Organic Search', first_hit.3 = 'social', 'Organic Social', first_hit.3 = 'website', 'Referral', first_hit.3 = 'campaign', 'Referral', 'Direct') AS channel,
+    multiIf(first_hit.8 != '', first_hit.8, first_hit.3 IN ('search', 'social'), first_hit.4, first_hit.3 IN ('website', 'campaign'), domainWithoutWWW(first_hit.5), '') AS source,
+    first_hit.3 AS referrer_type,
+    if(first_hit.3 IN ('website', 'search', 'social', 'campaign'), domain(first_hit.5), '') AS referrer_host,
+    first_hit.6 AS referrer_keyword,
+    first_hit.7 AS campaign_name,
+    first_hit.8 AS campaign_source,
+    first_hit.9 AS campaign_medium,
+    first_hit.10 AS campaign_keyword,
+    first_hit.11 AS campaign_content,
+    first_hit.12 AS country, first_hit.13 AS region, first_hit.14 AS city, first_hit.15 AS browser,
+    first_hit.16 AS browser_version, first_hit.17 AS os, first_hit.18 AS os_version,
+    first_hit.19 AS device, first_hit.20 AS resolution, first_hit.21 AS lang,
+    first_hit.22 AS visitor_type,
+    arrayMap(x -> x.2, v_pageviews) AS pv_pages,
+    arrayMap(x -> x.3, v_pageviews) AS pv_titles,
+    arrayMap(x -> x.4, v_pageviews) AS pv_hosts,
+    arrayMap(x -> x.5, v_pageviews) AS pv_hours,
+    arrayMap(x -> x.6, v_pageviews) AS pv_load_ms,
+    arrayMap(x -> x.2, v_actions) AS action_hours,
+    arrayMap(x -> x.2, v_events) AS ev_categories,
+    arrayMap(x -> x.3, v_events) AS ev_actions,
+    arrayMap(x -> x.4, v_events) AS ev_names,
+    arrayMap(x -> x.2, v_outlinks) AS outlinks,
+    arrayMap(x -> x.2, v_downloads) AS downloads,
+    arrayMap(x -> x.2, v_searches) AS searches,
+    arrayMap(x -> x.3, v_searches) AS search_categories,
+    arrayMap(x -> x.2, v_goals) AS goals,
+    arraySum(arrayMap(x -> x.3, v_goals)) AS revenue
 FROM (
-    SELECT
-        site_id,
-        visitor_key,
-        visit_start,
-        max(t) AS last_t,
-        countIf(kind = 'pageview') AS pageviews,
-        countIf(kind IN ('pageview', 'event', 'outlink', 'download', 'search', 'content_interaction')) AS actions,
-        countIf(kind IN ('event', 'outlink', 'download', 'search', 'content_interaction')) AS interactions,
-        argMinIf(page, (t, page), kind = 'pageview') AS entry_page,
-        argMaxIf(page, (t, page), kind = 'pageview') AS exit_page,
-        argMinIf(domain(url), (t, page), kind = 'pageview') AS entry_hostname,
-        argMaxIf(domain(url), (t, page), kind = 'pageview') AS exit_hostname,
-        argMinIf((referrer_type, referrer_name, referrer, referrer_keyword, campaign_name, campaign_source, campaign_medium, campaign_keyword, campaign_content), (t, url), kind != 'ping') AS src,
-        argMinIf((country, region, city, browser, browser_version, os, os_version, device, resolution, lang, toString(visitor_type)), (t, url), kind != 'ping') AS who,
-        groupArrayIf((page, title, domain(url), toHour(ts, ?), load_ms), kind = 'pageview') AS pvs,
-        groupArrayIf(toHour(ts, ?), kind IN ('pageview', 'event', 'outlink', 'download', 'search', 'content_interaction')) AS action_hours,
-        groupArrayIf((event_category, event_action, event_name), kind = 'event') AS evs,
-        groupArrayIf(target_url, kind = 'outlink') AS outlinks,
-        groupArrayIf(target_url, kind = 'download') AS downloads,
-        groupArrayIf((search_keyword, search_category), kind = 'search') AS srch,
-        groupArrayIf(if(kind = 'goal', toString(goal_id), 'ecommerce'), kind IN ('goal', 'ecommerce_order')) AS goals,
-        sumIf(ifNull(revenue, 0.), kind IN ('goal', 'ecommerce_order')) AS revenue
+    SELECT site_id, visitor_key, start_t, end_t,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, non_pings) AS v_non_pings,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, pageview_hits) AS v_pageviews,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, action_hits) AS v_actions,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, event_hits) AS v_events,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, outlink_hits) AS v_outlinks,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, download_hits) AS v_downloads,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, search_hits) AS v_searches,
+        arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, goal_hits) AS v_goals,
+        arraySort((x, i) -> (x.1, x.2, i), v_non_pings, arrayEnumerate(v_non_pings))[1] AS first_hit,
+        arraySort((x, i) -> (x.1, x.2, i), v_pageviews, arrayEnumerate(v_pageviews))[1] AS entry_pv,
+        arrayReverseSort((x, i) -> (x.1, x.2, -i), v_pageviews, arrayEnumerate(v_pageviews))[1] AS exit_pv
     FROM (
-        SELECT *,
-            arrayReduce('max', arrayFilter(s -> s <= t, starts)) AS visit_start
+        SELECT site_id, visitor_key, non_pings, pageview_hits, action_hits, event_hits,
+            outlink_hits, download_hits, search_hits, goal_hits,
+            arrayFilter((x, n) -> n, times, new_visit)[visit] AS start_t,
+            arrayFilter((x, n) -> n, times, arrayPushBack(arrayPopFront(new_visit), 1))[visit] AS end_t
         FROM (
-            SELECT ts, toUInt32(ts) AS t, site_id, kind, visitor_key, url,
-                if(path(url) = '', '/', path(url)) AS page, title, referrer, target_url, lang,
-                event_category, event_action, event_name, search_keyword, search_category,
-                country, region, city, browser, browser_version, os, os_version, device, resolution,
-                referrer_type, referrer_name, referrer_keyword, campaign_name, campaign_source,
-                campaign_medium, campaign_keyword, campaign_content, visitor_type, goal_id, revenue,
-                if(isNull(pf_net) AND isNull(pf_srv) AND isNull(pf_tfr) AND isNull(pf_dm1) AND isNull(pf_dm2) AND isNull(pf_onl), -1,
-                   toInt32(ifNull(pf_net, 0) + ifNull(pf_srv, 0) + ifNull(pf_tfr, 0) + ifNull(pf_dm1, 0) + ifNull(pf_dm2, 0) + ifNull(pf_onl, 0))) AS load_ms
-            FROM events
-            WHERE site_id = ? AND ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0
-        ) AS hits
-        ALL INNER JOIN (
-            SELECT visitor_key,
-                arrayFilter((x, d, i) -> i = 1 OR d > ?, sorted, arrayDifference(sorted), arrayEnumerate(sorted)) AS starts
+            SELECT *,
+                arrayMap((d, i) -> i = 1 OR d > ?, arrayDifference(times), arrayEnumerate(times)) AS new_visit
             FROM (
-                SELECT visitor_key, arraySort(groupArray(toUInt32(ts))) AS sorted
-                FROM events
-                WHERE site_id = ? AND ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0
-                GROUP BY visitor_key
+                SELECT site_id, visitor_key,
+                    arraySort(groupArray(t)) AS times,
+                    groupArrayIf((t, url, referrer_type, referrer_name, referrer, referrer_keyword, campaign_name, campaign_source, campaign_medium, campaign_keyword, campaign_content, country, region, city, browser, browser_version, os, os_version, device, resolution, lang, toString(visitor_type)), kind != 'ping') AS non_pings,
+                    groupArrayIf((t, page, title, domain(url), hour, load_ms), kind = 'pageview') AS pageview_hits,
+                    groupArrayIf((t, hour), kind IN ('pageview', 'event', 'outlink', 'download', 'search', 'content_interaction')) AS action_hits,
+                    groupArrayIf((t, event_category, event_action, event_name), kind = 'event') AS event_hits,
+                    groupArrayIf((t, target_url), kind = 'outlink') AS outlink_hits,
+                    groupArrayIf((t, target_url), kind = 'download') AS download_hits,
+                    groupArrayIf((t, search_keyword, search_category), kind = 'search') AS search_hits,
+                    groupArrayIf((t, if(kind = 'goal', toString(goal_id), 'ecommerce'), ifNull(revenue, 0.)), kind IN ('goal', 'ecommerce_order')) AS goal_hits
+                FROM (
+                    SELECT toUInt32(ts) AS t, toHour(ts, ?) AS hour, site_id, kind, visitor_key, url,
+                        if(path(url) = '', '/', path(url)) AS page, title, referrer, target_url, lang,
+                        event_category, event_action, event_name, search_keyword, search_category,
+                        country, region, city, browser, browser_version, os, os_version, device, resolution,
+                        referrer_type, referrer_name, referrer_keyword, campaign_name, campaign_source,
+                        campaign_medium, campaign_keyword, campaign_content, visitor_type, goal_id, revenue,
+                        if(isNull(pf_net) AND isNull(pf_srv) AND isNull(pf_tfr) AND isNull(pf_dm1) AND isNull(pf_dm2) AND isNull(pf_onl), -1,
+                           toInt32(ifNull(pf_net, 0) + ifNull(pf_srv, 0) + ifNull(pf_tfr, 0) + ifNull(pf_dm1, 0) + ifNull(pf_dm2, 0) + ifNull(pf_onl, 0))) AS load_ms
+                    FROM events
+                    WHERE site_id = ? AND ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0
+                )
+                GROUP BY site_id, visitor_key
             )
-        ) AS per_visitor USING visitor_key
+        )
+        ARRAY JOIN arrayEnumerate(arrayFilter(n -> n, new_visit)) AS visit
     )
-    GROUP BY site_id, visitor_key, visit_start
-    HAVING countIf(kind != 'ping') > 0
+    WHERE length(v_non_pings) > 0
 )
 "#;
 
@@ -152,6 +165,23 @@ pub fn hourly_insert(target: &str, visits: &str) -> String {
     )
 }
 
+/// The exact number of distinct visitor keys among a group's rows, in a breakdown where a visit
+/// is at most one row of each group (one value per visit and dimension, or each distinct value
+/// of a visit's actions once).
+///
+/// `uniqExact(visitor_key)` keeps a hash set per group: over 100,000 groups of a big day it took
+/// most of a breakdown's time. A visitor with one visit that day (most of them) is one row of
+/// any group, so those rows are simply counted; only the keys of visitors with several visits
+/// (`repeat`: the key has more than one row in `visits` for that day and site) are gathered and
+/// deduplicated. Reads only `visits`' key columns again, no binds.
+fn visitors(visits: &str) -> String {
+    format!(
+        "countIf(NOT ((day, site_id, visitor_key) IN \
+         (SELECT day, site_id, visitor_key FROM {visits} GROUP BY day, site_id, visitor_key HAVING count() > 1) AS repeat)) \
+         + length(arrayDistinct(groupArrayIf(visitor_key, repeat)))"
+    )
+}
+
 /// `INSERT` of a day's breakdowns by every per-visit dimension, in one pass over the visits.
 /// Binds: the date, the site ids (array).
 pub fn per_visit_breakdown_insert(target: &str, visits: &str) -> String {
@@ -164,11 +194,12 @@ pub fn per_visit_breakdown_insert(target: &str, visits: &str) -> String {
         .collect();
     format!(
         "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
-         SELECT day, site_id, dv.1 AS dimension, dv.2 AS value, uniqExact(visitor_key), count(), \
+         SELECT day, site_id, dv.1 AS dimension, dv.2 AS value, {}, count(), \
          sum(pageviews), sum(actions), sum(bounce), sum(duration) \
          FROM {visits} ARRAY JOIN [{}] AS dv \
          WHERE day = toDate(?) AND has(?, site_id) \
          GROUP BY day, site_id, dimension, value",
+        visitors(visits),
         pairs.join(", ")
     )
 }
@@ -194,11 +225,12 @@ pub fn per_action_breakdown_insert(target: &str, visits: &str) -> String {
         .collect();
     format!(
         "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
-         SELECT day, site_id, dv.1 AS dimension, dv.2 AS value, uniqExact(visitor_key), count(), \
+         SELECT day, site_id, dv.1 AS dimension, dv.2 AS value, {}, count(), \
          sum(dv.3 * dv.4), sum(dv.4), sum(bounce), sum(duration) \
          FROM {visits} ARRAY JOIN arrayConcat({}) AS dv \
          WHERE day = toDate(?) AND has(?, site_id) \
          GROUP BY day, site_id, dimension, value",
+        visitors(visits),
         arrays.join(", ")
     )
 }

@@ -1,0 +1,207 @@
+//! The rules of a visit (`tally::rollup::sql::VISITS_SELECT`), on hand-made raw events written
+//! straight into `events` and rolled up by `Rollup::run_day` on the real ClickHouse: the edge
+//! cases that generated traffic rarely hits, each with its expected row.
+//!
+//! * a visit that begins with a heartbeat starts at the heartbeat;
+//! * two hits other than pings in its first second: referrer, campaign and location are those
+//!   of the smaller URL;
+//! * two page views in the same second: the entry page is the smaller path, the exit page the
+//!   larger;
+//! * a run of heartbeats alone more than the timeout after a visit is no visit, and bots are
+//!   left out;
+//! * goals and orders are no actions, but their labels and revenue are the visit's;
+//! * a visitor with two visits of two values counts once under each value and once in a value
+//!   both visits share (the breakdowns' visitor count).
+
+mod common;
+
+use common::{clickhouse, query, unique_name};
+use tally::config::Config;
+use tally::rollup::Rollup;
+
+/// 2026-11-24 10:00 UTC: the day rolled up, 2026-11-23 (UTC), is yesterday.
+const NOW: u32 = 1_795_514_400;
+
+const SITE: &str = r#"
+[[sites]]
+id = 1
+name = "Example"
+domains = ["example.org", "*.example.org"]
+"#;
+
+/// One raw hit as `JSONEachRow`: the time of day on 2026-11-23, the kind, the visitor key, the
+/// URL and any other columns (`"col": value, ...`).
+fn hit(hms: &str, kind: &str, visitor: u64, url: &str, more: &str) -> String {
+    let more = if more.is_empty() {
+        String::new()
+    } else {
+        format!(", {more}")
+    };
+    format!(
+        r#"{{"ts": "2026-11-23 {hms}", "site_id": 1, "kind": "{kind}", "visitor_key": {visitor}, "url": "{url}", "ip": "203.0.0.0"{more}}}"#
+    )
+}
+
+#[tokio::test]
+async fn visits_follow_their_rules_at_the_edges() {
+    let db = unique_name("rollup_visits");
+    let mut cfg = Config::from_table(SITE.parse().unwrap()).unwrap();
+    cfg.clickhouse.database = db.clone();
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+
+    let search = r#""referrer_type": "search", "referrer_name": "Google", "referrer": "https://www.google.com/", "country": "fr""#;
+    let website =
+        r#""referrer_type": "website", "referrer": "https://news.example.net/1", "country": "it""#;
+    let rows = [
+        // Visitor 1, first visit: a heartbeat at 08:00 begins it.
+        hit("08:00:00", "ping", 1, "https://example.org/a", ""),
+        // 08:10: page views of /c (from a news site) and /a (from Google) and an event on /b in
+        // one second: the first hit is the one of the smallest URL, .../a, wherever it comes;
+        // the entry page is /a.
+        hit(
+            "08:10:00",
+            "pageview",
+            1,
+            "https://www.example.org/c",
+            website,
+        ),
+        hit(
+            "08:10:00",
+            "pageview",
+            1,
+            "https://docs.example.org/a",
+            search,
+        ),
+        hit(
+            "08:10:00",
+            "event",
+            1,
+            "https://example.org/b",
+            &format!(
+                r#"{website}, "event_category": "Video", "event_action": "play", "event_name": "intro""#
+            ),
+        ),
+        // 08:30: /y and /z in one second: the exit page is /z.
+        hit("08:30:00", "pageview", 1, "https://example.org/y", ""),
+        hit("08:30:00", "pageview", 1, "https://example.org/z", ""),
+        // A heartbeat 25 minutes later extends the visit to 3,300 s.
+        hit("08:55:00", "ping", 1, "https://example.org/y", ""),
+        // 65 minutes later, heartbeats alone: no visit.
+        hit("10:00:00", "ping", 1, "https://example.org/y", ""),
+        hit("10:20:00", "ping", 1, "https://example.org/y", ""),
+        // Visitor 1, second visit: a bounce from Germany, directly.
+        hit(
+            "11:00:00",
+            "pageview",
+            1,
+            "https://blog.example.org",
+            r#""referrer_type": "direct", "country": "de""#,
+        ),
+        // Visitor 2: a bot, left out.
+        hit(
+            "11:30:00",
+            "pageview",
+            2,
+            "https://example.org/",
+            r#""is_bot": 1"#,
+        ),
+        // Visitor 3: a page, a search, an outlink, a download (four actions), goal 7 and an
+        // order (no actions; 12.5 + 30 revenue).
+        hit(
+            "12:00:00",
+            "pageview",
+            3,
+            "https://example.org/shop",
+            r#""country": "de""#,
+        ),
+        hit(
+            "12:01:00",
+            "search",
+            3,
+            "https://example.org/shop",
+            r#""search_keyword": "shoes", "search_category": "Shop""#,
+        ),
+        hit(
+            "12:02:00",
+            "outlink",
+            3,
+            "https://example.org/shop",
+            r#""target_url": "https://other.example/x""#,
+        ),
+        hit(
+            "12:03:00",
+            "download",
+            3,
+            "https://example.org/shop",
+            r#""target_url": "https://example.org/f.pdf""#,
+        ),
+        hit(
+            "12:04:00",
+            "goal",
+            3,
+            "https://example.org/shop",
+            r#""goal_id": 7, "revenue": 12.5"#,
+        ),
+        hit(
+            "12:05:00",
+            "ecommerce_order",
+            3,
+            "https://example.org/shop",
+            r#""revenue": 30"#,
+        ),
+    ];
+    query(&format!(
+        "INSERT INTO {db}.events FORMAT JSONEachRow {}",
+        rows.join("\n")
+    ))
+    .await;
+
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let done = Rollup::new(client, &cfg)
+        .run_day(date, Some(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!(done.visits, 3);
+
+    let visits = query(&format!(
+        "SELECT visitor_key, start, duration, pageviews, actions, interactions, bounce, \
+         entry_page, exit_page, entry_hostname, exit_hostname, channel, source, referrer_type, \
+         referrer_host, country, arraySort(pv_pages), arraySort(ev_actions), searches, outlinks, \
+         downloads, arraySort(goals), revenue, action_hours \
+         FROM {db}.visits ORDER BY visitor_key, start FORMAT TSV"
+    ))
+    .await;
+    let want = [
+        "1\t2026-11-23 08:00:00\t3300\t4\t5\t1\t0\t/a\t/z\tdocs.example.org\texample.org\t\
+         Organic Search\tGoogle\tsearch\twww.google.com\tfr\t['/a','/c','/y','/z']\t['play']\t\
+         []\t[]\t[]\t[]\t0\t[8,8,8,8,8]",
+        "1\t2026-11-23 11:00:00\t0\t1\t1\t0\t1\t/\t/\tblog.example.org\tblog.example.org\t\
+         Direct\t\tdirect\t\tde\t['/']\t[]\t[]\t[]\t[]\t[]\t0\t[11]",
+        "3\t2026-11-23 12:00:00\t300\t1\t4\t3\t0\t/shop\t/shop\texample.org\texample.org\t\
+         Direct\t\t\t\tde\t['/shop']\t[]\t['shoes']\t['https://other.example/x']\t\
+         ['https://example.org/f.pdf']\t['7','ecommerce']\t42.5\t[12,12,12,12]",
+    ];
+    assert_eq!(visits, want.join("\n"));
+
+    // Visitor 1's two visits are one visitor under the value they share (no browser) and one
+    // under each country; visitor 3 adds one to Germany and to the shared value.
+    let breakdown = query(&format!(
+        "SELECT dimension, value, visitors, visits FROM {db}.agg_breakdown \
+         WHERE dimension IN ('visit:country', 'visit:browser') ORDER BY dimension, value FORMAT TSV"
+    ))
+    .await;
+    assert_eq!(
+        breakdown,
+        "visit:browser\t\t2\t3\nvisit:country\tde\t2\t2\nvisit:country\tfr\t1\t1"
+    );
+    assert_eq!(
+        query(&format!(
+            "SELECT visitors, visits, pageviews, events, bounces, duration FROM {db}.agg_daily FORMAT TSV"
+        ))
+        .await,
+        "2\t3\t6\t10\t1\t3600"
+    );
+}
