@@ -18,6 +18,10 @@
 -- On a list row `tailed` counts the days (1 in `agg_top`) on which the value was listed and the
 -- day had a rest; on a summary row, the days that had one. Metrics are UInt64 in both tables
 -- (a week's sums), so that the two can be read with one UNION ALL.
+-- Made afresh: should this migration stop between its statements, it runs again from here
+-- (no other code writes these tables before the migration is recorded as applied).
+DROP TABLE IF EXISTS agg_top;
+DROP TABLE IF EXISTS agg_top_week;
 CREATE TABLE IF NOT EXISTS agg_top (
     day Date,
     site_id UInt32,

@@ -66,7 +66,9 @@ impl Database {
 /// Applies the schema migrations on `url`.
 pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'static str>> {
     let server = store::server_client(url, &config.clickhouse);
-    let db = store::client(url, &config.clickhouse);
+    // A migration may rewrite or fill a table once (0007 makes the top lists of every day
+    // already rolled up): more than the minute a report may take, on a big installation.
+    let db = store::client(url, &config.clickhouse).with_setting("max_execution_time", "3600");
     Ok(migrate::migrate(&server, &db, &config.clickhouse.database).await?)
 }
 
