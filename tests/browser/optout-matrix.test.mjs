@@ -181,7 +181,20 @@ async function answered(kind, proxy, mark, getFrame) {
   });
 }
 
-const shot = (p, name) => p.screenshot({ path: `${artifacts}matrix-${name}.png`, fullPage: true });
+// Chromium now and then reports a page 0 pixels wide just after a frame in it navigated
+// ("Cannot take screenshot with 0 width"); the picture is a record for people, not a check, so
+// it waits for the layout and tries again a few times before failing the test.
+async function shot(p, name) {
+  const path = `${artifacts}matrix-${name}.png`;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await p.screenshot({ path, fullPage: true });
+    } catch (e) {
+      if (attempt >= 5 || !/0 width/.test(String(e && e.message))) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
 
 // ---- scenarios ----
 
