@@ -96,6 +96,36 @@ async fn engine_rows(
         .collect()
 }
 
+/// A page breakdown with the previous period: per row the value, its visitors and page views,
+/// and theirs in the previous period.
+async fn compared(
+    engine: &Engine,
+    range: (NaiveDate, NaiveDate),
+) -> Vec<(String, Vec<Option<u64>>)> {
+    let body = json!({
+        "site_id": 1,
+        "metrics": ["visitors", "pageviews"],
+        "date_range": [range.0.to_string(), range.1.to_string()],
+        "dimensions": ["event:page"],
+        "include": {"comparisons": {"mode": "previous_period"}},
+        "pagination": {"limit": 20},
+    });
+    let answer = engine
+        .run_at(&body, &Access::All, tally::time::now_unix())
+        .await
+        .unwrap_or_else(|e| panic!("{body}: {e:?}"));
+    answer
+        .results
+        .iter()
+        .map(|r| {
+            let c = r.comparison.as_ref().expect("a comparison");
+            let mut n: Vec<Option<u64>> = r.metrics.iter().map(|m| m.as_u64()).collect();
+            n.extend(c.metrics.iter().map(|m| m.as_u64()));
+            (r.dimensions[0].clone(), n)
+        })
+        .collect()
+}
+
 /// One question: dimension, range, order (API and SQL), limit, offset, and whether the top
 /// lists prove it.
 struct Case {
@@ -365,6 +395,26 @@ async fn top_lists_answer_exactly_what_they_prove() {
         answers.push(got);
     }
 
+    // Two weeks compared with the two before: this period's rows from the lists, the previous
+    // period's figures of the same values from the lists too (each is listed on every day).
+    let later = (start + Days::new(14), start + Days::new(27));
+    let with_previous = compared(&engine, later).await;
+    assert_eq!(with_previous.len(), 20);
+    for (value, n) in &with_previous {
+        let before = query(&format!(
+            "SELECT sum(visitors), sum(pageviews) FROM {db}.agg_breakdown WHERE site_id = 1 \
+             AND dimension = 'event:page' AND value = '{value}' AND day >= '{}' AND day <= '{}'",
+            start,
+            start + Days::new(13)
+        ))
+        .await;
+        assert_eq!(
+            format!("{}\t{}", n[2].unwrap(), n[3].unwrap()),
+            before,
+            "{value} in the previous period"
+        );
+    }
+
     // Without agg_breakdown, only what the lists prove is still answered, unchanged.
     query(&format!("TRUNCATE TABLE {db}.agg_breakdown")).await;
     for (c, before) in cases.iter().zip(&answers) {
@@ -381,4 +431,5 @@ async fn top_lists_answer_exactly_what_they_prove() {
             );
         }
     }
+    assert_eq!(compared(&engine, later).await, with_previous);
 }

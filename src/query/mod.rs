@@ -162,7 +162,10 @@ impl Engine {
                 // Every row of the other period, to match them with this one's.
                 other.limit = None;
                 other.offset = 0;
-                let groups = self.groups(&other, &metrics).await?;
+                let groups = match self.listed_groups(&other, &groups).await? {
+                    Some(listed) => listed,
+                    None => self.groups(&other, &metrics).await?,
+                };
                 let entered = self.entry_groups(&query, &other, &metrics, &groups).await?;
                 let totals = self.denominator(&query, &other, &metrics).await?;
                 Some((period, groups, entered, totals))
@@ -348,6 +351,16 @@ impl Engine {
         shape: &Shape<'_>,
         stored: &'static crate::rollup::dimensions::Dimension,
     ) -> Result<Option<Vec<Group>>, QueryError> {
+        let rows = self.top_rows(shape, stored).await?;
+        Ok(top::answer(&rows, shape))
+    }
+
+    /// The top lists of `stored` summed over `shape`'s days.
+    async fn top_rows(
+        &self,
+        shape: &Shape<'_>,
+        stored: &'static crate::rollup::dimensions::Dimension,
+    ) -> Result<Vec<top::TopRow>, QueryError> {
         let now = crate::time::now_unix();
         let summed = timed(crate::prune::date_partitions(&self.client, "agg_top_week")).await?;
         let weeks = top::weeks_inside(
@@ -357,10 +370,27 @@ impl Engine {
             &summed,
         );
         let (sql, binds) = top::sql(shape, stored, &weeks);
-        let rows = self
-            .fetch_all::<top::TopRow>(binds.apply(self.client.query(&sql)))
-            .await?;
-        Ok(top::answer(&rows, shape))
+        self.fetch_all::<top::TopRow>(binds.apply(self.client.query(&sql)))
+            .await
+    }
+
+    /// The groups of `shape` (a comparison period) with the values of `wanted` (this period's
+    /// rows), from the top lists, when they know each of those values exactly there.
+    async fn listed_groups(
+        &self,
+        shape: &Shape<'_>,
+        wanted: &[Group],
+    ) -> Result<Option<Vec<Group>>, QueryError> {
+        let stored = match aggregates::plan(shape) {
+            Ok(plan) => top::applies(&plan, shape),
+            Err(_) => None,
+        };
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let rows = self.top_rows(shape, stored).await?;
+        let values: Vec<&str> = wanted.iter().map(|g| g.value.as_str()).collect();
+        Ok(top::answer_for(&rows, &values))
     }
 
     /// For metrics of whole visits split by `event:page` (the one event dimension they go

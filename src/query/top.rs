@@ -195,6 +195,28 @@ pub fn answer(rows: &[TopRow], shape: &Shape<'_>) -> Option<Vec<Group>> {
     (beaten(bound) && unknown_lose).then(|| page(known))
 }
 
+/// The groups of exactly `values` (those with figures; a value absent everywhere has no group),
+/// if the lists know each of them: listed on every day with a rest, or never listed when no day
+/// had one. For a comparison period, whose rows are matched to this period's by value.
+pub fn answer_for(rows: &[TopRow], values: &[&str]) -> Option<Vec<Group>> {
+    let tail_days = rows.iter().find(|r| r.listed == 0).map_or(0, |r| r.tailed);
+    let listed: std::collections::HashMap<&str, &TopRow> = rows
+        .iter()
+        .filter(|r| r.listed == 1)
+        .map(|r| (r.value.as_str(), r))
+        .collect();
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        match listed.get(v) {
+            Some(r) if r.tailed == tail_days => out.push(group(r)),
+            None if tail_days == 0 => {}
+            // Missing from a list on a day with a rest: it may have been in the rest.
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 fn group(r: &TopRow) -> Group {
     Group {
         t: String::new(),
@@ -366,6 +388,20 @@ mod tests {
         let rows = vec![listed("/b", 7, 0), listed("/B", 7, 0), listed("/a", 7, 0)];
         let got = answer(&rows, &shape("visitors", true, 3, 0)).unwrap();
         assert_eq!(values(&got), ["/B", "/a", "/b"]);
+    }
+
+    #[test]
+    fn a_comparison_needs_every_value_known() {
+        let rows = vec![listed("/a", 100, 2), listed("/b", 50, 1), rests(2, 5)];
+        let got = answer_for(&rows, &["/a"]).unwrap();
+        assert_eq!(values(&got), ["/a"]);
+        // /b missed a list on a day with a rest; /c was in no list.
+        assert_eq!(answer_for(&rows, &["/a", "/b"]), None);
+        assert_eq!(answer_for(&rows, &["/c"]), None);
+        // Without rests a value in no list was not there at all.
+        let complete = vec![listed("/a", 100, 0)];
+        let got = answer_for(&complete, &["/c", "/a"]).unwrap();
+        assert_eq!(values(&got), ["/a"]);
     }
 
     #[test]
