@@ -40,10 +40,16 @@ async fn expected(
     db: &str,
     dimension: &str,
     range: (NaiveDate, NaiveDate),
-    order: &str,
+    (metric, direction): (&str, &str),
     limit: u64,
     offset: u64,
 ) -> Vec<(String, [u64; 4])> {
+    // As `sums::order_expr` orders.
+    let order = match metric {
+        "bounce_rate" => "if(visits = 0, 0, bounces / visits)".to_string(),
+        m => m.to_string(),
+    } + " "
+        + direction;
     let tsv = query(&format!(
         "SELECT value, sum(visitors) AS visitors, sum(visits) AS visits, sum(pageviews) AS pageviews, \
          sum(events) AS events, sum(bounces) AS bounces \
@@ -132,7 +138,6 @@ struct Case {
     dimension: &'static str,
     range: (NaiveDate, NaiveDate),
     order: (&'static str, &'static str),
-    sql_order: &'static str,
     limit: u64,
     offset: u64,
     from_lists: bool,
@@ -240,151 +245,46 @@ async fn top_lists_answer_exactly_what_they_prove() {
 
     let engine = Engine::new(client.clone(), Arc::new(cfg.clone()));
     let whole = (first, last);
-    let case = |dimension, range, order, sql_order, limit, offset, from_lists| Case {
-        dimension,
-        range,
-        order,
-        sql_order,
-        limit,
-        offset,
-        from_lists,
+    let (pages, titles, countries) = ("event:page", "event:title", "visit:country");
+    let two_weeks_of_days = (start + Days::new(2), start + Days::new(12));
+    let one_week = (start, start + Days::new(6));
+    let five_days = (last - Days::new(4), last);
+    let case = |dimension, range, order: &'static str, limit, offset, from_lists| {
+        let (metric, direction) = order.split_once(' ').unwrap();
+        Case {
+            dimension,
+            range,
+            order: (metric, direction),
+            limit,
+            offset,
+            from_lists,
+        }
     };
+    #[rustfmt::skip]
     let cases = [
         // Five weeks from agg_top_week, three days from agg_top.
-        case(
-            "event:page",
-            whole,
-            ("visitors", "desc"),
-            "visitors DESC",
-            10,
-            0,
-            true,
-        ),
-        case(
-            "event:page",
-            whole,
-            ("visitors", "desc"),
-            "visitors DESC",
-            100,
-            0,
-            true,
-        ),
-        case(
-            "event:page",
-            whole,
-            ("pageviews", "desc"),
-            "pageviews DESC",
-            20,
-            5,
-            true,
-        ),
-        case(
-            "event:page",
-            whole,
-            ("events", "desc"),
-            "events DESC",
-            50,
-            0,
-            true,
-        ),
-        case(
-            "event:page",
-            whole,
-            ("visits", "desc"),
-            "visits DESC",
-            10,
-            0,
-            true,
-        ),
+        case(pages, whole, "visitors desc", 10, 0, true),
+        case(pages, whole, "visitors desc", 100, 0, true),
+        case(pages, whole, "pageviews desc", 20, 5, true),
+        case(pages, whole, "events desc", 50, 0, true),
+        case(pages, whole, "visits desc", 10, 0, true),
         // Days only, inside two weeks; one summed week alone.
-        case(
-            "event:page",
-            (start + Days::new(2), start + Days::new(12)),
-            ("visitors", "desc"),
-            "visitors DESC",
-            25,
-            0,
-            true,
-        ),
-        case(
-            "event:page",
-            (start, start + Days::new(6)),
-            ("visitors", "desc"),
-            "visitors DESC",
-            10,
-            0,
-            true,
-        ),
+        case(pages, two_weeks_of_days, "visitors desc", 25, 0, true),
+        case(pages, one_week, "visitors desc", 10, 0, true),
         // What the lists cannot prove: deep pages, ascending orders, rates.
-        case(
-            "event:page",
-            whole,
-            ("visitors", "desc"),
-            "visitors DESC",
-            100,
-            2000,
-            false,
-        ),
-        case(
-            "event:page",
-            whole,
-            ("visitors", "asc"),
-            "visitors ASC",
-            10,
-            0,
-            false,
-        ),
-        case(
-            "event:page",
-            whole,
-            ("bounce_rate", "asc"),
-            "if(visits = 0, 0, bounces / visits) ASC",
-            10,
-            0,
-            false,
-        ),
+        case(pages, whole, "visitors desc", 100, 2000, false),
+        case(pages, whole, "visitors asc", 10, 0, false),
+        case(pages, whole, "bounce_rate asc", 10, 0, false),
         // A value missing from some lists on days with a rest, and too big to be left out.
-        case(
-            "event:title",
-            whole,
-            ("visitors", "desc"),
-            "visitors DESC",
-            10,
-            0,
-            false,
-        ),
-        case(
-            "event:title",
-            (last - Days::new(4), last),
-            ("visitors", "desc"),
-            "visitors DESC",
-            10,
-            0,
-            true,
-        ),
+        case(titles, whole, "visitors desc", 10, 0, false),
+        case(titles, five_days, "visitors desc", 10, 0, true),
         // Every value listed every day: any order.
-        case(
-            "visit:country",
-            whole,
-            ("bounce_rate", "desc"),
-            "if(visits = 0, 0, bounces / visits) DESC",
-            7,
-            3,
-            true,
-        ),
-        case(
-            "visit:country",
-            whole,
-            ("visitors", "asc"),
-            "visitors ASC",
-            100,
-            0,
-            true,
-        ),
+        case(countries, whole, "bounce_rate desc", 7, 3, true),
+        case(countries, whole, "visitors asc", 100, 0, true),
     ];
     let mut answers = Vec::new();
     for c in &cases {
-        let want = expected(&db, c.dimension, c.range, c.sql_order, c.limit, c.offset).await;
+        let want = expected(&db, c.dimension, c.range, c.order, c.limit, c.offset).await;
         assert!(!want.is_empty());
         let got = engine_rows(&engine, c.dimension, c.range, c.order, c.limit, c.offset).await;
         assert_eq!(
