@@ -88,11 +88,8 @@ async fn engine_rows(
         "order_by": [[order.0, order.1]],
         "pagination": {"limit": limit, "offset": offset},
     });
-    let answer = engine
-        .run_at(&body, &Access::All, tally::time::now_unix())
+    ask(engine, &body)
         .await
-        .unwrap_or_else(|e| panic!("{body}: {e:?}"));
-    answer
         .results
         .iter()
         .map(|r| {
@@ -100,6 +97,14 @@ async fn engine_rows(
             (r.dimensions[0].clone(), [n(0), n(1), n(2), n(3)])
         })
         .collect()
+}
+
+/// The engine's answer to `body`, as the Stats API would give it now.
+async fn ask(engine: &Engine, body: &serde_json::Value) -> tally::query::Answer {
+    engine
+        .run_at(body, &Access::All, tally::time::now_unix())
+        .await
+        .unwrap_or_else(|e| panic!("{body}: {e:?}"))
 }
 
 /// A page breakdown with the previous period: per row the value, its visitors and page views,
@@ -116,11 +121,8 @@ async fn compared(
         "include": {"comparisons": {"mode": "previous_period"}},
         "pagination": {"limit": 20},
     });
-    let answer = engine
-        .run_at(&body, &Access::All, tally::time::now_unix())
+    ask(engine, &body)
         .await
-        .unwrap_or_else(|e| panic!("{body}: {e:?}"));
-    answer
         .results
         .iter()
         .map(|r| {
