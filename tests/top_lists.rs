@@ -180,6 +180,13 @@ async fn top_lists_answer_exactly_what_they_prove() {
          FROM system.numbers LIMIT 1140"
     ))
     .await;
+    // Entry pages: the same as pages, so that a page's bounce rate (that of the visits entering
+    // on it) can come from their lists.
+    query(&format!(
+        "INSERT INTO {db}.agg_breakdown SELECT day, site_id, 'visit:entry_page', value, visitors, visits, \
+         pageviews, events, bounces, duration FROM {db}.agg_breakdown WHERE dimension = 'event:page'"
+    ))
+    .await;
     // Titles: the same as pages, and a new page, the most visited of all on the last five days and
     // absent before. On the days before, it may as well have been in the rest for all the
     // lists know: over the whole range it cannot be vouched for, over the five days it can.
@@ -220,7 +227,7 @@ async fn top_lists_answer_exactly_what_they_prove() {
              FROM (SELECT day, dimension, countIf(listed = 1) AS c, countIf(listed = 0) AS r FROM {db}.agg_top GROUP BY day, dimension)"
         ))
         .await,
-        "1\t76\t0"
+        "1\t114\t0"
     );
 
     // The migration's own statements make the same lists for the days rolled up before it.
@@ -297,6 +304,31 @@ async fn top_lists_answer_exactly_what_they_prove() {
         answers.push(got);
     }
 
+    // Bounce rates by page are those of the visits entering on each page.
+    let bounces = |range: (NaiveDate, NaiveDate)| {
+        json!({
+            "site_id": 1,
+            "metrics": ["visitors", "bounce_rate"],
+            "date_range": [range.0.to_string(), range.1.to_string()],
+            "dimensions": ["event:page"],
+            "pagination": {"limit": 10},
+        })
+    };
+    let entered: Vec<(String, Vec<serde_json::Value>)> = ask(&engine, &bounces(whole))
+        .await
+        .results
+        .into_iter()
+        .map(|r| (r.dimensions[0].clone(), r.metrics))
+        .collect();
+    for (page, metrics) in &entered {
+        let rate = query(&format!(
+            "SELECT round(100 * sum(bounces) / sum(visits)) FROM {db}.agg_breakdown WHERE site_id = 1 \
+             AND dimension = 'visit:entry_page' AND value = '{page}' AND day >= '{first}' AND day <= '{last}'"
+        ))
+        .await;
+        assert_eq!(metrics[1].to_string(), rate, "{page}");
+    }
+
     // Two weeks compared with the two before: this period's rows from the lists, the previous
     // period's figures of the same values from the lists too (each is listed on every day).
     let later = (start + Days::new(14), start + Days::new(27));
@@ -334,4 +366,11 @@ async fn top_lists_answer_exactly_what_they_prove() {
         }
     }
     assert_eq!(compared(&engine, later).await, with_previous);
+    let again: Vec<(String, Vec<serde_json::Value>)> = ask(&engine, &bounces(whole))
+        .await
+        .results
+        .into_iter()
+        .map(|r| (r.dimensions[0].clone(), r.metrics))
+        .collect();
+    assert_eq!(again, entered);
 }

@@ -374,8 +374,9 @@ impl Engine {
             .await
     }
 
-    /// The groups of `shape` (a comparison period) with the values of `wanted` (this period's
-    /// rows), from the top lists, when they know each of those values exactly there.
+    /// The groups of `shape` with the values of `wanted` (the rows of the answer, for a
+    /// comparison period or the visits entering on its pages), from the top lists, when they
+    /// know each of those values exactly there.
     async fn listed_groups(
         &self,
         shape: &Shape<'_>,
@@ -433,7 +434,11 @@ impl Engine {
             offset: 0,
             ..shape.clone()
         };
-        let entered = self.groups(&entry, &BY_ENTRY_PAGE).await?;
+        // Only the pages of `groups` are wanted: the top lists of entry pages may know them.
+        let entered = match self.listed_groups(&entry, groups).await? {
+            Some(listed) => listed,
+            None => self.groups(&entry, &BY_ENTRY_PAGE).await?,
+        };
         Ok(Some(
             groups
                 .iter()
