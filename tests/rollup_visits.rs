@@ -11,7 +11,8 @@
 //!   left out;
 //! * goals and orders are no actions, but their labels and revenue are the visit's;
 //! * a visitor with two visits of two values counts once under each value and once in a value
-//!   both visits share (the breakdowns' visitor count).
+//!   both visits share (the breakdowns' visitor count);
+//! * host names are the URLs' hosts, the same on 18.16 and current ClickHouse.
 
 mod common;
 
@@ -203,5 +204,72 @@ async fn visits_follow_their_rules_at_the_edges() {
         ))
         .await,
         "2\t3\t6\t10\t1\t3600"
+    );
+}
+
+/// The query whose answer `tests/fixtures/rollup_hosts.tsv` pins, here on 18.16 and in
+/// `tests/modern/check_rollup.py` on current ClickHouse: the host columns of each visit.
+const HOSTS_QUERY: &str = "SELECT visitor_key, entry_hostname, exit_hostname, arraySort(pv_hosts), \
+     channel, source, referrer_host FROM visits ORDER BY visitor_key FORMAT TSV";
+
+/// Host names are the URL's host whatever ClickHouse runs the rollup
+/// (`tests/fixtures/rollup_hosts.jsonl`): hosts with `~` or `=`, without a dot (`localhost`,
+/// with a port), after user info, an IPv6 host. `domain()` gave an empty host for most of them
+/// on ClickHouse 26 (so a referral counted under the direct visits' empty value), and on 18.16
+/// the user name (`user`) and `[` for the last two.
+#[tokio::test]
+async fn hosts_are_the_urls_hosts() {
+    let db = unique_name("rollup_hosts");
+    let mut cfg = Config::from_table(SITE.parse().unwrap()).unwrap();
+    cfg.clickhouse.database = db.clone();
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    query(&format!(
+        "INSERT INTO {db}.events FORMAT JSONEachRow {}",
+        include_str!("fixtures/rollup_hosts.jsonl")
+    ))
+    .await;
+
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let done = Rollup::new(client, &cfg)
+        .run_day(date, Some(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!(done.visits, 6);
+
+    let visits = query(&HOSTS_QUERY.replace("FROM visits", &format!("FROM {db}.visits"))).await;
+    assert_eq!(
+        visits,
+        include_str!("fixtures/rollup_hosts.tsv").trim_end_matches('\n'),
+        "{HOSTS_QUERY}"
+    );
+
+    // The breakdowns take the same values: one visit each, the direct one alone under ''.
+    let breakdown = query(&format!(
+        "SELECT dimension, value, visits FROM {db}.agg_breakdown \
+         WHERE dimension IN ('visit:referrer', 'visit:source', 'event:hostname') \
+         ORDER BY dimension, value FORMAT TSV"
+    ))
+    .await;
+    assert_eq!(
+        breakdown,
+        "event:hostname\ta=b.example.org\t1\n\
+         event:hostname\texample.org\t3\n\
+         event:hostname\tlocalhost\t1\n\
+         event:hostname\tshop.example.org\t2\n\
+         visit:referrer\t\t1\n\
+         visit:referrer\t[2001:db8::1]\t1\n\
+         visit:referrer\tnews~1.example.net\t1\n\
+         visit:referrer\twww.google.com\t1\n\
+         visit:referrer\twww.mail~box.example\t1\n\
+         visit:referrer\twww.partner.example\t1\n\
+         visit:source\t\t1\n\
+         visit:source\tGoogle\t1\n\
+         visit:source\t[2001:db8::1]\t1\n\
+         visit:source\tmail~box.example\t1\n\
+         visit:source\tnews~1.example.net\t1\n\
+         visit:source\tpartner.example\t1"
     );
 }

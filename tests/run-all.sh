@@ -46,6 +46,8 @@ TALLYTEST_SQL_CAPTURE_DIR="$capture" cargo test --no-fail-fast || cargo_status=$
 
 echo "== schema and every captured statement on current ClickHouse (chdb)"
 "$venv/bin/python" tests/modern/check_schema.py --captured "$capture"
+echo "== the rollup's visits on current ClickHouse give 18.16's values (chdb)"
+"$venv/bin/python" tests/modern/check_rollup.py
 [ "$cargo_status" -eq 0 ] || exit "$cargo_status"
 
 echo "== browser end to end (headless Chromium and Firefox ESR, tally serve, embedded ClickHouse)"
