@@ -43,15 +43,30 @@ fn hit(hms: &str, kind: &str, visitor: u64, url: &str, more: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn visits_follow_their_rules_at_the_edges() {
-    let db = unique_name("rollup_visits");
+/// A fresh database with `rows` (`JSONEachRow`) in `events`, and 2026-11-23 of site 1 rolled
+/// up; returns the database and the visits the rollup wrote.
+async fn rolled_up(prefix: &str, rows: &str) -> (String, u64) {
+    let db = unique_name(prefix);
     let mut cfg = Config::from_table(SITE.parse().unwrap()).unwrap();
     cfg.clickhouse.database = db.clone();
     tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
         .await
         .unwrap();
+    query(&format!(
+        "INSERT INTO {db}.events FORMAT JSONEachRow {rows}"
+    ))
+    .await;
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let done = Rollup::new(client, &cfg)
+        .run_day(date, Some(1), NOW)
+        .await
+        .unwrap();
+    (db, done.visits)
+}
 
+#[tokio::test]
+async fn visits_follow_their_rules_at_the_edges() {
     let search = r#""referrer_type": "search", "referrer_name": "Google", "referrer": "https://www.google.com/", "country": "fr""#;
     let website =
         r#""referrer_type": "website", "referrer": "https://news.example.net/1", "country": "it""#;
@@ -153,19 +168,8 @@ async fn visits_follow_their_rules_at_the_edges() {
             r#""revenue": 30"#,
         ),
     ];
-    query(&format!(
-        "INSERT INTO {db}.events FORMAT JSONEachRow {}",
-        rows.join("\n")
-    ))
-    .await;
-
-    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    let done = Rollup::new(client, &cfg)
-        .run_day(date, Some(1), NOW)
-        .await
-        .unwrap();
-    assert_eq!(done.visits, 3);
+    let (db, visits) = rolled_up("rollup_visits", &rows.join("\n")).await;
+    assert_eq!(visits, 3);
 
     let visits = query(&format!(
         "SELECT visitor_key, start, duration, pageviews, actions, interactions, bounce, \
@@ -219,25 +223,8 @@ const HOSTS_QUERY: &str = "SELECT visitor_key, entry_hostname, exit_hostname, ar
 /// the user name (`user`) and `[` for the last two.
 #[tokio::test]
 async fn hosts_are_the_urls_hosts() {
-    let db = unique_name("rollup_hosts");
-    let mut cfg = Config::from_table(SITE.parse().unwrap()).unwrap();
-    cfg.clickhouse.database = db.clone();
-    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
-        .await
-        .unwrap();
-    query(&format!(
-        "INSERT INTO {db}.events FORMAT JSONEachRow {}",
-        include_str!("fixtures/rollup_hosts.jsonl")
-    ))
-    .await;
-
-    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    let done = Rollup::new(client, &cfg)
-        .run_day(date, Some(1), NOW)
-        .await
-        .unwrap();
-    assert_eq!(done.visits, 6);
+    let (db, visits) = rolled_up("rollup_hosts", include_str!("fixtures/rollup_hosts.jsonl")).await;
+    assert_eq!(visits, 6);
 
     let visits = query(&HOSTS_QUERY.replace("FROM visits", &format!("FROM {db}.visits"))).await;
     assert_eq!(
