@@ -214,6 +214,9 @@ fn main() -> ExitCode {
             } => {
                 let cfg = load(config.as_deref())?;
                 let db = tally::lifecycle::Database::open(&cfg).await?;
+                // The tables the engine reads (the top lists of migration 0007 after an upgrade,
+                // before `tally serve` was restarted), as `tally rollup` and `tally key` do.
+                tally::lifecycle::migrate_on(db.url(), &cfg).await?;
                 let client = tally::store::client(db.url(), &cfg.clickhouse);
                 let engine = tally::query::Engine::new(client, std::sync::Arc::new(cfg));
                 let args = tally::cli::report::ReportArgs {

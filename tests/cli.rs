@@ -358,3 +358,28 @@ async fn serve_starts_beside_kubernetes_service_variables() {
     );
     assert!(!err.contains("10.0.0.1"), "values are not logged: {err}");
 }
+
+/// `tally report` on a database nothing has migrated yet (a first install before `tally serve`
+/// ran, or an upgrade whose new tables, such as the top lists, `serve` has not made yet)
+/// migrates it first, as `tally rollup` and `tally key` do, and answers from the empty tables.
+#[test]
+fn report_on_a_fresh_database_migrates_it_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::unique_name("fresh_report");
+    let config = write_config(dir.path(), &db, common::SITE);
+    let out = Command::new(tally_bin())
+        .args(["report", "--site", "1", "--by", "event:page"])
+        .args(["--metrics", "visitors", "--format", "csv", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "event:page,visitors\r\n"
+    );
+}
