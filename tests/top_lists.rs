@@ -304,6 +304,18 @@ async fn top_lists_answer_exactly_what_they_prove() {
         answers.push(got);
     }
 
+    // Every country is listed every day: the lists count the rows too.
+    let countries_counted = json!({
+        "site_id": 1,
+        "metrics": ["visitors"],
+        "date_range": [first.to_string(), last.to_string()],
+        "dimensions": ["visit:country"],
+        "include": {"total_rows": true},
+        "pagination": {"limit": 5},
+    });
+    let total = |a: tally::query::Answer| a.meta["total_rows"].clone();
+    assert_eq!(total(ask(&engine, &countries_counted).await), 30);
+
     // Bounce rates by page are those of the visits entering on each page.
     let bounces = |range: (NaiveDate, NaiveDate)| {
         json!({
@@ -373,4 +385,5 @@ async fn top_lists_answer_exactly_what_they_prove() {
         .map(|r| (r.dimensions[0].clone(), r.metrics))
         .collect();
     assert_eq!(again, entered);
+    assert_eq!(total(ask(&engine, &countries_counted).await), 30);
 }

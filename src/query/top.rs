@@ -217,6 +217,14 @@ pub fn answer_for(rows: &[TopRow], values: &[&str]) -> Option<Vec<Group>> {
     Some(out)
 }
 
+/// How many groups the whole breakdown has, if the lists hold every value (no day had a rest).
+pub fn count(rows: &[TopRow]) -> Option<u64> {
+    if rows.iter().any(|r| r.listed == 0) {
+        return None;
+    }
+    u64::try_from(rows.len()).ok()
+}
+
 fn group(r: &TopRow) -> Group {
     Group {
         t: String::new(),
@@ -388,6 +396,13 @@ mod tests {
         let rows = vec![listed("/b", 7, 0), listed("/B", 7, 0), listed("/a", 7, 0)];
         let got = answer(&rows, &shape("visitors", true, 3, 0)).unwrap();
         assert_eq!(values(&got), ["/B", "/a", "/b"]);
+    }
+
+    #[test]
+    fn rows_are_counted_only_without_rests() {
+        assert_eq!(count(&[listed("/a", 1, 0), listed("/b", 2, 0)]), Some(2));
+        assert_eq!(count(&[listed("/a", 1, 1), rests(1, 1)]), None);
+        assert_eq!(count(&[]), Some(0));
     }
 
     #[test]
