@@ -162,10 +162,7 @@ impl Engine {
                 // Every row of the other period, to match them with this one's.
                 other.limit = None;
                 other.offset = 0;
-                let groups = match self.listed_groups(&other, &groups).await? {
-                    Some(listed) => listed,
-                    None => self.groups(&other, &metrics).await?,
-                };
+                let groups = self.wanted_groups(&other, &metrics, &groups).await?;
                 let entered = self.entry_groups(&query, &other, &metrics, &groups).await?;
                 let totals = self.denominator(&query, &other, &metrics).await?;
                 Some((period, groups, entered, totals))
@@ -304,17 +301,46 @@ impl Engine {
             .flatten())
     }
 
-    /// The groups answering `shape`: from the daily aggregates when they answer exactly, else
+    /// The groups answering `shape`: from the top lists when they prove them, else
+    /// [`Engine::summed_groups`].
+    async fn groups(&self, shape: &Shape<'_>, metrics: &[&str]) -> Result<Vec<Group>, QueryError> {
+        if let Some(stored) = top_dimension(shape)
+            && let Some(groups) = top::answer(&self.top_rows(shape, stored).await?, shape)
+        {
+            return Ok(groups);
+        }
+        self.summed_groups(shape, metrics).await
+    }
+
+    /// The groups of `shape` with the values of `wanted` (the rows of the answer, for a
+    /// comparison period or the visits entering on its pages): from the top lists when they
+    /// know each of those values exactly there, else [`Engine::summed_groups`] (the lists,
+    /// already read, are not asked again).
+    async fn wanted_groups(
+        &self,
+        shape: &Shape<'_>,
+        metrics: &[&str],
+        wanted: &[Group],
+    ) -> Result<Vec<Group>, QueryError> {
+        if let Some(stored) = top_dimension(shape) {
+            let values: Vec<&str> = wanted.iter().map(|g| g.value.as_str()).collect();
+            if let Some(groups) = top::answer_for(&self.top_rows(shape, stored).await?, &values) {
+                return Ok(groups);
+            }
+        }
+        self.summed_groups(shape, metrics).await
+    }
+
+    /// The groups answering `shape` from the daily aggregates when they answer exactly, else
     /// from the per-visit rows when every day asked about still has them, else a 400 saying
     /// why not.
-    async fn groups(&self, shape: &Shape<'_>, metrics: &[&str]) -> Result<Vec<Group>, QueryError> {
+    async fn summed_groups(
+        &self,
+        shape: &Shape<'_>,
+        metrics: &[&str],
+    ) -> Result<Vec<Group>, QueryError> {
         let why = match aggregates::plan(shape) {
             Ok(plan) => {
-                if let Some(stored) = top::applies(&plan, shape)
-                    && let Some(groups) = self.top_list_groups(shape, stored).await?
-                {
-                    return Ok(groups);
-                }
                 let (sql, binds) = plan.sql(shape, true).map_err(|e| refuse(e, None))?;
                 let groups = self
                     .fetch_all::<Group>(binds.apply(self.client.query(&sql)))
@@ -345,16 +371,6 @@ impl Engine {
         Err(refuse(why, Some(raw_from)))
     }
 
-    /// The groups of a breakdown from the top lists, when they prove them (src/query/top.rs).
-    async fn top_list_groups(
-        &self,
-        shape: &Shape<'_>,
-        stored: &'static crate::rollup::dimensions::Dimension,
-    ) -> Result<Option<Vec<Group>>, QueryError> {
-        let rows = self.top_rows(shape, stored).await?;
-        Ok(top::answer(&rows, shape))
-    }
-
     /// The top lists of `stored` summed over `shape`'s days.
     async fn top_rows(
         &self,
@@ -372,26 +388,6 @@ impl Engine {
         let (sql, binds) = top::sql(shape, stored, &weeks);
         self.fetch_all::<top::TopRow>(binds.apply(self.client.query(&sql)))
             .await
-    }
-
-    /// The groups of `shape` with the values of `wanted` (the rows of the answer, for a
-    /// comparison period or the visits entering on its pages), from the top lists, when they
-    /// know each of those values exactly there.
-    async fn listed_groups(
-        &self,
-        shape: &Shape<'_>,
-        wanted: &[Group],
-    ) -> Result<Option<Vec<Group>>, QueryError> {
-        let stored = match aggregates::plan(shape) {
-            Ok(plan) => top::applies(&plan, shape),
-            Err(_) => None,
-        };
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        let rows = self.top_rows(shape, stored).await?;
-        let values: Vec<&str> = wanted.iter().map(|g| g.value.as_str()).collect();
-        Ok(top::answer_for(&rows, &values))
     }
 
     /// For metrics of whole visits split by `event:page` (the one event dimension they go
@@ -435,10 +431,7 @@ impl Engine {
             ..shape.clone()
         };
         // Only the pages of `groups` are wanted: the top lists of entry pages may know them.
-        let entered = match self.listed_groups(&entry, groups).await? {
-            Some(listed) => listed,
-            None => self.groups(&entry, &BY_ENTRY_PAGE).await?,
-        };
+        let entered = self.wanted_groups(&entry, &BY_ENTRY_PAGE, groups).await?;
         Ok(Some(
             groups
                 .iter()
@@ -492,8 +485,7 @@ impl Engine {
             n: u64,
         }
         // Where no day had a rest, the top lists hold every value.
-        if let Ok(plan) = aggregates::plan(shape)
-            && let Some(stored) = top::applies(&plan, shape)
+        if let Some(stored) = top_dimension(shape)
             && let Some(n) = top::count(&self.top_rows(shape, stored).await?)
         {
             return Ok(n);
@@ -523,6 +515,13 @@ impl Engine {
     {
         timed(q.fetch_one::<T>()).await
     }
+}
+
+/// The stored dimension whose top lists may answer `shape` (src/query/top.rs).
+fn top_dimension(shape: &Shape<'_>) -> Option<&'static crate::rollup::dimensions::Dimension> {
+    aggregates::plan(shape)
+        .ok()
+        .and_then(|plan| top::applies(&plan, shape))
 }
 
 /// The metrics of whole visits that `event:page` splits by the visits entering on the page
