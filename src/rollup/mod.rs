@@ -281,22 +281,20 @@ impl Rollup {
             .await?;
         }
         let visits = staging("visits");
-        for insert in [
+        let from_visits = [
             sql::daily_insert(&staging("agg_daily"), &visits),
             sql::hourly_insert(&staging("agg_hourly"), &visits),
             sql::per_visit_breakdown_insert(&staging("agg_breakdown"), &visits),
             sql::per_action_breakdown_insert(&staging("agg_breakdown"), &visits),
-        ] {
-            self.timed(self.client.query(&insert).bind(&day).bind(&ids).execute())
-                .await?;
-        }
-        // The top lists are made from the finished breakdowns.
-        for insert in sql::top_list_inserts(
+        ];
+        // The top lists are made from the finished breakdowns, so they come last.
+        let from_breakdowns = sql::top_list_inserts(
             &staging("agg_top"),
             &staging("agg_breakdown"),
             "day = toDate(?) AND has(?, site_id)",
-        ) {
-            self.timed(self.client.query(&insert).bind(&day).bind(&ids).execute())
+        );
+        for insert in from_visits.iter().chain(&from_breakdowns) {
+            self.timed(self.client.query(insert).bind(&day).bind(&ids).execute())
                 .await?;
         }
         for table in TABLES {
