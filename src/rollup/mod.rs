@@ -223,13 +223,7 @@ impl Rollup {
         // Whatever happened, the staging tables go (a failure to drop them is only logged: a
         // later run drops leftovers).
         for table in TABLES {
-            let staging = format!("{run}_{table}");
-            if let Err(e) = self
-                .execute(&format!("DROP TABLE IF EXISTS {staging}"))
-                .await
-            {
-                tracing::warn!(error = %e, table = staging, "could not drop a staging table");
-            }
+            self.drop_staging(&format!("{run}_{table}")).await;
         }
         result
     }
@@ -298,30 +292,7 @@ impl Rollup {
                 .await?;
         }
         for table in TABLES {
-            let rows = self
-                .timed(
-                    self.client
-                        .query(&format!(
-                            "SELECT count() AS n FROM {} WHERE day = toDate(?)",
-                            staging(table)
-                        ))
-                        .bind(&day)
-                        .fetch_one::<Count>(),
-                )
-                .await?
-                .n;
-            // Current ClickHouse refuses to replace a partition with an empty one; an empty day
-            // is a dropped one.
-            let swap = if rows > 0 {
-                format!(
-                    "ALTER TABLE {table} REPLACE PARTITION ? FROM {}",
-                    staging(table)
-                )
-            } else {
-                format!("ALTER TABLE {table} DROP PARTITION ?")
-            };
-            self.timed(self.client.query(&swap).bind(&day).execute())
-                .await?;
+            self.swap(table, &staging(table), &day).await?;
         }
         let visits = self
             .timed(
@@ -340,6 +311,40 @@ impl Rollup {
             recomputed: ids,
             visits,
         })
+    }
+
+    /// Swaps `partition` of `table` for the rows of `staging` (which holds that partition
+    /// only), atomically; returns the rows swapped in.
+    async fn swap(&self, table: &str, staging: &str, partition: &str) -> Result<u64, RollupError> {
+        let rows = self
+            .timed(
+                self.client
+                    .query(&format!("SELECT count() AS n FROM {staging}"))
+                    .fetch_one::<Count>(),
+            )
+            .await?
+            .n;
+        // Current ClickHouse refuses to replace a partition with an empty one; an empty
+        // partition is a dropped one.
+        let swap = if rows > 0 {
+            format!("ALTER TABLE {table} REPLACE PARTITION ? FROM {staging}")
+        } else {
+            format!("ALTER TABLE {table} DROP PARTITION ?")
+        };
+        self.timed(self.client.query(&swap).bind(partition).execute())
+            .await?;
+        Ok(rows)
+    }
+
+    /// Drops a staging table of this run; a failure is only logged (a later run drops
+    /// leftovers).
+    async fn drop_staging(&self, staging: &str) {
+        if let Err(e) = self
+            .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+            .await
+        {
+            tracing::warn!(error = %e, table = staging, "could not drop a staging table");
+        }
     }
 
     /// Drops staging tables of runs that started over an hour ago: they died mid-way.

@@ -5,7 +5,7 @@
 //! copy of them, written once by `REPLACE PARTITION` (atomic), and the engine reads each week
 //! from exactly one of the two tables.
 
-use super::{Count, Rollup, RollupError, STAGING_PREFIX, run_id, sql};
+use super::{Rollup, RollupError, STAGING_PREFIX, run_id, sql};
 use crate::time::local_date;
 use chrono::{Datelike, Days, NaiveDate};
 
@@ -63,34 +63,13 @@ impl Rollup {
             )
             .await?;
             let rows = self
-                .timed(
-                    self.client
-                        .query(&format!("SELECT count() AS n FROM {staging}"))
-                        .fetch_one::<Count>(),
-                )
-                .await?
-                .n;
-            if rows > 0 {
-                self.timed(
-                    self.client
-                        .query(&format!(
-                            "ALTER TABLE agg_top_week REPLACE PARTITION ? FROM {staging}"
-                        ))
-                        .bind(week.to_string())
-                        .execute(),
-                )
+                .swap("agg_top_week", &staging, &week.to_string())
                 .await?;
-                tracing::info!(%week, rows, "summed a final week of top lists");
-            }
+            tracing::info!(%week, rows, "summed a final week of top lists");
             Ok::<(), RollupError>(())
         }
         .await;
-        if let Err(e) = self
-            .execute(&format!("DROP TABLE IF EXISTS {staging}"))
-            .await
-        {
-            tracing::warn!(error = %e, table = staging, "could not drop a staging table");
-        }
+        self.drop_staging(&staging).await;
         result
     }
 }
