@@ -44,12 +44,10 @@ async fn expected(
     limit: u64,
     offset: u64,
 ) -> Vec<(String, [u64; 4])> {
-    // As `sums::order_expr` orders.
-    let order = match metric {
-        "bounce_rate" => "if(visits = 0, 0, bounces / visits)".to_string(),
-        m => m.to_string(),
-    } + " "
-        + direction;
+    let order = format!(
+        "{} {direction}",
+        tally::query::sums::order_expr(metric).unwrap()
+    );
     let tsv = query(&format!(
         "SELECT value, sum(visitors) AS visitors, sum(visits) AS visits, sum(pageviews) AS pageviews, \
          sum(events) AS events, sum(bounces) AS bounces \
