@@ -3,7 +3,7 @@
 // entry and renders again; each part loads on its own and shows its own error.
 import { h, fill } from './dom.js';
 import { t, LANGS, pickLang } from './i18n.js';
-import { RANGES, todayIn, resolveRange, timeGrain } from './dates.js';
+import { RANGES, todayIn, hourIn, resolveRange, timeGrain } from './dates.js';
 import { parseState, stateToSearch, addFilter, removeFilter, COMPARISONS, TABS } from './state.js';
 import { cardsOf, cardFilteringBy } from './cards.js';
 import { headlineQuery, chartQuery, realtimeQuery, cardQuery, csvQuery, csvName, HEADLINE } from './queries.js';
@@ -190,7 +190,7 @@ function dashboard(main, app, go) {
   const grain = timeGrain(resolved);
   query(app.config, chartQuery(state, resolved), { signal })
     .then((answer) => {
-      if (!signal.aborted) app.disposeChart = drawChart(chartBox, lang, answer, grain, resolved);
+      if (!signal.aborted) app.disposeChart = drawChart(chartBox, lang, answer, grain, resolved, grain === 'time:hour' ? hourIn(site(app).timezone) : today);
     })
     .catch((e) => showError(chartBox, lang, e));
 

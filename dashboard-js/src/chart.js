@@ -4,35 +4,17 @@ import uPlot from 'uplot';
 import { h } from './dom.js';
 import { t } from './i18n.js';
 import { formatNumber, formatTimeLabel } from './format.js';
-
-/** Seconds since the epoch of an API time label, read as UTC (labels are site time). */
-export function labelSeconds(label) {
-  return Date.parse(label.replace(' ', 'T') + (label.length > 10 ? 'Z' : 'T00:00:00Z')) / 1000;
-}
-
-/**
- * The chart's data from an API answer: every bucket of `meta.time_labels`, zero where the
- * answer has no row. Returns {labels, visitors, pageviews}.
- */
-export function seriesOf(answer) {
-  const labels = answer.meta?.time_labels ?? answer.results.map((r) => r.dimensions[0]);
-  const byLabel = new Map(answer.results.map((r) => [r.dimensions[0], r.metrics]));
-  return {
-    labels,
-    visitors: labels.map((l) => byLabel.get(l)?.[0] ?? 0),
-    pageviews: labels.map((l) => byLabel.get(l)?.[1] ?? 0),
-  };
-}
+import { seriesOf, labelSeconds } from './series.js';
 
 function cssVar(el, name, fallback) {
   return getComputedStyle(el).getPropertyValue(name).trim() || fallback;
 }
 
 /** Renders the chart into `box`; returns a function that removes it (and its resize observer). */
-export function drawChart(box, lang, answer, grain, resolved) {
-  const s = seriesOf(answer);
+export function drawChart(box, lang, answer, grain, resolved, until = null) {
+  const s = seriesOf(answer, until);
   const hourly = grain === 'time:hour';
-  const sum = (a) => a.reduce((x, y) => x + y, 0);
+  const sum = (a) => a.reduce((x, y) => x + (y ?? 0), 0);
   let peak = 0;
   s.visitors.forEach((v, i) => {
     if (v > s.visitors[peak]) peak = i;
@@ -51,6 +33,7 @@ export function drawChart(box, lang, answer, grain, resolved) {
       })
     : t(lang, 'chart_alt_empty', { from, to });
 
+  const formatRangeLabel = from === to ? from : `${from} – ${to}`;
   const plot = h('div', { class: 'plot', 'aria-hidden': 'true' });
   const table = h(
     'details',
@@ -88,9 +71,10 @@ export function drawChart(box, lang, answer, grain, resolved) {
     cursor: { drag: { x: false, y: false } },
     legend: { show: true, live: true },
     series: [
-      { value: (u, v) => (v === null ? '–' : formatTimeLabel(lang, new Date(v * 1000).toISOString().slice(0, hourly ? 19 : 10).replace('T', ' '))) },
-      { label: t(lang, 'm_visitors'), stroke: c1, fill: c1 + '22', width: 2, value: (u, v) => formatNumber(lang, v) },
-      { label: t(lang, 'm_pageviews'), stroke: c2, width: 2, dash: [6, 4], value: (u, v) => formatNumber(lang, v) },
+      // Without a cursor on the chart the legend shows the whole range and its totals.
+      { label: t(lang, 'time'), value: (u, v) => (v === null ? formatRangeLabel : formatTimeLabel(lang, new Date(v * 1000).toISOString().slice(0, hourly ? 19 : 10).replace('T', ' '))) },
+      { label: t(lang, 'm_visitors'), stroke: c1, fill: c1 + '22', width: 2, value: (u, v) => formatNumber(lang, v === null ? sum(s.visitors) : v) },
+      { label: t(lang, 'm_pageviews'), stroke: c2, width: 2, dash: [6, 4], value: (u, v) => formatNumber(lang, v === null ? sum(s.pageviews) : v) },
     ],
     axes: [
       { ...axis, values: (u, vals) => vals.map((v) => tick.format(new Date(v * 1000))) },

@@ -23,6 +23,20 @@ export function todayIn(timeZone, now = new Date()) {
   }
 }
 
+/** The current hour in `timeZone` as an API hour label, `YYYY-MM-DD HH:00:00`. */
+export function hourIn(timeZone, now = new Date()) {
+  try {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', hourCycle: 'h23' })
+        .formatToParts(now)
+        .map((p) => [p.type, p.value]),
+    );
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:00:00`;
+  } catch {
+    return now.toISOString().slice(0, 13).replace('T', ' ') + ':00:00';
+  }
+}
+
 /** `day` moved by `n` days. */
 export function addDays(day, n) {
   const d = new Date(day + 'T00:00:00Z');

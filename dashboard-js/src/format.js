@@ -15,7 +15,7 @@ export function formatPercent(lang, n) {
   return new Intl.NumberFormat(locale(lang), { style: 'percent', maximumFractionDigits: 1 }).format(n / 100);
 }
 
-/** A duration in seconds: `45s`, `3m 05s`, `1h 02m` (German: `45 s`, `3 min 05 s`, `1 h 02 min`). */
+/** A duration in seconds: `45s`, `3m 05s`, `1h 02m` (German: `45 s`, `3 min 05 s`, `1 h 02 min`), with no-break spaces. */
 export function formatDuration(lang, secs) {
   if (secs === null || secs === undefined || Number.isNaN(secs)) return '–';
   const s = Math.max(0, Math.round(secs));
@@ -23,7 +23,8 @@ export function formatDuration(lang, secs) {
   const m = Math.floor((s % 3600) / 60);
   const r = s % 60;
   const two = (x) => String(x).padStart(2, '0');
-  const [hu, mu, su, sep] = lang === 'de' ? [' h', ' min', ' s', ' '] : ['h', 'm', 's', ' '];
+  // No-break spaces: a duration never wraps inside a tile.
+  const [hu, mu, su, sep] = lang === 'de' ? ['\u00a0h', '\u00a0min', '\u00a0s', '\u00a0'] : ['h', 'm', 's', '\u00a0'];
   if (h) return `${h}${hu}${sep}${two(m)}${mu}`;
   if (m) return `${m}${mu}${sep}${two(r)}${su}`;
   return `${r}${su}`;
