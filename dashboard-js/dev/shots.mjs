@@ -64,5 +64,56 @@ for (const width of [1280, 375]) {
     await page.getByRole('button', { name: 'Create link' }).click();
   });
 }
+// Behaviour: a click on a row filters (URL and chip), the chip removes it, back and forward
+// restore the views, a CSV downloads with its name, "more" pages through the rows.
+{
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const check = (ok, what) => (ok ? console.log(`ok: ${what}`) : problems.push(`check failed: ${what}`));
+  await page.goto(base + '/?range=day&tab=devices');
+  await page.waitForLoadState('networkidle');
+  const row = page.locator('section.card', { hasText: 'Browsers' }).locator('button.row-filter').first();
+  const value = (await row.innerText()).trim();
+  await row.click();
+  await page.waitForLoadState('networkidle');
+  check(new URL(page.url()).searchParams.getAll('f').includes(`visit:browser|${value}`), `row click adds f=visit:browser|${value} to the URL`);
+  const chip = page.getByRole('button', { name: `Remove filter Browsers: ${value}` });
+  check(await chip.isVisible(), 'the filter shows as a removable chip');
+  await page.waitForFunction(() => document.querySelectorAll('.tile-value')[1]?.textContent !== '…');
+  const filtered = await page.locator('.tile-value').nth(1).innerText();
+  await chip.click();
+  await page.waitForLoadState('networkidle');
+  check(!page.url().includes('f='), 'removing the chip removes the filter from the URL');
+  await page.waitForFunction(() => document.querySelectorAll('.tile-value')[1]?.textContent !== '…');
+  const unfiltered = await page.locator('.tile-value').nth(1).innerText();
+  check(filtered !== unfiltered, `visitors differ with and without the filter (${filtered} vs ${unfiltered})`);
+  await page.goBack();
+  await page.waitForLoadState('networkidle');
+  check(page.url().includes('f=visit') && (await page.locator('.chip').count()) === 1, 'back brings the filter back');
+  await page.goForward();
+  await page.waitForLoadState('networkidle');
+  check((await page.locator('.chip').count()) === 0, 'forward removes it again');
+  await page.reload();
+  await page.waitForLoadState('networkidle');
+  check((await page.getByRole('tab', { name: 'Devices' }).getAttribute('aria-selected')) === 'true', 'reload keeps the tab');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download Browsers as CSV' }).click()]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  check(/^tally-demo-site-browsers-\d{4}-\d{2}-\d{2}\.csv$/.test(download.suggestedFilename()) && csv.startsWith('visit:browser,visitors,percentage'), `CSV ${download.suggestedFilename()}: ${csv.split('\n')[0]}`);
+  await page.goto(base + '/?range=day');
+  await page.waitForLoadState('networkidle');
+  await page.locator('section.card', { hasText: 'Pages' }).first().getByRole('button', { name: 'More' }).click();
+  await page.waitForLoadState('networkidle');
+  const pager = page.locator('dialog .pager span');
+  check(/Rows 1–\d+ of \d+/.test(await pager.innerText()), `more view: ${await pager.innerText()}`);
+  await page.screenshot({ path: `${out}/more-dialog-1280.png` });
+  await page.keyboard.press('Escape');
+  check((await page.locator('dialog').count()) === 0, 'Escape closes the more view');
+  // Keyboard: the tabs move with the arrow keys.
+  await page.getByRole('tab', { name: 'Pages' }).focus();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForLoadState('networkidle');
+  check((await page.evaluate(() => document.activeElement?.id)) === 'tab-sources', 'ArrowRight moves to the next tab');
+  await context.close();
+}
 await browser.close();
 console.log(problems.length ? `\n${problems.length} problem(s):\n` + problems.join('\n') : '\nno problems');

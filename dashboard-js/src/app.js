@@ -152,7 +152,7 @@ function dashboard(main, app, go) {
       h('select', { onchange: (e) => go({ ...state, compare: e.target.value }) },
         COMPARISONS.map((c) => h('option', { value: c, selected: c === state.compare }, t(lang, 'compare_' + c))))),
     h('p', { class: 'range-label' }, formatRange(lang, resolved.from, resolved.to)));
-  main.append(controls);
+  main.append(h('h1', { class: 'sr-only' }, `${site(app).name}: ${t(lang, 'dashboard')}`), controls);
 
   // Filter chips.
   if (state.filters.length) {

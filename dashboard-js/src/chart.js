@@ -26,7 +26,6 @@ export function drawChart(box, lang, answer, grain, resolved, until = null) {
         grain: t(lang, hourly ? 'grain_hour' : 'grain_day'),
         from,
         to,
-        visitors: formatNumber(lang, sum(s.visitors)),
         pageviews: formatNumber(lang, sum(s.pageviews)),
         peak: formatNumber(lang, s.visitors[peak] ?? 0),
         peakAt: s.labels[peak] ? formatTimeLabel(lang, s.labels[peak]) : '',
@@ -71,13 +70,15 @@ export function drawChart(box, lang, answer, grain, resolved, until = null) {
     cursor: { drag: { x: false, y: false } },
     legend: { show: true, live: true },
     series: [
-      // Without a cursor on the chart the legend shows the whole range and its totals.
+      // Without a cursor on the chart the legend names the series only: a sum of hourly or daily
+      // visitors would not be the range's visitors (one person in two hours counts twice).
       { label: t(lang, 'time'), value: (u, v) => (v === null ? formatRangeLabel : formatTimeLabel(lang, new Date(v * 1000).toISOString().slice(0, hourly ? 19 : 10).replace('T', ' '))) },
-      { label: t(lang, 'm_visitors'), stroke: c1, fill: c1 + '22', width: 2, value: (u, v) => formatNumber(lang, v === null ? sum(s.visitors) : v) },
-      { label: t(lang, 'm_pageviews'), stroke: c2, width: 2, dash: [6, 4], value: (u, v) => formatNumber(lang, v === null ? sum(s.pageviews) : v) },
+      { label: t(lang, 'm_visitors'), stroke: c1, fill: c1 + '22', width: 2, value: (u, v) => (v === null ? '' : formatNumber(lang, v)) },
+      { label: t(lang, 'm_pageviews'), stroke: c2, width: 2, dash: [6, 4], value: (u, v) => (v === null ? '' : formatNumber(lang, v)) },
     ],
     axes: [
-      { ...axis, values: (u, vals) => vals.map((v) => tick.format(new Date(v * 1000))) },
+      // Ticks on whole hours or whole days only (uPlot would otherwise label sub-day steps).
+      { ...axis, space: 56, incrs: hourly ? [3600, 7200, 10800, 21600, 43200] : [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400], values: (u, vals) => vals.map((v) => tick.format(new Date(v * 1000))) },
       { ...axis, size: 48, values: (u, vals) => vals.map((v) => nf.format(v)) },
     ],
     scales: { y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },

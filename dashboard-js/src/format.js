@@ -15,7 +15,7 @@ export function formatPercent(lang, n) {
   return new Intl.NumberFormat(locale(lang), { style: 'percent', maximumFractionDigits: 1 }).format(n / 100);
 }
 
-/** A duration in seconds: `45s`, `3m 05s`, `1h 02m` (German: `45 s`, `3 min 05 s`, `1 h 02 min`), with no-break spaces. */
+/** A duration in seconds: `45s`, `3m 05s`, `1h 02m` (German: `45 s`, `3 min 05 s`, `1 h 02 min`), never split between a number and its unit. */
 export function formatDuration(lang, secs) {
   if (secs === null || secs === undefined || Number.isNaN(secs)) return '–';
   const s = Math.max(0, Math.round(secs));
@@ -23,8 +23,8 @@ export function formatDuration(lang, secs) {
   const m = Math.floor((s % 3600) / 60);
   const r = s % 60;
   const two = (x) => String(x).padStart(2, '0');
-  // No-break spaces: a duration never wraps inside a tile.
-  const [hu, mu, su, sep] = lang === 'de' ? ['\u00a0h', '\u00a0min', '\u00a0s', '\u00a0'] : ['h', 'm', 's', '\u00a0'];
+  // A no-break space between a number and its unit; the parts may wrap between them.
+  const [hu, mu, su, sep] = lang === 'de' ? ['\u00a0h', '\u00a0min', '\u00a0s', ' '] : ['h', 'm', 's', ' '];
   if (h) return `${h}${hu}${sep}${two(m)}${mu}`;
   if (m) return `${m}${mu}${sep}${two(r)}${su}`;
   return `${r}${su}`;

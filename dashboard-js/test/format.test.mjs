@@ -21,7 +21,7 @@ test('durations', () => {
   assert.equal(nb(formatDuration('en', 3725)), '1h 02m');
   assert.equal(nb(formatDuration('de', 88)), '1 min 28 s');
   assert.equal(nb(formatDuration('de', 3725)), '1 h 02 min');
-  assert.ok(!formatDuration('de', 88).includes(' '), 'no breakable space');
+  assert.ok(!formatDuration('de', 28).includes(' '), 'no breakable space between number and unit');
   assert.equal(formatDuration('en', null), '–');
 });
 
