@@ -37,6 +37,36 @@ pub const ONCE_VALID_SECS: u32 = 24 * 3600;
 /// Name of the demo admin account.
 pub const DEMO_USER: &str = "demo";
 
+/// The operators' session cookie. No visitor of a tracked site ever gets it: it is set only by
+/// a sign-in to the dashboard.
+pub const SESSION_COOKIE: &str = "tally_session";
+
+/// The header the dashboard sends its session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-tally-csrf";
+
+/// The header naming a shared link (its token) on API calls of a shared dashboard.
+pub const SHARE_HEADER: &str = "x-tally-share";
+
+/// The header carrying a protected link's grant.
+pub const GRANT_HEADER: &str = "x-tally-share-grant";
+
+/// The value of the session cookie in a request's `Cookie` headers, if any.
+pub fn session_cookie(headers: &hyper::HeaderMap) -> Option<String> {
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// The value of header `name` as text, if present and visible ASCII.
+pub fn header_text<'a>(headers: &'a hyper::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
 /// Password checks running at once: each takes about 19 MiB and tens of milliseconds, so a
 /// burst of sign-ins queues instead of exhausting memory.
 const PARALLEL_PASSWORD_CHECKS: usize = 4;
