@@ -107,6 +107,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let mut app = App::new(config, metrics, sink, visitors)?;
     app.api = Some(api);
+    app.demo = demo;
     let app = Arc::new(app);
     let geo_tasks = watch_geo(&app);
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and

@@ -1,0 +1,1 @@
+/* placeholder: replaced by the built dashboard (dashboard-js) at merge */
