@@ -96,12 +96,14 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             metrics.clone(),
         )
     });
-    let (api, key_refresher, access_refresher) = start_api(&client, &config).await?;
+    // The demo admin is made before the accounts are first read, so the copy knows it.
     let once = if demo {
-        Some(crate::access::demo_sign_in(api.access().tables(), crate::time::now_unix()).await?)
+        let tables = AccountTables::new(client.clone());
+        Some(crate::access::demo_sign_in(&tables, crate::time::now_unix()).await?)
     } else {
         None
     };
+    let (api, key_refresher, access_refresher) = start_api(&client, &config).await?;
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;

@@ -261,7 +261,15 @@ impl Access {
         }
         let hash = secret::sha256_hex(token);
         let copy = self.mirror.current()?;
-        if copy.sessions.contains_key(&hash) || self.lock_local().opened.contains_key(&hash) {
+        // Known with its account: answered from the copy. A session or account this copy has
+        // not seen yet (opened on another collector, or an account added since the last read)
+        // costs one read.
+        let user = copy
+            .sessions
+            .get(&hash)
+            .map(|s| s.user.clone())
+            .or_else(|| self.lock_local().opened.get(&hash).map(|(s, _)| s.user.clone()));
+        if user.is_some_and(|u| copy.users.contains_key(&u)) {
             return Ok(self.viewer_in(&copy, token, &hash, now));
         }
         self.mirror.refresh_for_unknown().await;
