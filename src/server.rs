@@ -135,10 +135,12 @@ fn dashboard_page(path: &str, base: Option<&str>) -> Option<crate::dashboard::Pa
     crate::dashboard::page_of(inner_path(&path, base)?)
 }
 
-/// Whether a request to `/` (or `index.php`) is for the dashboard: a GET without Matomo's
-/// `module=` parameter, which Matomo's API slice needs.
-fn is_dashboard_home(method: &Method, query: Option<&str>) -> bool {
+/// Whether a request is for the dashboard's home: a GET of `/` (under the base; not
+/// `index.php`, which stays Matomo's) without Matomo's `module=` parameter, which Matomo's API
+/// slice needs.
+fn is_dashboard_home(method: &Method, path: &str, query: Option<&str>, base: Option<&str>) -> bool {
     (method == Method::GET || method == Method::HEAD)
+        && normalize_path(path).is_some_and(|p| inner_path(&p, base) == Some("/"))
         && !form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "module")
 }
 
@@ -248,7 +250,14 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         (Target::OptOut, &Method::POST) => {
             web::optout::submit(app, req, FullIp::of_peer(peer.ip())).await
         }
-        (Target::Index, _) if is_dashboard_home(&method, req.uri().query()) => {
+        (Target::Index, _)
+            if is_dashboard_home(
+                &method,
+                req.uri().path(),
+                req.uri().query(),
+                app.config.base_path.as_deref(),
+            ) =>
+        {
             crate::dashboard::handle(app, crate::dashboard::Page::Home, req, peer.ip()).await
         }
         (Target::Index, &Method::GET | &Method::POST) => matomo_api::handle(app, req).await,
@@ -339,10 +348,14 @@ mod tests {
         ] {
             assert_eq!(r(p), Target::Dashboard, "{p}");
         }
-        assert!(is_dashboard_home(&Method::GET, None));
-        assert!(is_dashboard_home(&Method::GET, Some("lang=de")));
-        assert!(!is_dashboard_home(&Method::GET, Some("module=API&method=x")));
-        assert!(!is_dashboard_home(&Method::POST, None));
+        let home = |m: &Method, p: &str, q: Option<&str>| is_dashboard_home(m, p, q, None);
+        assert!(home(&Method::GET, "/", None));
+        assert!(home(&Method::GET, "//", Some("lang=de")));
+        assert!(!home(&Method::GET, "/", Some("module=API&method=x")));
+        assert!(!home(&Method::GET, "/index.php", None));
+        assert!(!home(&Method::POST, "/", None));
+        assert!(is_dashboard_home(&Method::GET, "/a/", None, Some("/a")));
+        assert!(is_dashboard_home(&Method::GET, "/a", None, Some("/a")));
         for p in [
             "/api/v2/query/",
             "/api/v2/Query",
