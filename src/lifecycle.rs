@@ -153,7 +153,11 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
 async fn start_api(
     client: &store::Client,
     config: &Config,
-) -> anyhow::Result<(Api, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(
+    Api,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+)> {
     let keys = Arc::new(KeyCache::new(
         KeyTable::new(client.clone()),
         config.api.key_refresh(),

@@ -268,7 +268,12 @@ async fn demo_mode_runs_its_own_clickhouse() {
     assert_eq!(r.status(), 204);
     demo.wait_for("demo-hit").await;
     // The one-time link signs the demo admin in once, and only once.
-    let base = demo.tracking.split("/matomo.php").next().unwrap().to_string();
+    let base = demo
+        .tracking
+        .split("/matomo.php")
+        .next()
+        .unwrap()
+        .to_string();
     let token = demo.sign_in.split("?t=").nth(1).unwrap().to_string();
     let form = common::raw().get(&demo.sign_in).send().await.unwrap();
     assert_eq!(form.status(), 200);
@@ -293,9 +298,16 @@ async fn demo_mode_runs_its_own_clickhouse() {
         .unwrap();
     assert_eq!(shell.status(), 200);
     let shell = shell.text().await.unwrap();
-    assert!(shell.contains(r#""user":{"name":"demo","admin":true}"#), "{shell}");
+    assert!(
+        shell.contains(r#""user":{"name":"demo","admin":true}"#),
+        "{shell}"
+    );
     assert!(shell.contains(r#""demo":true"#), "{shell}");
-    assert_eq!(spend().await.unwrap().status(), 401, "a one-time link works once");
+    assert_eq!(
+        spend().await.unwrap().status(),
+        401,
+        "a one-time link works once"
+    );
     // The operator's commands, run beside the demo, use the ClickHouse it started (a second
     // server could not share ./var/clickhouse) and its demo site.
     let run = |args: &[&str]| {

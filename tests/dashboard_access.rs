@@ -79,8 +79,14 @@ async fn shell_config(c: &Collector, path: &str, cookie: Option<&str>) -> Value 
     }
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     config_in(&r.text().await.unwrap())
 }
 
@@ -124,13 +130,19 @@ async fn accounts_sessions_links_and_the_api() {
     let short = tally_user(&c, &["add", "ada", "--site", "1"], "too short\n").unwrap_err();
     assert!(short.contains("at least 10 characters"), "{short}");
     assert!(tally_user(&c, &["add", "ada", "--site", "9"], "long enough pw\n").is_err());
-    assert!(tally_user(&c, &["add", "ada"], "long enough pw\n").is_err(), "no site, no admin");
+    assert!(
+        tally_user(&c, &["add", "ada"], "long enough pw\n").is_err(),
+        "no site, no admin"
+    );
     let added = tally_user(&c, &["add", "ada", "--site", "1"], "ada's password\n").unwrap();
     assert_eq!(added, "added ada (sites 1)\n");
     tally_user(&c, &["add", "root", "--admin"], "root password 1\n").unwrap();
     assert!(tally_user(&c, &["add", "ada", "--site", "1"], "another password\n").is_err());
     let list = tally_user(&c, &["list"], "").unwrap();
-    assert!(list.contains("ada\tsites 1\t") && list.contains("root\tadmin\t"), "{list}");
+    assert!(
+        list.contains("ada\tsites 1\t") && list.contains("root\tadmin\t"),
+        "{list}"
+    );
     assert!(!list.contains("argon2"), "never a hash: {list}");
 
     // --- signed out ---
@@ -140,8 +152,14 @@ async fn accounts_sessions_links_and_the_api() {
     assert!(set_cookies(&home).is_empty());
     let form = raw().get(c.url("/login?lang=de")).send().await.unwrap();
     assert_eq!(form.status(), 200);
-    let csp = form.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"), "{csp}");
+    let csp = form.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert!(form.text().await.unwrap().contains("Passwort"));
 
     // --- sign-in: our origin only; one message for a wrong name or password ---
@@ -157,7 +175,11 @@ async fn accounts_sessions_links_and_the_api() {
     let wrong_pw = sign_in(&c, "ada", "not the password").await;
     assert_eq!(wrong_pw.status(), 401);
     let wrong_pw = wrong_pw.text().await.unwrap();
-    let wrong_name = sign_in(&c, "nobody", "not the password").await.text().await.unwrap();
+    let wrong_name = sign_in(&c, "nobody", "not the password")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(wrong_pw.contains("The name or the password is wrong."));
     assert!(wrong_name.contains("The name or the password is wrong."));
     let ok = sign_in(&c, "ada", "ada's password").await;
@@ -178,9 +200,18 @@ async fn accounts_sessions_links_and_the_api() {
 
     // --- the API: cookie alone refused, with CSRF only ada's sites ---
     assert_eq!(query(&c, 1, &[("cookie", &ada)]).await, 401);
-    assert_eq!(query(&c, 1, &[("cookie", &ada), ("x-tally-csrf", "wrong")]).await, 401);
-    assert_eq!(query(&c, 1, &[("cookie", &ada), ("x-tally-csrf", &csrf)]).await, 200);
-    assert_eq!(query(&c, 2, &[("cookie", &ada), ("x-tally-csrf", &csrf)]).await, 401);
+    assert_eq!(
+        query(&c, 1, &[("cookie", &ada), ("x-tally-csrf", "wrong")]).await,
+        401
+    );
+    assert_eq!(
+        query(&c, 1, &[("cookie", &ada), ("x-tally-csrf", &csrf)]).await,
+        200
+    );
+    assert_eq!(
+        query(&c, 2, &[("cookie", &ada), ("x-tally-csrf", &csrf)]).await,
+        401
+    );
     assert_eq!(query(&c, 1, &[]).await, 401);
 
     // --- admin endpoints: ada is no admin; root is ---
@@ -191,13 +222,20 @@ async fn accounts_sessions_links_and_the_api() {
             .header("x-tally-csrf", csrf)
             .send()
     };
-    assert_eq!(admin("/admin/links", &ada, &csrf).await.unwrap().status(), 403);
+    assert_eq!(
+        admin("/admin/links", &ada, &csrf).await.unwrap().status(),
+        403
+    );
     let root = session_of(&sign_in(&c, "root", "root password 1").await);
     let root_config = shell_config(&c, "/", Some(&root)).await;
     assert_eq!(root_config["sites"].as_array().unwrap().len(), 2);
     assert_eq!(root_config["admin"]["links"], "/admin/links");
     let root_csrf = root_config["csrf"].as_str().unwrap().to_string();
-    assert_eq!(admin("/admin/links", &root, "").await.unwrap().status(), 403, "no CSRF");
+    assert_eq!(
+        admin("/admin/links", &root, "").await.unwrap().status(),
+        403,
+        "no CSRF"
+    );
     let post = |path: &str, body: Value| {
         raw()
             .post(c.url(path))
@@ -208,14 +246,27 @@ async fn accounts_sessions_links_and_the_api() {
             .send()
     };
     // Keys from the page.
-    let key = post("/admin/keys", json!({"name": "from the page", "sites": [2]})).await.unwrap();
+    let key = post(
+        "/admin/keys",
+        json!({"name": "from the page", "sites": [2]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(key.status(), 201);
     let key: Value = key.json().await.unwrap();
     let bearer = format!("Bearer {}", key["key"].as_str().unwrap());
     assert_eq!(query(&c, 2, &[("authorization", &bearer)]).await, 200);
-    let keys: Value = admin("/admin/keys", &root, &root_csrf).await.unwrap().json().await.unwrap();
+    let keys: Value = admin("/admin/keys", &root, &root_csrf)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(keys["keys"][0]["name"], "from the page");
-    assert!(!keys.to_string().contains("tally_"), "keys are shown once: {keys}");
+    assert!(
+        !keys.to_string().contains("tally_"),
+        "keys are shown once: {keys}"
+    );
     let bad = post("/admin/keys", json!({"sites": [7]})).await.unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.json::<Value>().await.unwrap()["error"].is_string());
@@ -238,9 +289,16 @@ async fn accounts_sessions_links_and_the_api() {
     assert_eq!(query(&c, 2, &[("x-tally-share", &token)]).await, 200);
     assert_eq!(query(&c, 1, &[("x-tally-share", &token)]).await, 401);
     // Framed only by site 2's own domains.
-    let r = raw().get(c.url(&format!("/share/{token}"))).send().await.unwrap();
+    let r = raw()
+        .get(c.url(&format!("/share/{token}")))
+        .send()
+        .await
+        .unwrap();
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("frame-ancestors 'self' https://other.net http://other.net"), "{csp}");
+    assert!(
+        csp.contains("frame-ancestors 'self' https://other.net http://other.net"),
+        "{csp}"
+    );
 
     // --- a protected link ---
     let secret: Value = post(
@@ -252,8 +310,18 @@ async fn accounts_sessions_links_and_the_api() {
     .json()
     .await
     .unwrap();
-    let secret_token = secret["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    let page = raw().get(c.url(&format!("/share/{secret_token}"))).send().await.unwrap();
+    let secret_token = secret["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = raw()
+        .get(c.url(&format!("/share/{secret_token}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains(r#"type="password""#));
     assert_eq!(query(&c, 1, &[("x-tally-share", &secret_token)]).await, 401);
@@ -269,16 +337,35 @@ async fn accounts_sessions_links_and_the_api() {
     assert_eq!(opened.status(), 200);
     assert!(set_cookies(&opened).is_empty());
     let opened = config_in(&opened.text().await.unwrap());
-    let grant = opened["headers"]["X-Tally-Share-Grant"].as_str().unwrap().to_string();
-    let with_grant = [("x-tally-share", secret_token.as_str()), ("x-tally-share-grant", grant.as_str())];
+    let grant = opened["headers"]["X-Tally-Share-Grant"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let with_grant = [
+        ("x-tally-share", secret_token.as_str()),
+        ("x-tally-share-grant", grant.as_str()),
+    ];
     assert_eq!(query(&c, 1, &with_grant).await, 200);
     assert_eq!(
-        query(&c, 1, &[("x-tally-share", &secret_token), ("x-tally-share-grant", "x")]).await,
+        query(
+            &c,
+            1,
+            &[
+                ("x-tally-share", &secret_token),
+                ("x-tally-share-grant", "x")
+            ]
+        )
+        .await,
         401
     );
 
     // --- revoking the public link: refused within the refresh time ---
-    let links: Value = admin("/admin/links", &root, &root_csrf).await.unwrap().json().await.unwrap();
+    let links: Value = admin("/admin/links", &root, &root_csrf)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = links["links"]
         .as_array()
         .unwrap()
@@ -288,13 +375,24 @@ async fn accounts_sessions_links_and_the_api() {
         .as_str()
         .unwrap()
         .to_string();
-    let revoked = post(&format!("/admin/links/{id}/revoke"), json!({})).await.unwrap();
-    assert_eq!(revoked.json::<Value>().await.unwrap(), json!({"revoked": true}));
+    let revoked = post(&format!("/admin/links/{id}/revoke"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.json::<Value>().await.unwrap(),
+        json!({"revoked": true})
+    );
     assert!(
-        eventually(5, async || query(&c, 2, &[("x-tally-share", &token)]).await == 401).await,
+        eventually(5, async || query(&c, 2, &[("x-tally-share", &token)]).await
+            == 401)
+        .await,
         "a revoked link still works"
     );
-    let gone = raw().get(c.url(&format!("/share/{token}"))).send().await.unwrap();
+    let gone = raw()
+        .get(c.url(&format!("/share/{token}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 404);
 
     // --- a removed user's session is refused ---
@@ -306,7 +404,16 @@ async fn accounts_sessions_links_and_the_api() {
         .await,
         "a removed user's session still works"
     );
-    assert_eq!(raw().get(c.url("/")).header("cookie", &ada).send().await.unwrap().status(), 303);
+    assert_eq!(
+        raw()
+            .get(c.url("/"))
+            .header("cookie", &ada)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
 
     // --- sign-out ends the session at once ---
     let no_csrf = raw()
@@ -326,7 +433,10 @@ async fn accounts_sessions_links_and_the_api() {
         .unwrap();
     assert_eq!(out.status(), 303);
     assert!(set_cookies(&out)[0].contains("Max-Age=0"));
-    assert_eq!(query(&c, 1, &[("cookie", &root), ("x-tally-csrf", &root_csrf)]).await, 401);
+    assert_eq!(
+        query(&c, 1, &[("cookie", &root), ("x-tally-csrf", &root_csrf)]).await,
+        401
+    );
 
     // --- throttling, last: it locks this test's address too. The address failed three times
     // above (a wrong password, a wrong name, a wrong link password), so two more lock it. ---
@@ -335,11 +445,19 @@ async fn accounts_sessions_links_and_the_api() {
     }
     let locked = sign_in(&c, "root", "root password 1").await;
     assert_eq!(locked.status(), 429);
-    let retry: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     assert!(set_cookies(&locked).is_empty());
     let locked_link = unlock("link password").await.unwrap();
-    assert_eq!(locked_link.status(), 429, "the address is locked for links too");
+    assert_eq!(
+        locked_link.status(),
+        429,
+        "the address is locked for links too"
+    );
 }
 
 #[tokio::test]
@@ -353,7 +471,14 @@ async fn visitors_never_get_a_session_cookie() {
         .unwrap();
     assert!(track.status().is_success(), "{}", track.status());
     assert!(set_cookies(&track).is_empty(), "{:?}", set_cookies(&track));
-    for path in ["/tally.js", "/matomo.js", "/optout?idsite=1", "/", "/login", "/assets/dashboard.js"] {
+    for path in [
+        "/tally.js",
+        "/matomo.js",
+        "/optout?idsite=1",
+        "/",
+        "/login",
+        "/assets/dashboard.js",
+    ] {
         let r = raw().get(c.url(path)).send().await.unwrap();
         assert!(set_cookies(&r).is_empty(), "{path}: {:?}", set_cookies(&r));
     }
@@ -392,7 +517,9 @@ async fn expired_months_of_sessions_are_dropped() {
     }
     let cfg = tally::config::Config::load(Some(&c.dir.join("tally.toml"))).unwrap();
     let client = tally::store::client(common::clickhouse().url(), &cfg.clickhouse);
-    let dropped = tally::prune::prune_expired_accounts(&client, now).await.unwrap();
+    let dropped = tally::prune::prune_expired_accounts(&client, now)
+        .await
+        .unwrap();
     for (table, months) in dropped {
         assert_eq!(months.len(), 1, "{table}: {months:?}");
         let left = common::query(&format!("SELECT count() FROM {db}.{table}")).await;

@@ -64,7 +64,10 @@ pub fn session_cookie(headers: &hyper::HeaderMap) -> Option<String> {
 
 /// The value of header `name` as text, if present and visible ASCII.
 pub fn header_text<'a>(headers: &'a hyper::HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Password checks running at once: each takes about 19 MiB and tens of milliseconds, so a
@@ -197,7 +200,9 @@ impl Access {
     /// Reads the tables now (at start, so a collector serves only once it can check sessions).
     pub async fn refresh(&self) -> Result<(), StoreError> {
         self.mirror.refresh().await?;
-        self.lock_local().opened.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(600));
+        self.lock_local()
+            .opened
+            .retain(|_, (_, at)| at.elapsed() < Duration::from_secs(600));
         Ok(())
     }
 
@@ -268,7 +273,12 @@ impl Access {
             .sessions
             .get(&hash)
             .map(|s| s.user.clone())
-            .or_else(|| self.lock_local().opened.get(&hash).map(|(s, _)| s.user.clone()));
+            .or_else(|| {
+                self.lock_local()
+                    .opened
+                    .get(&hash)
+                    .map(|(s, _)| s.user.clone())
+            });
         if user.is_some_and(|u| copy.users.contains_key(&u)) {
             return Ok(self.viewer_in(&copy, token, &hash, now));
         }
@@ -304,7 +314,12 @@ impl Access {
     }
 
     /// The lock on `keys`, if any of them is locked now.
-    fn locked(&self, account: Option<&String>, link: Option<&String>, addr: &ThrottleKey) -> Option<Duration> {
+    fn locked(
+        &self,
+        account: Option<&String>,
+        link: Option<&String>,
+        addr: &ThrottleKey,
+    ) -> Option<Duration> {
         let now = Instant::now();
         [
             account.and_then(|a| self.accounts.check(a, now).err()),
@@ -442,7 +457,12 @@ impl Access {
     }
 
     /// Checks the password of a protected link from `client`: its grant, or why not.
-    pub async fn unlock(&self, shared: &Shared, password: &str, client: &FullIp) -> Attempt<String> {
+    pub async fn unlock(
+        &self,
+        shared: &Shared,
+        password: &str,
+        client: &FullIp,
+    ) -> Attempt<String> {
         let addr = client.throttle_key(&self.keyer);
         if let Some(wait) = self.locked(None, Some(&shared.id), &addr) {
             return Attempt::Throttled(wait);
@@ -480,8 +500,8 @@ impl Access {
 /// one-time sign-in token for it, valid for [`ONCE_VALID_SECS`].
 pub async fn demo_sign_in(tables: &AccountTables, now: u32) -> Result<String, StoreError> {
     if tables.user(DEMO_USER).await?.is_none() {
-        let hash = secret::unusable_password_hash()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let hash =
+            secret::unusable_password_hash().map_err(|e| StoreError::Invalid(e.to_string()))?;
         tables.add_user(DEMO_USER, hash, true, &[], now).await?;
     }
     tables.create_once(DEMO_USER, now, ONCE_VALID_SECS).await

@@ -8,8 +8,8 @@
 //! Argon2id (the `argon2` crate with its default parameters: 19 MiB, 2 passes, 1 lane, OWASP's
 //! minimum), whose cost is what slows such guessing.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::digest;

@@ -272,7 +272,9 @@ impl AccountTables {
             )));
         }
         if self.user(name).await?.is_some() {
-            return Err(StoreError::Invalid(format!("account {name:?} exists already")));
+            return Err(StoreError::Invalid(format!(
+                "account {name:?} exists already"
+            )));
         }
         let mut sites = sites.to_vec();
         sites.sort_unstable();
@@ -550,10 +552,10 @@ impl AccountTables {
         };
         self.insert("signin_token_uses", &row).await?;
         let uses = self.uses(&hash).await?;
-        let first = uses.iter().min_by(|a, b| (a.used, &a.nonce).cmp(&(b.used, &b.nonce)));
-        Ok(first
-            .is_some_and(|u| u.nonce == nonce)
-            .then_some(once.user))
+        let first = uses
+            .iter()
+            .min_by(|a, b| (a.used, &a.nonce).cmp(&(b.used, &b.nonce)));
+        Ok(first.is_some_and(|u| u.nonce == nonce).then_some(once.user))
     }
 
     async fn uses(&self, hash: &str) -> Result<Vec<OnceUseRow>, StoreError> {

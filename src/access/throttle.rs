@@ -64,7 +64,9 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         if entries.len() >= MAX_KEYS && !entries.contains_key(key) {
             entries.retain(|_, e| {
                 e.locked_until.is_some_and(|u| u > now)
-                    || e.failures.back().is_some_and(|t| now.duration_since(*t) < WINDOW)
+                    || e.failures
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) < WINDOW)
             });
             if entries.len() >= MAX_KEYS {
                 tracing::warn!("sign-in throttle full; a failure is not counted");

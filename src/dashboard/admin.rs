@@ -35,11 +35,19 @@ pub fn endpoint_of(path: &str) -> Option<Endpoint> {
         "/admin/links" => return Some(Endpoint::Links),
         _ => {}
     }
-    let id_ok = |id: &str| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
-    if let Some(id) = path.strip_prefix("/admin/keys/").and_then(|r| r.strip_suffix("/revoke")) {
+    let id_ok = |id: &str| {
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    if let Some(id) = path
+        .strip_prefix("/admin/keys/")
+        .and_then(|r| r.strip_suffix("/revoke"))
+    {
         return id_ok(id).then(|| Endpoint::RevokeKey(id.to_string()));
     }
-    if let Some(id) = path.strip_prefix("/admin/links/").and_then(|r| r.strip_suffix("/revoke")) {
+    if let Some(id) = path
+        .strip_prefix("/admin/links/")
+        .and_then(|r| r.strip_suffix("/revoke"))
+    {
         return id_ok(id).then(|| Endpoint::RevokeLink(id.to_string()));
     }
     None
@@ -60,8 +68,10 @@ pub struct AdminCtx<'a> {
 fn reply(status: StatusCode, body: Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -95,7 +105,10 @@ async fn admin_of(ctx: &AdminCtx<'_>, headers: &hyper::HeaderMap) -> Result<View
     };
     let csrf = access::header_text(headers, access::CSRF_HEADER).unwrap_or("");
     if !access::secret::same(csrf, &viewer.csrf) {
-        return Err(error(StatusCode::FORBIDDEN, "missing or wrong X-Tally-CSRF header"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "missing or wrong X-Tally-CSRF header",
+        ));
     }
     if !viewer.admin {
         return Err(error(StatusCode::FORBIDDEN, "only admins may do this"));
@@ -162,6 +175,8 @@ fn store_failed(e: impl std::fmt::Display) -> Resp {
     )
 }
 
+// The error is the response itself, made once per request: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Resp> {
     serde_json::from_slice(body).map_err(|e| {
         error(
@@ -171,6 +186,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Resp> {
     })
 }
 
+#[allow(clippy::result_large_err)]
 fn api<'a>(ctx: &AdminCtx<'a>) -> Result<&'a crate::api::Api, Resp> {
     ctx.app
         .api
@@ -179,7 +195,12 @@ fn api<'a>(ctx: &AdminCtx<'a>) -> Result<&'a crate::api::Api, Resp> {
 }
 
 async fn list_keys(ctx: &AdminCtx<'_>) -> Answer {
-    let keys = api(ctx)?.keys().table().list().await.map_err(store_failed)?;
+    let keys = api(ctx)?
+        .keys()
+        .table()
+        .list()
+        .await
+        .map_err(store_failed)?;
     let keys: Vec<Value> = keys
         .into_iter()
         .map(|k| {
@@ -202,21 +223,39 @@ struct NewKey {
 
 async fn create_key(ctx: &AdminCtx<'_>, body: &[u8], now: u32) -> Answer {
     let new: NewKey = parse(body)?;
-    if let Some(unknown) = new.sites.iter().find(|id| ctx.app.config.site(**id).is_none()) {
+    if let Some(unknown) = new
+        .sites
+        .iter()
+        .find(|id| ctx.app.config.site(**id).is_none())
+    {
         return Err(error(
             StatusCode::BAD_REQUEST,
             &format!("site {unknown} is not configured"),
         ));
     }
-    match api(ctx)?.keys().table().create(&new.sites, &new.name, now).await {
-        Ok((info, key)) => Ok(reply(StatusCode::CREATED, json!({ "id": info.id, "key": key }))),
+    match api(ctx)?
+        .keys()
+        .table()
+        .create(&new.sites, &new.name, now)
+        .await
+    {
+        Ok((info, key)) => Ok(reply(
+            StatusCode::CREATED,
+            json!({ "id": info.id, "key": key }),
+        )),
         Err(crate::api::keystore::KeyError::Invalid(m)) => Err(error(StatusCode::BAD_REQUEST, &m)),
         Err(e) => Err(store_failed(e)),
     }
 }
 
 async fn revoke_key(ctx: &AdminCtx<'_>, id: &str, now: u32) -> Answer {
-    match api(ctx)?.keys().table().revoke(id, now).await.map_err(store_failed)? {
+    match api(ctx)?
+        .keys()
+        .table()
+        .revoke(id, now)
+        .await
+        .map_err(store_failed)?
+    {
         Revocation::Revoked | Revocation::Already(_) => {
             Ok(reply(StatusCode::OK, json!({ "revoked": true })))
         }
@@ -287,7 +326,12 @@ async fn create_link(
             Some(hashed.map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))?)
         }
     };
-    match ctx.access.tables().create_link(new.site, &new.name, hash, now).await {
+    match ctx
+        .access
+        .tables()
+        .create_link(new.site, &new.name, hash, now)
+        .await
+    {
         Ok(link) => Ok(reply(
             StatusCode::CREATED,
             json!({ "id": link.id, "url": share_url(ctx, headers, &link.token) }),
@@ -298,7 +342,13 @@ async fn create_link(
 }
 
 async fn revoke_link(ctx: &AdminCtx<'_>, id: &str, now: u32) -> Answer {
-    if ctx.access.tables().revoke_link(id, now).await.map_err(store_failed)? {
+    if ctx
+        .access
+        .tables()
+        .revoke_link(id, now)
+        .await
+        .map_err(store_failed)?
+    {
         Ok(reply(StatusCode::OK, json!({ "revoked": true })))
     } else {
         Err(error(StatusCode::NOT_FOUND, "no shared link with this id"))

@@ -137,7 +137,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let Some(api) = app.api.as_ref() else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "the dashboard is not running on this collector");
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the dashboard is not running on this collector",
+        );
     };
     let lang_param = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "lang")
@@ -163,7 +166,10 @@ where
         (Page::Share(token), &Method::GET | &Method::HEAD) => share(&ctx, &token, None, &req).await,
         (Page::Share(token), &Method::POST) => share_unlock(&ctx, &token, req).await,
         (Page::Admin(endpoint), _) => admin::handle(&ctx_admin(&ctx), endpoint, req).await,
-        (_, m) => plain(StatusCode::METHOD_NOT_ALLOWED, &format!("method {m} is not allowed here")),
+        (_, m) => plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {m} is not allowed here"),
+        ),
     }
 }
 
@@ -193,7 +199,12 @@ async fn home<B>(ctx: &Ctx<'_>, req: &Request<B>) -> Resp {
     match viewer_of(ctx.access, req.headers()).await {
         Ok(Some(v)) => shell(ctx, Mode::Session(&v), None),
         Ok(None) => see_other(&ctx.url("/login"), None),
-        Err(()) => message(ctx, StatusCode::SERVICE_UNAVAILABLE, ctx.t().sign_in_title, ctx.t().unavailable),
+        Err(()) => message(
+            ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ctx.t().sign_in_title,
+            ctx.t().unavailable,
+        ),
     }
 }
 
@@ -223,7 +234,13 @@ async fn login_form<B>(ctx: &Ctx<'_>, req: &Request<B>) -> Resp {
     login_page(ctx, StatusCode::OK, None, &next, "")
 }
 
-fn login_page(ctx: &Ctx<'_>, status: StatusCode, message: Option<String>, next: &str, name: &str) -> Resp {
+fn login_page(
+    ctx: &Ctx<'_>,
+    status: StatusCode,
+    message: Option<String>,
+    next: &str,
+    name: &str,
+) -> Resp {
     let t = ctx.t();
     let body = LoginHtml {
         lang: ctx.lang.code(),
@@ -248,7 +265,12 @@ where
 {
     let (parts, body) = req.into_parts();
     if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
-        return message(ctx, StatusCode::FORBIDDEN, ctx.t().sign_in_title, ctx.t().bad_origin);
+        return message(
+            ctx,
+            StatusCode::FORBIDDEN,
+            ctx.t().sign_in_title,
+            ctx.t().bad_origin,
+        );
     }
     let form = match read_form(body).await {
         Ok(f) => f,
@@ -266,14 +288,31 @@ where
         Attempt::Ok((token, _)) => see_other(&next, Some(session_cookie(ctx, &token))),
         Attempt::Wrong => {
             tracing::info!("a dashboard sign-in failed");
-            login_page(ctx, StatusCode::UNAUTHORIZED, Some(ctx.t().wrong.into()), field(&form, "next"), name)
+            login_page(
+                ctx,
+                StatusCode::UNAUTHORIZED,
+                Some(ctx.t().wrong.into()),
+                field(&form, "next"),
+                name,
+            )
         }
         Attempt::Throttled(wait) => throttled(ctx, wait, |m| {
-            login_page(ctx, StatusCode::TOO_MANY_REQUESTS, Some(m), field(&form, "next"), name)
+            login_page(
+                ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(m),
+                field(&form, "next"),
+                name,
+            )
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a dashboard sign-in could not be checked");
-            message(ctx, StatusCode::SERVICE_UNAVAILABLE, ctx.t().sign_in_title, ctx.t().unavailable)
+            message(
+                ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.t().sign_in_title,
+                ctx.t().unavailable,
+            )
         }
     }
 }
@@ -282,7 +321,8 @@ where
 fn throttled(ctx: &Ctx<'_>, wait: Duration, page: impl FnOnce(String) -> Resp) -> Resp {
     let secs = access::throttle::retry_after_secs(wait);
     let mut r = page(ctx.t().throttled.replace("{secs}", &secs.to_string()));
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     r
 }
 
@@ -325,7 +365,12 @@ fn once_form<B>(ctx: &Ctx<'_>, req: &Request<B>) -> Resp {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     if !access::secret::is_token(&token) {
-        return once_page(ctx, StatusCode::NOT_FOUND, "", Some(ctx.t().once_invalid.into()));
+        return once_page(
+            ctx,
+            StatusCode::NOT_FOUND,
+            "",
+            Some(ctx.t().once_invalid.into()),
+        );
     }
     once_page(ctx, StatusCode::OK, &token, None)
 }
@@ -338,7 +383,12 @@ where
 {
     let (parts, body) = req.into_parts();
     if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
-        return message(ctx, StatusCode::FORBIDDEN, ctx.t().once_title, ctx.t().bad_origin);
+        return message(
+            ctx,
+            StatusCode::FORBIDDEN,
+            ctx.t().once_title,
+            ctx.t().bad_origin,
+        );
     }
     let form = match read_form(body).await {
         Ok(f) => f,
@@ -351,13 +401,23 @@ where
         .await
     {
         Attempt::Ok((token, _)) => see_other(&ctx.url("/"), Some(session_cookie(ctx, &token))),
-        Attempt::Wrong => once_page(ctx, StatusCode::UNAUTHORIZED, "", Some(ctx.t().once_invalid.into())),
+        Attempt::Wrong => once_page(
+            ctx,
+            StatusCode::UNAUTHORIZED,
+            "",
+            Some(ctx.t().once_invalid.into()),
+        ),
         Attempt::Throttled(wait) => throttled(ctx, wait, |m| {
             once_page(ctx, StatusCode::TOO_MANY_REQUESTS, "", Some(m))
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a one-time sign-in could not be checked");
-            message(ctx, StatusCode::SERVICE_UNAVAILABLE, ctx.t().once_title, ctx.t().unavailable)
+            message(
+                ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.t().once_title,
+                ctx.t().unavailable,
+            )
         }
     }
 }
@@ -376,14 +436,22 @@ where
     let viewer = match viewer_of(ctx.access, &parts.headers).await {
         Ok(Some(v)) => v,
         Ok(None) => return see_other(&ctx.url("/login"), Some(clear_cookie(ctx))),
-        Err(()) => return plain(StatusCode::SERVICE_UNAVAILABLE, "the sessions cannot be read right now"),
+        Err(()) => {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the sessions cannot be read right now",
+            );
+        }
     };
     if !access::secret::same(field(&form, "csrf"), &viewer.csrf) {
         return plain(StatusCode::FORBIDDEN, "missing or wrong csrf field");
     }
     if let Err(e) = ctx.access.sign_out(&viewer, crate::time::now_unix()).await {
         tracing::warn!(error = %e, "recording a sign-out failed");
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "the sign-out could not be recorded; try again");
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sign-out could not be recorded; try again",
+        );
     }
     see_other(&ctx.url("/login"), Some(clear_cookie(ctx)))
 }
@@ -404,12 +472,27 @@ async fn share<B>(ctx: &Ctx<'_>, token: &str, grant: Option<&str>, _req: &Reques
     let shared = match ctx.access.share(token).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(ctx),
-        Err(_) => return message(ctx, StatusCode::SERVICE_UNAVAILABLE, ctx.t().share_title, ctx.t().unavailable),
+        Err(_) => {
+            return message(
+                ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.t().share_title,
+                ctx.t().unavailable,
+            );
+        }
     };
     if shared.protected && grant.is_none() {
         return share_password(ctx, token, StatusCode::OK, None);
     }
-    shell(ctx, Mode::Share { token, site: shared.site, grant }, Some(shared.site))
+    shell(
+        ctx,
+        Mode::Share {
+            token,
+            site: shared.site,
+            grant,
+        },
+        Some(shared.site),
+    )
 }
 
 fn share_password(ctx: &Ctx<'_>, token: &str, status: StatusCode, message: Option<String>) -> Resp {
@@ -436,7 +519,12 @@ where
 {
     let (parts, body) = req.into_parts();
     if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
-        return message(ctx, StatusCode::FORBIDDEN, ctx.t().share_title, ctx.t().bad_origin);
+        return message(
+            ctx,
+            StatusCode::FORBIDDEN,
+            ctx.t().share_title,
+            ctx.t().bad_origin,
+        );
     }
     let form = match read_form(body).await {
         Ok(f) => f,
@@ -446,22 +534,47 @@ where
         Ok(Some(s)) if s.protected => s,
         Ok(Some(_)) => return see_other(&ctx.url(&format!("/share/{token}")), None),
         Ok(None) => return not_found(ctx),
-        Err(_) => return message(ctx, StatusCode::SERVICE_UNAVAILABLE, ctx.t().share_title, ctx.t().unavailable),
+        Err(_) => {
+            return message(
+                ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.t().share_title,
+                ctx.t().unavailable,
+            );
+        }
     };
     let client = ctx.client(&parts.headers);
-    match ctx.access.unlock(&shared, field(&form, "password"), &client).await {
+    match ctx
+        .access
+        .unlock(&shared, field(&form, "password"), &client)
+        .await
+    {
         Attempt::Ok(grant) => shell(
             ctx,
-            Mode::Share { token, site: shared.site, grant: Some(&grant) },
+            Mode::Share {
+                token,
+                site: shared.site,
+                grant: Some(&grant),
+            },
             Some(shared.site),
         ),
-        Attempt::Wrong => share_password(ctx, token, StatusCode::UNAUTHORIZED, Some(ctx.t().wrong.into())),
+        Attempt::Wrong => share_password(
+            ctx,
+            token,
+            StatusCode::UNAUTHORIZED,
+            Some(ctx.t().wrong.into()),
+        ),
         Attempt::Throttled(wait) => throttled(ctx, wait, |m| {
             share_password(ctx, token, StatusCode::TOO_MANY_REQUESTS, Some(m))
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a shared link's password could not be checked");
-            message(ctx, StatusCode::SERVICE_UNAVAILABLE, ctx.t().share_title, ctx.t().unavailable)
+            message(
+                ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.t().share_title,
+                ctx.t().unavailable,
+            )
         }
     }
 }
@@ -469,7 +582,11 @@ where
 /// Who the shell is for.
 enum Mode<'a> {
     Session(&'a Viewer),
-    Share { token: &'a str, site: u32, grant: Option<&'a str> },
+    Share {
+        token: &'a str,
+        site: u32,
+        grant: Option<&'a str>,
+    },
 }
 
 /// The shell's configuration (the contract's CONFIG).
@@ -544,7 +661,10 @@ fn shell(ctx: &Ctx<'_>, mode: Mode<'_>, framed_site: Option<u32>) -> Resp {
             headers.insert("X-Tally-CSRF".into(), v.csrf.clone().into());
             (
                 v.sites.clone(),
-                Some(UserJson { name: &v.user, admin: v.admin }),
+                Some(UserJson {
+                    name: &v.user,
+                    admin: v.admin,
+                }),
                 Some(ctx.url("/logout")),
                 Some(v.csrf.as_str()),
                 v.admin.then(|| AdminJson {
@@ -637,7 +757,12 @@ fn message(ctx: &Ctx<'_>, status: StatusCode, title: &'static str, body: &'stati
 }
 
 fn not_found(ctx: &Ctx<'_>) -> Resp {
-    message(ctx, StatusCode::NOT_FOUND, ctx.t().not_found_title, ctx.t().not_found_body)
+    message(
+        ctx,
+        StatusCode::NOT_FOUND,
+        ctx.t().not_found_title,
+        ctx.t().not_found_body,
+    )
 }
 
 /// The policy of the small pages: their stylesheet, their own forms, no framing.
@@ -655,7 +780,13 @@ fn small_page_policy() -> String {
 fn small_page_policy_framed(ctx: &Ctx<'_>, site: Option<u32>) -> String {
     let ancestors: Vec<String> = match site.and_then(|id| ctx.app.config.site(id)) {
         Some(s) => csp::frame_ancestors(s),
-        None => ctx.app.config.sites.iter().flat_map(csp::frame_ancestors).collect(),
+        None => ctx
+            .app
+            .config
+            .sites
+            .iter()
+            .flat_map(csp::frame_ancestors)
+            .collect(),
     };
     format!(
         "default-src 'none'; style-src {}; form-action 'self'; base-uri 'none'; \
@@ -670,10 +801,19 @@ fn html(status: StatusCode, body: String, policy: &str) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(v) = HeaderValue::from_str(policy) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
@@ -684,8 +824,12 @@ fn html(status: StatusCode, body: String, policy: &str) -> Resp {
 fn plain(status: StatusCode, text: &str) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -696,7 +840,8 @@ fn see_other(location: &str, cookie: Option<String>) -> Resp {
     if let Ok(v) = HeaderValue::from_str(if location.is_empty() { "/" } else { location }) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
@@ -704,7 +849,11 @@ fn see_other(location: &str, cookie: Option<String>) -> Resp {
 }
 
 fn cookie_path(ctx: &Ctx<'_>) -> String {
-    if ctx.base.is_empty() { "/".into() } else { ctx.base.to_string() }
+    if ctx.base.is_empty() {
+        "/".into()
+    } else {
+        ctx.base.to_string()
+    }
 }
 
 /// The session cookie: `HttpOnly`, `SameSite=Strict`, the base path, the session's lifetime,
@@ -756,7 +905,11 @@ pub fn same_origin(config: &Config, headers: &HeaderMap, https: bool) -> bool {
     };
     let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
     let mut ours = Vec::new();
-    if let Some(u) = config.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+    if let Some(u) = config
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+    {
         ours.push(u.origin().ascii_serialization().to_ascii_lowercase());
     }
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
@@ -782,15 +935,26 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+    let too_large = || {
+        plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
     if hyper::body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
         return Err(too_large());
     }
     match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
         Ok(Ok(b)) => Ok(b.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(plain(StatusCode::BAD_REQUEST, "could not read the request body")),
-        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+        Ok(Err(_)) => Err(plain(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+        )),
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )),
     }
 }
 

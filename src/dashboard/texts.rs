@@ -100,9 +100,22 @@ mod tests {
         for lang in Lang::ALL {
             let t = texts(lang);
             for s in [
-                t.sign_in_title, t.name, t.password, t.sign_in, t.wrong, t.throttled,
-                t.once_title, t.once_intro, t.once_invalid, t.to_sign_in, t.share_title,
-                t.share_intro, t.open, t.not_found_title, t.not_found_body, t.bad_origin,
+                t.sign_in_title,
+                t.name,
+                t.password,
+                t.sign_in,
+                t.wrong,
+                t.throttled,
+                t.once_title,
+                t.once_intro,
+                t.once_invalid,
+                t.to_sign_in,
+                t.share_title,
+                t.share_intro,
+                t.open,
+                t.not_found_title,
+                t.not_found_body,
+                t.bad_origin,
                 t.unavailable,
             ] {
                 assert!(!s.is_empty(), "{lang:?}");

@@ -212,7 +212,11 @@ pub async fn prune_expired_accounts(
                     .query_raw(&format!("ALTER TABLE {table} DROP PARTITION {month}"))
                     .execute()
                     .await?;
-                tracing::info!(table, month, "deleted a month of expired sessions or tokens");
+                tracing::info!(
+                    table,
+                    month,
+                    "deleted a month of expired sessions or tokens"
+                );
                 dropped.push(month);
             }
         }
