@@ -489,6 +489,34 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_callers_are_limited_apart_with_a_burst_for_a_whole_view() {
+        let api = ApiConfig {
+            requests_per_hour: 600,
+            burst: 10,
+            ..ApiConfig::default()
+        };
+        let d = dashboard_limits(&api);
+        assert_eq!((d.requests_per_hour, d.burst), (7200, 100));
+        let high = ApiConfig {
+            requests_per_hour: 100_000,
+            burst: 500,
+            ..ApiConfig::default()
+        };
+        let d = dashboard_limits(&high);
+        assert_eq!((d.requests_per_hour, d.burst), (100_000, 500));
+        // A key, an operator and a link of the same text never share a budget.
+        let keys = [
+            Who::Key("ada".into()).limit_key(),
+            Who::Operator("ada".into()).limit_key(),
+            Who::Share("ada".into()).limit_key(),
+        ];
+        assert_eq!(
+            keys.iter().collect::<std::collections::HashSet<_>>().len(),
+            3
+        );
+    }
+
+    #[test]
     fn bearer_tokens() {
         assert_eq!(
             bearer(&headers(&[("authorization", "Bearer abc")])),
