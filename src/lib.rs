@@ -8,11 +8,14 @@
 //! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`.
 //!
 //! The read side: [`query`] answers Stats API queries, [`api`] is its HTTP door (keys, rate
-//! limits, JSON and CSV). Neither imports the write path.
+//! limits, JSON and CSV), [`access`] keeps operators' accounts, sessions and shared links, and
+//! [`dashboard`] serves their pages. None imports the write path.
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod enrich;
 pub mod event;
 pub mod headers;

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::access::Access;
+use crate::access::store::AccountTables;
 use crate::api::Api;
 use crate::api::keystore::{KeyCache, KeyTable};
 use crate::config::Config;
@@ -72,8 +74,10 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
     Ok(migrate::migrate(&server, &db, &config.clickhouse.database).await?)
 }
 
-/// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops. `demo` is the
+/// run without a configuration file: it makes sure the demo admin exists and prints a one-time
+/// sign-in link to the dashboard.
+pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let database = Database::open(&config).await?;
     let url = database.url().to_string();
     migrate_on(&url, &config).await?;
@@ -92,12 +96,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             metrics.clone(),
         )
     });
-    let (api, key_refresher) = start_api(&client, &config).await?;
+    // The demo admin is made before the accounts are first read, so the copy knows it.
+    let once = if demo {
+        let tables = AccountTables::new(client.clone());
+        Some(crate::access::demo_sign_in(&tables, crate::time::now_unix()).await?)
+    } else {
+        None
+    };
+    let (api, key_refresher, access_refresher) = start_api(&client, &config).await?;
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
     let mut app = App::new(config, metrics, sink, visitors)?;
     app.api = Some(api);
+    app.demo = demo;
     let app = Arc::new(app);
     let geo_tasks = watch_geo(&app);
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and
@@ -114,11 +126,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             site.id, site.name, site.id
         );
     }
+    if let Some(token) = once {
+        println!("sign in to the dashboard: http://{local}{base}/login/once?t={token}");
+    }
     crate::server::serve(app.clone(), listener, shutdown_signal()).await;
     tracing::info!("shutting down: flushing queued events");
     writer.finish().await;
     refresher.abort();
     key_refresher.abort();
+    access_refresher.abort();
     pruner.abort();
     if let Some(r) = rollup {
         r.abort();
@@ -132,20 +148,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Stats API: the keys read once (so that a collector starts only if it can check them)
-/// and then kept current in the background, and the query engine.
+/// The Stats API: the keys and the accounts read once (so that a collector starts only if it
+/// can check them) and then kept current in the background, and the query engine.
 async fn start_api(
     client: &store::Client,
     config: &Config,
-) -> anyhow::Result<(Api, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(
+    Api,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+)> {
     let keys = Arc::new(KeyCache::new(
         KeyTable::new(client.clone()),
         config.api.key_refresh(),
     ));
     keys.refresh().await?;
     let refresher = keys.clone().spawn();
+    let access = Arc::new(Access::new(AccountTables::new(client.clone()), config)?);
+    access.refresh().await?;
+    let access_refresher = access.spawn();
     let engine = Engine::new(client.clone(), Arc::new(config.clone()));
-    Ok((Api::new(engine, keys, config), refresher))
+    Ok((
+        Api::new(engine, keys, access, config),
+        refresher,
+        access_refresher,
+    ))
 }
 
 /// Announces the geo database (or its absence) once, and keeps it current: a file replaced on

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tally::cli::key::KeyCommand;
+use tally::cli::user::UserCommand;
 use tally::config::Config;
 
 /// Self-hosted, privacy-first web analytics collector (Matomo tracking protocol).
@@ -101,6 +103,52 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Adds, lists, removes operators' accounts for the dashboard and sets their passwords
+    /// (kept in ClickHouse, shared by every collector of the database).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Adds an account; the password is asked for (or read as one line of standard input).
+    Add {
+        /// The name to sign in with (letters, digits, ._@-).
+        name: String,
+        /// An admin sees every site and manages API keys and shared links.
+        #[arg(long)]
+        admin: bool,
+        /// A site the account sees (`[[sites]] id`); repeat for more.
+        #[arg(long = "site")]
+        sites: Vec<u32>,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Lists the accounts (never their passwords or hashes).
+    List {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Removes an account; its sessions end.
+    Remove {
+        /// The account's name.
+        name: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Sets a new password (asked for, or one line of standard input); the sessions end.
+    Passwd {
+        /// The account's name.
+        name: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,8 +203,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => {
+                let demo = config.is_none();
                 let cfg = load(config.as_deref())?;
-                tally::lifecycle::serve(cfg).await
+                tally::lifecycle::serve(cfg, demo).await
             }
             Command::Snippet {
                 site,
@@ -248,7 +297,32 @@ fn main() -> ExitCode {
                 db.close().await;
                 Ok(())
             }
-            Command::Key { action } => key(action).await,
+            Command::Key { action } => {
+                let (cmd, config) = match action {
+                    KeyAction::Create {
+                        sites,
+                        name,
+                        config,
+                    } => (KeyCommand::Create { sites, name }, config),
+                    KeyAction::List { config } => (KeyCommand::List, config),
+                    KeyAction::Revoke { id, config } => (KeyCommand::Revoke { id }, config),
+                };
+                tally::cli::key::run(&load(config.as_deref())?, cmd).await
+            }
+            Command::User { action } => {
+                let (cmd, config) = match action {
+                    UserAction::Add {
+                        name,
+                        admin,
+                        sites,
+                        config,
+                    } => (UserCommand::Add { name, admin, sites }, config),
+                    UserAction::List { config } => (UserCommand::List, config),
+                    UserAction::Remove { name, config } => (UserCommand::Remove { name }, config),
+                    UserAction::Passwd { name, config } => (UserCommand::Passwd { name }, config),
+                };
+                tally::cli::user::run(&load(config.as_deref())?, cmd).await
+            }
         }
     });
     match result {
@@ -263,90 +337,6 @@ fn main() -> ExitCode {
 fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| format!("`{s}` is not a date like 2026-11-26"))
-}
-
-/// `tally key ...`: on the configured database (migrated first, so that the tables exist).
-async fn key(action: KeyAction) -> anyhow::Result<()> {
-    use tally::api::keystore::{KeyTable, Revocation};
-    let config = match &action {
-        KeyAction::Create { config, .. }
-        | KeyAction::List { config }
-        | KeyAction::Revoke { config, .. } => config.clone(),
-    };
-    let cfg = load(config.as_deref())?;
-    if let KeyAction::Create { sites, .. } = &action
-        && let Some(unknown) = sites.iter().find(|id| cfg.site(**id).is_none())
-    {
-        anyhow::bail!("site {unknown} is not configured ([[sites]] id)");
-    }
-    let db = tally::lifecycle::Database::open(&cfg).await?;
-    let result = async {
-        tally::lifecycle::migrate_on(db.url(), &cfg).await?;
-        let table = KeyTable::new(tally::store::client(db.url(), &cfg.clickhouse));
-        let now = tally::time::now_unix();
-        match action {
-            KeyAction::Create { sites, name, .. } => {
-                let (info, key) = table.create(&sites, &name, now).await?;
-                println!(
-                    "Created API key {}{} for site{} {}.",
-                    info.id,
-                    if info.name.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({:?})", info.name)
-                    },
-                    if info.sites.len() == 1 { "" } else { "s" },
-                    join(&info.sites)
-                );
-                println!(
-                    "It is shown only now; tally keeps only its hash. Send it as \
-                     `Authorization: Bearer <key>`:"
-                );
-                println!("{key}");
-            }
-            KeyAction::List { .. } => {
-                let keys = table.list().await?;
-                if keys.is_empty() {
-                    println!("no API keys");
-                }
-                for k in keys {
-                    println!(
-                        "{}\t{}\t{}\tcreated {}\t{}",
-                        k.id,
-                        if k.name.is_empty() { "-" } else { &k.name },
-                        format_args!("sites {}", join(&k.sites)),
-                        utc(k.created),
-                        k.revoked
-                            .map_or("active".to_string(), |t| format!("revoked {}", utc(t)))
-                    );
-                }
-            }
-            KeyAction::Revoke { id, .. } => match table.revoke(&id, now).await? {
-                Revocation::Revoked => println!(
-                    "revoked API key {}; every collector refuses it within {} s",
-                    tally::api::keys::id_of(&id).unwrap_or(&id),
-                    cfg.api.key_refresh_secs
-                ),
-                Revocation::Already(at) => println!("already revoked at {}", utc(at)),
-                Revocation::Unknown => anyhow::bail!("no API key with id {id:?}"),
-            },
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    db.close().await;
-    result
-}
-
-fn join(ids: &[u32]) -> String {
-    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc(unix: u32) -> String {
-    chrono::DateTime::from_timestamp(i64::from(unix), 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
 }
 
 /// The configuration at `path`, or without one the demo site that `tally serve` runs, so that

@@ -87,6 +87,9 @@ pub enum Target {
     ApiQuery,
     /// `api/v2/openapi.json`: its OpenAPI description.
     ApiSchema,
+    /// A page of the operators' dashboard ([`crate::dashboard`]): `login`, `logout`,
+    /// `share/<token>`, `assets/dashboard.*`, `admin/...`.
+    Dashboard,
     /// Anything else.
     NotFound,
 }
@@ -101,15 +104,7 @@ pub fn resolve(path: &str, base: Option<&str>) -> Target {
     let Some(path) = normalize_path(path) else {
         return Target::NotFound;
     };
-    let inner = match base {
-        None => Some(path.as_str()),
-        Some(b) => match path.strip_prefix(b) {
-            Some("") => Some("/"),
-            Some(rest) if rest.starts_with('/') => Some(rest),
-            _ => None,
-        },
-    };
-    if let Some(inner) = inner {
+    if let Some(inner) = inner_path(&path, base) {
         let target = target_of(inner);
         if target != Target::NotFound {
             return target;
@@ -120,6 +115,33 @@ pub fn resolve(path: &str, base: Option<&str>) -> Target {
         "/metrics" => Target::Metrics,
         _ => Target::NotFound,
     }
+}
+
+/// A normalised path relative to `base`, if it is under it.
+fn inner_path<'a>(path: &'a str, base: Option<&str>) -> Option<&'a str> {
+    match base {
+        None => Some(path),
+        Some(b) => match path.strip_prefix(b) {
+            Some("") => Some("/"),
+            Some(rest) if rest.starts_with('/') => Some(rest),
+            _ => None,
+        },
+    }
+}
+
+/// The dashboard page a request path names (see [`resolve`]), if any.
+fn dashboard_page(path: &str, base: Option<&str>) -> Option<crate::dashboard::Page> {
+    let path = normalize_path(path)?;
+    crate::dashboard::page_of(inner_path(&path, base)?)
+}
+
+/// Whether a request is for the dashboard's home: a GET of `/` (under the base; not
+/// `index.php`, which stays Matomo's) without Matomo's `module=` parameter, which Matomo's API
+/// slice needs.
+fn is_dashboard_home(method: &Method, path: &str, query: Option<&str>, base: Option<&str>) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && normalize_path(path).is_some_and(|p| inner_path(&p, base) == Some("/"))
+        && !form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "module")
 }
 
 /// The target of a path relative to the base.
@@ -141,6 +163,7 @@ fn target_of(path: &str) -> Target {
         (None, "/metrics") => Target::Metrics,
         (None, "/api/v2/query") => Target::ApiQuery,
         (None, "/api/v2/openapi.json") => Target::ApiSchema,
+        (None, p) if crate::dashboard::page_of(p).is_some() => Target::Dashboard,
         _ => Target::NotFound,
     }
 }
@@ -227,7 +250,23 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         (Target::OptOut, &Method::POST) => {
             web::optout::submit(app, req, FullIp::of_peer(peer.ip())).await
         }
+        (Target::Index, _)
+            if is_dashboard_home(
+                &method,
+                req.uri().path(),
+                req.uri().query(),
+                app.config.base_path.as_deref(),
+            ) =>
+        {
+            crate::dashboard::handle(app, crate::dashboard::Page::Home, req, peer.ip()).await
+        }
         (Target::Index, &Method::GET | &Method::POST) => matomo_api::handle(app, req).await,
+        (Target::Dashboard, _) => {
+            match dashboard_page(req.uri().path(), app.config.base_path.as_deref()) {
+                Some(page) => crate::dashboard::handle(app, page, req, peer.ip()).await,
+                None => response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found")),
+            }
+        }
         (Target::Health, &Method::GET) => response::text(StatusCode::OK, "text/plain", "ok\n"),
         (Target::Metrics, &Method::GET) => response::text(
             StatusCode::OK,
@@ -298,6 +337,26 @@ mod tests {
         assert_eq!(r("//api/v2/./query"), Target::ApiQuery);
         assert_eq!(r("/api/v2/openapi.json"), Target::ApiSchema);
         for p in [
+            "/login",
+            "/login/once",
+            "/logout",
+            "/assets/dashboard.js",
+            "/assets/dashboard.css",
+            "/share/abc",
+            "/admin/keys",
+            "/admin/links/0a/revoke",
+        ] {
+            assert_eq!(r(p), Target::Dashboard, "{p}");
+        }
+        let home = |m: &Method, p: &str, q: Option<&str>| is_dashboard_home(m, p, q, None);
+        assert!(home(&Method::GET, "/", None));
+        assert!(home(&Method::GET, "//", Some("lang=de")));
+        assert!(!home(&Method::GET, "/", Some("module=API&method=x")));
+        assert!(!home(&Method::GET, "/index.php", None));
+        assert!(!home(&Method::POST, "/", None));
+        assert!(is_dashboard_home(&Method::GET, "/a/", None, Some("/a")));
+        assert!(is_dashboard_home(&Method::GET, "/a", None, Some("/a")));
+        for p in [
             "/api/v2/query/",
             "/api/v2/Query",
             "/api/v1/query",
@@ -328,6 +387,12 @@ mod tests {
         assert_eq!(r("/analytics/index.php"), Target::Index);
         assert_eq!(r("/analytics/api/v2/query"), Target::ApiQuery);
         assert_eq!(r("/analytics/api/v2/openapi.json"), Target::ApiSchema);
+        assert_eq!(r("/analytics/login"), Target::Dashboard);
+        assert_eq!(r("/login"), Target::NotFound);
+        assert_eq!(
+            dashboard_page("/analytics//share/t", Some("/analytics")),
+            Some(crate::dashboard::Page::Share("t".into()))
+        );
         assert_eq!(r("/analytics/health"), Target::Health);
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);

@@ -119,6 +119,8 @@ struct Demo {
     clickhouse: String,
     database: String,
     tracking: String,
+    /// The one-time sign-in link it printed.
+    sign_in: String,
 }
 
 impl Demo {
@@ -153,6 +155,7 @@ impl Demo {
         let listening = next();
         let storage = next();
         let tracking = next();
+        let sign_in = next();
         let base = listening
             .strip_prefix("tally listening on ")
             .unwrap_or_else(|| panic!("{listening}"))
@@ -171,11 +174,20 @@ impl Demo {
             tracking.starts_with(&format!("{base}/matomo.php?idsite=1&rec=1")),
             "{tracking}"
         );
+        let sign_in = sign_in
+            .strip_prefix("sign in to the dashboard: ")
+            .unwrap_or_else(|| panic!("{sign_in}"))
+            .to_string();
+        assert!(
+            sign_in.starts_with(&format!("{base}/login/once?t=")),
+            "{sign_in}"
+        );
         Demo {
             child,
             clickhouse: clickhouse.to_string(),
             database: database.to_string(),
             tracking,
+            sign_in,
         }
     }
 
@@ -255,6 +267,47 @@ async fn demo_mode_runs_its_own_clickhouse() {
         .unwrap();
     assert_eq!(r.status(), 204);
     demo.wait_for("demo-hit").await;
+    // The one-time link signs the demo admin in once, and only once.
+    let base = demo
+        .tracking
+        .split("/matomo.php")
+        .next()
+        .unwrap()
+        .to_string();
+    let token = demo.sign_in.split("?t=").nth(1).unwrap().to_string();
+    let form = common::raw().get(&demo.sign_in).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    assert!(form.text().await.unwrap().contains(&token));
+    let spend = || {
+        common::raw()
+            .post(format!("{base}/login/once"))
+            .header("origin", &base)
+            .form(&[("t", token.as_str())])
+            .send()
+    };
+    let first = spend().await.unwrap();
+    assert_eq!(first.status(), 303);
+    let cookie = common::set_cookies(&first)[0].to_string();
+    assert!(cookie.starts_with("tally_session="), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let shell = common::raw()
+        .get(format!("{base}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shell.status(), 200);
+    let shell = shell.text().await.unwrap();
+    assert!(
+        shell.contains(r#""user":{"name":"demo","admin":true}"#),
+        "{shell}"
+    );
+    assert!(shell.contains(r#""demo":true"#), "{shell}");
+    assert_eq!(
+        spend().await.unwrap().status(),
+        401,
+        "a one-time link works once"
+    );
     // The operator's commands, run beside the demo, use the ClickHouse it started (a second
     // server could not share ./var/clickhouse) and its demo site.
     let run = |args: &[&str]| {

@@ -163,7 +163,7 @@ async fn refusals_have_matomo_error_shape_and_a_4xx() {
         assert!(msg.contains(needle), "{msg} lacks {needle}");
         assert!(!msg.contains('\n'));
     }
-    // A body that is not a form, and a GET of the bare index, are refused too, not ignored.
+    // A body that is not a form, and a GET of the bare `index.php`, are refused too, not ignored.
     let r = http()
         .post(c.url("/index.php"))
         .header("content-type", "application/json")
@@ -183,9 +183,13 @@ async fn refusals_have_matomo_error_shape_and_a_4xx() {
         .await
         .unwrap();
     assert!(raw.starts_with(r#"{"result":"error","message":""#), "{raw}");
-    let (s, v) = get(&c, "/", &[]).await;
+    let (s, v) = get(&c, "/index.php", &[]).await;
     assert_eq!(s, 404);
     assert_eq!(v["result"], "error");
+    // `/` without `module=` is the dashboard's now (issue #9): to its sign-in page.
+    let home = common::raw().get(c.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/login");
     let r = http().delete(c.url("/index.php")).send().await.unwrap();
     assert_eq!(r.status(), 405);
 }

@@ -308,6 +308,11 @@ impl KeyCache {
         }
     }
 
+    /// The tables the copy is read from (the dashboard's admins manage keys through it).
+    pub fn table(&self) -> &KeyTable {
+        &self.table
+    }
+
     /// Re-reads the keys; on failure the previous copy stays. Returns how many keys are usable.
     pub async fn refresh(&self) -> Result<usize, KeyError> {
         let started = Instant::now();

@@ -6,8 +6,12 @@
 //! or as CSV ([`render`]). Errors are `{"error": "..."}` with the words Plausible uses where
 //! Plausible has the same case, so its clients understand them.
 //!
-//! The read side never touches the write path: this module uses only `config`, `store`,
-//! `query`, `metrics`, `state` and `time`.
+//! Besides API keys, the dashboard's callers are let in: an operator's session (cookie plus
+//! CSRF header) and a shared link (`X-Tally-Share`), both checked by [`crate::access`]; see
+//! [`authenticate`] for the order.
+//!
+//! The read side never touches the write path: this module uses only `access`, `config`,
+//! `store`, `query`, `metrics`, `state` and `time`.
 
 pub mod keys;
 pub mod keystore;
@@ -23,8 +27,9 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::query::{Access, Engine, render};
+use crate::access::{self, Access};
+use crate::config::{ApiConfig, Config};
+use crate::query::{Access as QueryAccess, Engine, render};
 use crate::state::App;
 use keystore::{AuthError, KeyCache};
 use ratelimit::Limiter;
@@ -51,20 +56,120 @@ pub const MISSING_SITE: &str =
 pub struct Api {
     engine: Engine,
     keys: Arc<KeyCache>,
+    access: Arc<Access>,
     limiter: Limiter,
+    /// The dashboard's limits (sessions and shared links): see [`dashboard_limits`].
+    dashboard_limiter: Limiter,
     openapi: Bytes,
 }
 
+/// The limits of dashboard callers: one view fires about 25 queries at once and the realtime
+/// card one every 30 s, so they get a burst of at least 100 and at least 7,200 an hour (two a
+/// second), or the configured limits where those are higher.
+pub fn dashboard_limits(api: &ApiConfig) -> ApiConfig {
+    ApiConfig {
+        requests_per_hour: api.requests_per_hour.max(7200),
+        burst: api.burst.max(100),
+        ..api.clone()
+    }
+}
+
 impl Api {
-    /// The API over `engine`, checking keys against `keys`, with the limits of `config.api`.
-    pub fn new(engine: Engine, keys: Arc<KeyCache>, config: &Config) -> Self {
+    /// The API over `engine`, checking keys against `keys` and sessions and shared links
+    /// against `access`, with the limits of `config.api`.
+    pub fn new(engine: Engine, keys: Arc<KeyCache>, access: Arc<Access>, config: &Config) -> Self {
         Api {
             engine,
             keys,
+            access,
             limiter: Limiter::new(&config.api),
+            dashboard_limiter: Limiter::new(&dashboard_limits(&config.api)),
             openapi: Bytes::from(openapi::document(config)),
         }
     }
+
+    /// The engine (the dashboard's admin pages list keys through [`Api::keys`]).
+    pub fn keys(&self) -> &Arc<KeyCache> {
+        &self.keys
+    }
+
+    /// The accounts, sessions and links.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+}
+
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Who {
+    /// An API key.
+    Key(String),
+    /// A signed-in operator.
+    Operator(String),
+    /// A shared link (its id).
+    Share(String),
+}
+
+impl Who {
+    /// The rate limiter's key.
+    fn limit_key(&self) -> String {
+        match self {
+            Who::Key(id) => id.clone(),
+            Who::Operator(name) => format!("user:{name}"),
+            Who::Share(id) => format!("share:{id}"),
+        }
+    }
+}
+
+/// Authenticates a request in the contract's order: `Authorization: Bearer` (an API key);
+/// else the session cookie with `X-Tally-CSRF` equal to the session's CSRF token (the
+/// operator's sites); else `X-Tally-Share` naming a live shared link, with its grant when it is
+/// protected (that one site). Anything else is 401.
+async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<(Who, Vec<u32>), Refusal> {
+    let unavailable = || {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "API keys cannot be checked right now (the database is unreachable); try again later",
+        )
+    };
+    if let Some(token) = bearer(headers) {
+        let caller = api.keys.authenticate(token).await.map_err(|e| match e {
+            AuthError::Invalid => Refusal::unauthorized(INVALID_KEY_OR_SITE),
+            AuthError::Unavailable => unavailable(),
+        })?;
+        return Ok((Who::Key(caller.id), caller.sites));
+    }
+    let now = crate::time::now_unix();
+    if let (Some(token), Some(csrf)) = (
+        access::session_cookie(headers),
+        access::header_text(headers, access::CSRF_HEADER),
+    ) {
+        let viewer = api
+            .access
+            .session(&token, now)
+            .await
+            .map_err(|_| unavailable())?;
+        if let Some(v) = viewer
+            && access::secret::same(csrf, &v.csrf)
+        {
+            return Ok((Who::Operator(v.user), v.sites));
+        }
+    }
+    if let Some(token) = access::header_text(headers, access::SHARE_HEADER) {
+        let shared = api.access.share(token).await.map_err(|_| unavailable())?;
+        if let Some(s) = shared
+            && s.admits(access::header_text(headers, access::GRANT_HEADER))
+        {
+            return Ok((Who::Share(s.id), vec![s.site]));
+        }
+        return Err(Refusal::unauthorized(INVALID_KEY_OR_SITE));
+    }
+    if access::session_cookie(headers).is_some() {
+        return Err(Refusal::unauthorized(
+            "Missing or wrong X-Tally-CSRF header for this session.",
+        ));
+    }
+    Err(Refusal::unauthorized(MISSING_KEY))
 }
 
 /// A refusal: a status and the one line for `{"error": ...}`.
@@ -155,16 +260,13 @@ where
         ));
     };
     let (parts, body) = req.into_parts();
-    let token = bearer(&parts.headers).ok_or_else(|| Refusal::unauthorized(MISSING_KEY))?;
-    let caller = api.keys.authenticate(token).await.map_err(|e| match e {
-        AuthError::Invalid => Refusal::unauthorized(INVALID_KEY_OR_SITE),
-        AuthError::Unavailable => Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "API keys cannot be checked right now (the database is unreachable); try again later",
-        ),
-    })?;
-    api.limiter.check(&caller.id).map_err(|limited| {
-        Refusal::new(StatusCode::TOO_MANY_REQUESTS, api.limiter.message()).with(
+    let (who, sites) = authenticate(api, &parts.headers).await?;
+    let limiter = match who {
+        Who::Key(_) => &api.limiter,
+        Who::Operator(_) | Who::Share(_) => &api.dashboard_limiter,
+    };
+    limiter.check(&who.limit_key()).map_err(|limited| {
+        Refusal::new(StatusCode::TOO_MANY_REQUESTS, limiter.message()).with(
             header::RETRY_AFTER,
             HeaderValue::from(limited.retry_after_secs),
         )
@@ -184,15 +286,15 @@ where
         )
     })?;
     let site = requested_site(&app.config, &body)?;
-    if !caller.sites.contains(&site) {
+    if !sites.contains(&site) {
         return Err(Refusal::unauthorized(INVALID_KEY_OR_SITE));
     }
-    let access = Access::Sites(caller.sites.clone());
+    let access = QueryAccess::Sites(sites);
     let timeout = app.config.api.query_timeout();
     let answer = within(timeout, api.engine.run(&body, &access))
         .await
         .inspect_err(
-            |r| tracing::debug!(key = caller.id, site, status = %r.status, "query refused"),
+            |r| tracing::debug!(caller = ?who, site, status = %r.status, "query refused"),
         )?;
     if csv {
         let text = render::csv(&answer).map_err(|e| {
@@ -384,6 +486,34 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn dashboard_callers_are_limited_apart_with_a_burst_for_a_whole_view() {
+        let api = ApiConfig {
+            requests_per_hour: 600,
+            burst: 10,
+            ..ApiConfig::default()
+        };
+        let d = dashboard_limits(&api);
+        assert_eq!((d.requests_per_hour, d.burst), (7200, 100));
+        let high = ApiConfig {
+            requests_per_hour: 100_000,
+            burst: 500,
+            ..ApiConfig::default()
+        };
+        let d = dashboard_limits(&high);
+        assert_eq!((d.requests_per_hour, d.burst), (100_000, 500));
+        // A key, an operator and a link of the same text never share a budget.
+        let keys = [
+            Who::Key("ada".into()).limit_key(),
+            Who::Operator("ada".into()).limit_key(),
+            Who::Share("ada".into()).limit_key(),
+        ];
+        assert_eq!(
+            keys.iter().collect::<std::collections::HashSet<_>>().len(),
+            3
+        );
     }
 
     #[test]

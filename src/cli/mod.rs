@@ -1,3 +1,6 @@
-//! Commands of the `tally` binary that are more than a call into the library: `tally report`.
+//! Commands of the `tally` binary that are more than a call into the library: `tally report`,
+//! `tally key`, `tally user`. `src/main.rs` only parses the arguments.
 
+pub mod key;
 pub mod report;
+pub mod user;

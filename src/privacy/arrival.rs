@@ -28,6 +28,13 @@ pub fn arrive(
     Ok((truncated, client))
 }
 
+/// The client address of a request arriving from `peer` (behind trusted proxies, from the
+/// forwarding headers), for a use that keeps nothing of it: the dashboard's sign-in throttle,
+/// which turns it into a [`super::ThrottleKey`] at once.
+pub fn client(peer: FullIp, headers: &HeaderMap, cfg: &PrivacyConfig) -> FullIp {
+    client_addr(peer, headers, &cfg.trusted_proxies)
+}
+
 /// Checks an address against the exclusion list and truncates it. Also used for an address
 /// given by an authenticated client (`cip`), so that it is treated exactly like a socket address.
 pub fn anonymize(ip: &FullIp, cfg: &PrivacyConfig) -> Result<TruncatedIp, Excluded> {

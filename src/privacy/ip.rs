@@ -58,6 +58,54 @@ impl FullIp {
     }
 }
 
+/// The secret of this process's [`ThrottleKey`]s: 32 random bytes made at start and kept only
+/// in memory.
+pub struct ThrottleKeyer(ring::hmac::Key);
+
+impl ThrottleKeyer {
+    /// A new random secret from the system's generator; `None` if it has no entropy.
+    pub fn new() -> Option<ThrottleKeyer> {
+        let rng = ring::rand::SystemRandom::new();
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .ok()
+            .map(ThrottleKeyer)
+    }
+}
+
+/// What a client address becomes for counting its failed sign-ins: the first 16 bytes of
+/// `HMAC-SHA256(secret, address)`, where the secret is random per process ([`ThrottleKeyer`])
+/// and an IPv6 address is first cut to its `/64` (one subscriber line, which holds billions of
+/// addresses an attacker could rotate through).
+///
+/// Why it is safe to hold: it lives only in the collector's memory (the type is neither
+/// `Display`, `Serialize` nor written anywhere, and its `Debug` shows nothing), for at most the
+/// throttle's window; without the secret, which never leaves the process and is new at every
+/// start, it cannot be turned back into an address even by trying all 2^32 IPv4 addresses; and
+/// two collectors, or one collector after a restart, give the same address different keys, so
+/// nothing links them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ThrottleKey([u8; 16]);
+
+impl fmt::Debug for ThrottleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ThrottleKey(..)")
+    }
+}
+
+impl FullIp {
+    /// The key under which this client's failed sign-ins are counted; see [`ThrottleKey`].
+    pub fn throttle_key(&self, keyer: &ThrottleKeyer) -> ThrottleKey {
+        let bytes: Vec<u8> = match self.0 {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => truncate_v6(v6, 1).octets().to_vec(),
+        };
+        let tag = ring::hmac::sign(&keyer.0, &bytes);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&tag.as_ref()[..16]);
+        ThrottleKey(out)
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 client) as plain IPv4,
 /// so that IPv4 networks in the configuration match them.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -171,6 +219,31 @@ mod tests {
         assert_eq!(t("203.0.113.77", 0), "203.0.113.0");
         assert_eq!(t("203.0.113.77", 9), "203.0.0.0");
     }
+
+    #[test]
+    fn throttle_keys_are_keyed_per_process_and_cover_an_ipv6_line() {
+        let a = ThrottleKeyer::new().unwrap();
+        let b = ThrottleKeyer::new().unwrap();
+        let ip = |s: &str| FullIp::of_peer(s.parse().unwrap());
+        let k = ip("203.0.113.7").throttle_key(&a);
+        assert_eq!(k, ip("203.0.113.7").throttle_key(&a));
+        assert_eq!(k, ip("::ffff:203.0.113.7").throttle_key(&a));
+        assert_ne!(k, ip("203.0.113.8").throttle_key(&a));
+        // Another process (another secret) cannot recognise the address.
+        assert_ne!(k, ip("203.0.113.7").throttle_key(&b));
+        // One IPv6 /64 is one client.
+        assert_eq!(
+            ip("2001:db8:1:2::1").throttle_key(&a),
+            ip("2001:db8:1:2:ffff::9").throttle_key(&a)
+        );
+        assert_ne!(
+            ip("2001:db8:1:2::1").throttle_key(&a),
+            ip("2001:db8:1:3::1").throttle_key(&a)
+        );
+        assert_eq!(format!("{k:?}"), "ThrottleKey(..)");
+    }
+
+    static_assertions::assert_not_impl_any!(ThrottleKey: fmt::Display, serde::Serialize);
 
     #[test]
     fn debug_shows_only_the_truncated_form() {

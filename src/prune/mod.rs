@@ -1,5 +1,6 @@
 //! Retention: raw events are deleted when they are 7 days old, the per-visit rows with them,
-//! and the daily aggregates when they are 180 days old.
+//! and the daily aggregates when they are 180 days old. The dashboard's sessions and one-time
+//! sign-in tokens go by the month they expire in, once that month is over.
 //!
 //! Every table is partitioned by day (`events` by `toYYYYMMDD(ts)` in UTC, the report tables
 //! by the site's local `day`), so deleting a day is one `DROP PARTITION`: immediate, no
@@ -181,6 +182,50 @@ async fn drop_days_before(
     Ok(dropped)
 }
 
+/// The account tables partitioned by the month their rows expire (`schema/0008_accounts.sql`).
+pub const EXPIRING_TABLES: [&str; 4] = [
+    "sessions",
+    "session_ends",
+    "signin_tokens",
+    "signin_token_uses",
+];
+
+/// Drops the months of the sessions and one-time sign-in tokens (and their sign-outs and uses)
+/// that ended before the current UTC month: every row in them has expired. Returns the
+/// partitions dropped per table (as `YYYYMM`).
+pub async fn prune_expired_accounts(
+    client: &Client,
+    now: u32,
+) -> Result<Vec<(&'static str, Vec<u32>)>, clickhouse::error::Error> {
+    use chrono::Datelike;
+    let today = crate::time::local_date(chrono_tz::UTC, now);
+    let this_month = today.year() as u32 * 100 + today.month();
+    let mut out = Vec::new();
+    for table in EXPIRING_TABLES {
+        let mut dropped = Vec::new();
+        for p in partitions(client, table).await? {
+            let Ok(month) = p.parse::<u32>() else {
+                continue;
+            };
+            if month < this_month {
+                client
+                    .query_raw(&format!("ALTER TABLE {table} DROP PARTITION {month}"))
+                    .execute()
+                    .await?;
+                tracing::info!(
+                    table,
+                    month,
+                    "deleted a month of expired sessions or tokens"
+                );
+                dropped.push(month);
+            }
+        }
+        dropped.sort_unstable();
+        out.push((table, dropped));
+    }
+    Ok(out)
+}
+
 /// Prunes at start and then every hour until the process ends.
 pub fn spawn(client: Client, sites: Vec<SiteConfig>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -194,6 +239,9 @@ pub fn spawn(client: Client, sites: Vec<SiteConfig>) -> tokio::task::JoinHandle<
             }
             if let Err(e) = prune_aggregates(&client, now).await {
                 tracing::warn!(error = %e, "pruning expired aggregates failed; retrying in an hour");
+            }
+            if let Err(e) = prune_expired_accounts(&client, now).await {
+                tracing::warn!(error = %e, "pruning expired sessions failed; retrying in an hour");
             }
             tokio::time::sleep(EVERY).await;
         }

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_top_lists.sql",
         sql: include_str!("../../schema/0007_top_lists.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_accounts.sql",
+        sql: include_str!("../../schema/0008_accounts.sql"),
+    },
 ];
 
 /// One schema file.

@@ -33,6 +33,9 @@ const CACHE_CONTROL: &str = "public, max-age=3600";
 
 /// One static file in both encodings, with their validators.
 struct Asset {
+    content_type: &'static str,
+    /// The first 16 hex digits of the SHA-256 of the plain bytes.
+    hex: String,
     plain: Bytes,
     gzip: Bytes,
     /// Strong validator of the plain bytes: the first 16 hex digits of their SHA-256.
@@ -44,6 +47,10 @@ struct Asset {
 
 impl Asset {
     fn new(bytes: impl Into<Bytes>) -> Asset {
+        Self::typed(bytes, "application/javascript; charset=utf-8")
+    }
+
+    fn typed(bytes: impl Into<Bytes>, content_type: &'static str) -> Asset {
         let bytes: Bytes = bytes.into();
         let hash = digest::digest(&digest::SHA256, &bytes);
         let hex: String = hash.as_ref()[..8]
@@ -54,11 +61,13 @@ impl Asset {
         gz.write_all(&bytes).expect("writing to a Vec cannot fail");
         let gzip = gz.finish().expect("writing to a Vec cannot fail");
         Asset {
+            content_type,
             plain: bytes,
             gzip: Bytes::from(gzip),
             etag: HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header"),
             etag_gzip: HeaderValue::from_str(&format!("\"{hex}-gzip\""))
                 .expect("hex is a valid header"),
+            hex,
         }
     }
 
@@ -80,7 +89,7 @@ impl Asset {
             let mut r = Response::new(Full::new(body.clone()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/javascript; charset=utf-8"),
+                HeaderValue::from_static(self.content_type),
             );
             if gzip {
                 r.headers_mut()
@@ -109,6 +118,50 @@ impl Asset {
 }
 
 static TRACKER: LazyLock<Asset> = LazyLock::new(|| Asset::new(TRACKER_JS));
+
+/// The built dashboard script, as `npm run build` in `dashboard-js/` leaves it.
+pub const DASHBOARD_JS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/dashboard-js/dist/dashboard.js"
+));
+
+/// The built dashboard stylesheet.
+pub const DASHBOARD_CSS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/dashboard-js/dist/dashboard.css"
+));
+
+/// The dashboard's files are requested as `?v=<hash>` of their content, so a browser may keep
+/// them for a year: a new build has a new URL.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+static DASHBOARD_SCRIPT: LazyLock<Asset> = LazyLock::new(|| Asset::new(DASHBOARD_JS));
+static DASHBOARD_STYLE: LazyLock<Asset> =
+    LazyLock::new(|| Asset::typed(DASHBOARD_CSS, "text/css; charset=utf-8"));
+
+/// `GET`/`HEAD /assets/dashboard.js`.
+pub fn dashboard_js(request: &HeaderMap) -> Resp {
+    same_origin_only(DASHBOARD_SCRIPT.respond(request, IMMUTABLE))
+}
+
+/// `GET`/`HEAD /assets/dashboard.css`.
+pub fn dashboard_css(request: &HeaderMap) -> Resp {
+    same_origin_only(DASHBOARD_STYLE.respond(request, IMMUTABLE))
+}
+
+/// The `v=` of the dashboard's script and stylesheet URLs: a hash of their content.
+pub fn dashboard_versions() -> (&'static str, &'static str) {
+    (&DASHBOARD_SCRIPT.hex, &DASHBOARD_STYLE.hex)
+}
+
+/// The dashboard's files are for the collector's own pages only.
+fn same_origin_only(mut r: Resp) -> Resp {
+    r.headers_mut().insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    r
+}
 
 /// `GET`/`HEAD /tally.js` (and its Matomo names).
 pub fn tracker(request: &HeaderMap) -> Resp {

@@ -313,7 +313,7 @@ pub fn optout_cookies(name: &str, secure: bool, opt_out: bool) -> Vec<Cookie<'st
 /// Whether the visitor reaches the collector over https: `public_url` says so, or a trusted
 /// proxy in front of it does (`X-Forwarded-Proto` or `Forwarded: proto=`). The last value is
 /// the one the nearest proxy wrote.
-fn is_https(config: &Config, headers: &HeaderMap, peer: &FullIp) -> bool {
+pub fn is_https(config: &Config, headers: &HeaderMap, peer: &FullIp) -> bool {
     if config
         .public_url
         .as_deref()
