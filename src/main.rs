@@ -101,6 +101,24 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// The free country database (npm package @ip-location-db/geo-whois-asn-country-mmdb, CC0)
+    /// that `tally serve` uses when no `[geo] database` is configured.
+    Geo {
+        #[command(subcommand)]
+        action: GeoAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeoAction {
+    /// Downloads the newest country database from the npm registry (`[geo] registry`), checks
+    /// its integrity and that it opens, and replaces the one in the data directory; a running
+    /// `tally serve` that uses it picks it up within seconds.
+    Update {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -249,6 +267,9 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Key { action } => key(action).await,
+            Command::Geo {
+                action: GeoAction::Update { config },
+            } => geo_update(config.as_deref()).await,
         }
     });
     match result {
@@ -336,6 +357,38 @@ async fn key(action: KeyAction) -> anyhow::Result<()> {
     .await;
     db.close().await;
     result
+}
+
+/// `tally geo update`: installs the country database where `tally serve` looks for it.
+async fn geo_update(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tally::geo_update::{PACKAGE, auto_path, update_async};
+    let cfg = load(config)?;
+    let path = auto_path(&cfg);
+    eprintln!(
+        "tally: fetching {PACKAGE} from {} into {}",
+        cfg.geo.registry,
+        path.display()
+    );
+    let u = update_async(cfg.geo.registry.clone(), path).await?;
+    println!(
+        "installed {PACKAGE} {} (licence {}): {}",
+        u.version,
+        if u.license.is_empty() {
+            "not stated"
+        } else {
+            &u.license
+        },
+        u.info
+    );
+    if let Some(configured) = &cfg.geo.database {
+        println!(
+            "note: [geo] database = {} is configured, so tally serve uses that file, not this one",
+            configured.display()
+        );
+    } else if !cfg.geo.auto {
+        println!("note: [geo] auto = false, so tally serve does not use this file");
+    }
+    Ok(())
 }
 
 fn join(ids: &[u32]) -> String {
