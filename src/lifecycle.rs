@@ -76,7 +76,7 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
 
 /// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let config = auto_geo(config).await;
+    let mut config = auto_geo(config).await;
     let database = Database::open(&config).await?;
     let url = database.url().to_string();
     migrate_on(&url, &config).await?;
@@ -99,6 +99,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
+    // The address really bound (port 0 asks for any): what snippets and the demo page name
+    // when `public_url` is not set.
+    config.listen = local;
     let mut app = App::new(config, metrics, sink, visitors)?;
     app.api = Some(api);
     let app = Arc::new(app);
@@ -116,6 +119,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "tracking site {} ({}) at http://{local}{base}/matomo.php?idsite={}&rec=1",
             site.id, site.name, site.id
         );
+    }
+    if app.config.demo {
+        println!("demo website (tracked as site 1): http://{local}{base}/demo");
     }
     crate::server::serve(app.clone(), listener, shutdown_signal()).await;
     tracing::info!("shutting down: flushing queued events");

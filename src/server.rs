@@ -87,6 +87,8 @@ pub enum Target {
     ApiQuery,
     /// `api/v2/openapi.json`: its OpenAPI description.
     ApiSchema,
+    /// `demo` and `demo/leaflet.txt`: the demo's tracked website ([`crate::web::demo`]).
+    Demo,
     /// Anything else.
     NotFound,
 }
@@ -141,6 +143,7 @@ fn target_of(path: &str) -> Target {
         (None, "/metrics") => Target::Metrics,
         (None, "/api/v2/query") => Target::ApiQuery,
         (None, "/api/v2/openapi.json") => Target::ApiSchema,
+        (None, "/demo" | "/demo/leaflet.txt") => Target::Demo,
         _ => Target::NotFound,
     }
 }
@@ -237,6 +240,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         // The API answers every method itself: 405 with the `Allow` it accepts.
         (Target::ApiQuery, _) => api::query(app, req).await,
         (Target::ApiSchema, _) => api::openapi(app, &req),
+        (Target::Demo, &Method::GET | &Method::HEAD) => web::demo::serve(app, &req),
         (Target::NotFound, _) => {
             response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found"))
         }
