@@ -275,7 +275,9 @@ fn install(tarball: &[u8], dest: &Path) -> Result<DatabaseInfo, UpdateError> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         unpack_database(tarball, &tmp)?;
-        let info = GeoDb::open(&tmp)?.database_info();
+        let info = GeoDb::open(&tmp)?
+            .database_info()
+            .ok_or_else(|| UpdateError::Archive("the database did not load".into()))?;
         std::fs::rename(&tmp, dest).map_err(io(dest))?;
         Ok(DatabaseInfo {
             path: dest.to_path_buf(),

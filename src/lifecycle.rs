@@ -183,7 +183,7 @@ pub async fn auto_geo(mut config: Config) -> Config {
                 tracing::warn!(
                     error = %e,
                     "could not fetch the country database: countries stay empty until \
-                     `tally geo update` succeeds and tally serve is restarted"
+                     `tally geo update` succeeds"
                 );
                 return config;
             }
@@ -209,7 +209,16 @@ fn watch_geo(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
         tracing::info!("no [geo] database configured: country, region and city stay empty");
         return Vec::new();
     };
-    tracing::info!(db = %geo.database_info(), use_full_ip = app.config.geo.use_full_ip, "geolocation enabled");
+    match geo.database_info() {
+        Some(info) => {
+            tracing::info!(db = %info, use_full_ip = app.config.geo.use_full_ip, "geolocation enabled");
+        }
+        None => tracing::info!(
+            path = %geo.path().display(),
+            "no country database yet: countries stay empty until `tally geo update` writes it \
+             there; it is then picked up within seconds"
+        ),
+    }
     let watcher = geo
         .clone()
         .spawn_reload_watcher(std::time::Duration::from_secs(5));

@@ -491,25 +491,29 @@ async fn the_first_run_fetches_the_database_fills_countries_and_serves_the_demo_
 }
 
 #[tokio::test]
-async fn offline_the_collector_starts_without_countries_and_has_no_demo_page_with_a_config() {
+async fn offline_the_collector_starts_without_countries_and_picks_up_a_later_update() {
     // With a configuration (so no `/demo`) and nothing listening where the registry should be.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let db = common::unique_name("fr");
+    let token = "offline-token-0123456789";
+    let config = common::write_config(
+        dir.path(),
+        &db,
+        &format!(
+            "token_auth = \"{token}\"\n{}\n[geo]\nregistry = \"http://127.0.0.1:1\"\n",
+            common::SITE
+        ),
+    );
     let mut child = Command::new(tally_bin())
         .args(["serve", "--config"])
-        .arg(common::write_config(
-            dir.path(),
-            &common::unique_name("fr"),
-            &format!(
-                "{}\n[geo]\nregistry = \"http://127.0.0.1:1\"\n",
-                common::SITE
-            ),
-        ))
+        .arg(&config)
         .env("TALLY_CLICKHOUSE_EMBEDDED_DIR", data.join("clickhouse"))
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
+    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
     let mut first = String::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let started = std::time::Instant::now();
@@ -518,21 +522,104 @@ async fn offline_the_collector_starts_without_countries_and_has_no_demo_page_wit
         started.elapsed() < Duration::from_secs(30),
         "the failed fetch held the start too long"
     );
-    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let mut rest = String::new();
-    let _ = stdout.read_to_string(&mut rest);
-    assert!(child.wait().unwrap().success());
-    assert!(first.starts_with("tally listening on "), "{first}{log}");
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+    });
+    let base = first
+        .trim()
+        .strip_prefix("tally listening on ")
+        .unwrap_or_else(|| panic!("{first}{}", log()))
+        .to_string();
     assert!(
-        log.contains("could not fetch the country database"),
-        "{log}"
+        log().contains("could not fetch the country database"),
+        "{}",
+        log()
     );
     assert!(!data.join(FILE_NAME).exists());
 
-    // `/demo` only in the demo.
+    let hit = |title: String| {
+        let base = base.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .get(format!("{base}/matomo.php"))
+                .query(&[
+                    ("idsite", "1"),
+                    ("rec", "1"),
+                    ("url", "https://example.org/"),
+                    ("action_name", title.as_str()),
+                    ("cip", "193.99.144.80"),
+                    ("token_auth", token),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
+        }
+    };
+    let country = |title: String| {
+        let db = db.clone();
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let out = common::query(&format!(
+                    "SELECT concat('[', country, ']') FROM {db}.events WHERE title = '{title}'"
+                ))
+                .await;
+                if let Some(line) = out.lines().next() {
+                    return line.trim_matches(['[', ']']).to_string();
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(15),
+                    "{title} not stored"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    hit("offline".into()).await;
+    assert_eq!(country("offline".into()).await, "");
+
+    // Back online: `tally geo update` with the same configuration writes the file, and the
+    // running collector starts using it within seconds, without a restart.
+    let registry = Registry::start();
+    let tarball = package(&country_db());
+    registry.publish("2.3.2026061719", tarball.clone(), &integrity(&tarball));
+    let out = Command::new(tally_bin())
+        .args(["geo", "update", "--config"])
+        .arg(&config)
+        .env("TALLY_CLICKHOUSE_EMBEDDED_DIR", data.join("clickhouse"))
+        .env("TALLY_GEO_REGISTRY", &registry.base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join(FILE_NAME).exists());
+    let start = std::time::Instant::now();
+    for i in 0.. {
+        let title = format!("online-{i}");
+        hit(title.clone()).await;
+        if country(title).await == "DE" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the database written after start was not picked up: {}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn there_is_no_demo_page_with_a_config() {
     let c = Collector::start("");
     let resp = reqwest::get(c.url("/demo")).await.unwrap();
     assert_eq!(resp.status(), 404);

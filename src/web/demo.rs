@@ -83,14 +83,18 @@ pub fn serve(app: &App, req: &Request<Incoming>) -> Resp {
     };
     let (base, _) = snippet::base_url(&app.config);
     let script = snippet::tracking_script(&app.config, site);
-    let geo = app.enrich.geo.as_ref().map(|g| {
-        let info = g.database_info();
-        let file = info
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        format!("{file} ({})", info.database_type)
-    });
+    let geo = app
+        .enrich
+        .geo
+        .as_ref()
+        .and_then(|g| g.database_info())
+        .map(|info| {
+            let file = info
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            format!("{file} ({})", info.database_type)
+        });
     let body = DemoPage {
         page,
         heading,
