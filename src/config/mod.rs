@@ -450,6 +450,15 @@ pub struct GeoConfig {
     pub registry: String,
 }
 
+impl GeoConfig {
+    /// Whether a location is (or, once the first run's country database arrives, will be)
+    /// recorded: what the opt-out texts tell visitors. With `auto` on it is said even before
+    /// the file is there, since it is picked up without a restart.
+    pub fn records_location(&self) -> bool {
+        self.database.is_some() || self.auto
+    }
+}
+
 impl Default for GeoConfig {
     fn default() -> Self {
         GeoConfig {
