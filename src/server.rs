@@ -90,6 +90,8 @@ pub enum Target {
     /// A page of the operators' dashboard ([`crate::dashboard`]): `login`, `logout`,
     /// `share/<token>`, `assets/dashboard.*`, `admin/...`.
     Dashboard,
+    /// `demo` and `demo/leaflet.txt`: the demo's tracked website ([`crate::web::demo`]).
+    Demo,
     /// Anything else.
     NotFound,
 }
@@ -164,6 +166,7 @@ fn target_of(path: &str) -> Target {
         (None, "/api/v2/query") => Target::ApiQuery,
         (None, "/api/v2/openapi.json") => Target::ApiSchema,
         (None, p) if crate::dashboard::page_of(p).is_some() => Target::Dashboard,
+        (None, "/demo" | "/demo/leaflet.txt") => Target::Demo,
         _ => Target::NotFound,
     }
 }
@@ -276,6 +279,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         // The API answers every method itself: 405 with the `Allow` it accepts.
         (Target::ApiQuery, _) => api::query(app, req).await,
         (Target::ApiSchema, _) => api::openapi(app, &req),
+        (Target::Demo, &Method::GET | &Method::HEAD) => web::demo::serve(app, &req),
         (Target::NotFound, _) => {
             response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found"))
         }

@@ -29,8 +29,6 @@ pub struct App {
     /// The Stats API (keys, limits, engine); set by `serve` once its keys are loaded, `None`
     /// where nothing reads (benchmarks), which the API answers with 503.
     pub api: Option<crate::api::Api>,
-    /// The no-configuration demo (`tally serve` without `--config`); the dashboard says so.
-    pub demo: bool,
     token_digest: Option<digest::Digest>,
 }
 
@@ -54,7 +52,6 @@ impl App {
             visitors,
             enrich,
             api: None,
-            demo: false,
             token_digest,
         })
     }

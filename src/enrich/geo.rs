@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use maxminddb::{MaxMindDbError, Mmap, Reader};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -163,7 +163,8 @@ impl Loaded {
 /// A memory-mapped, hot-reloadable geolocation database.
 pub struct GeoDb {
     path: PathBuf,
-    current: ArcSwap<Loaded>,
+    /// `None` only for [`GeoDb::awaiting`] until its file appears.
+    current: ArcSwapOption<Loaded>,
     /// Serialises reloads (watcher and SIGHUP may race) so one file version
     /// is mapped once; lookups never take it.
     reload_lock: Mutex<()>,
@@ -193,9 +194,20 @@ impl GeoDb {
         let loaded = Loaded::open(&path)?;
         Ok(GeoDb {
             path,
-            current: ArcSwap::from_pointee(loaded),
+            current: ArcSwapOption::from_pointee(loaded),
             reload_lock: Mutex::new(()),
         })
+    }
+
+    /// A database whose file is not there yet (the first run's country database, when the
+    /// fetch at start failed): every lookup finds nothing until [`GeoDb::reload`] finds the
+    /// file, which `tally geo update` then writes, and loads it.
+    pub fn awaiting(path: impl AsRef<Path>) -> GeoDb {
+        GeoDb {
+            path: path.as_ref().to_owned(),
+            current: ArcSwapOption::empty(),
+            reload_lock: Mutex::new(()),
+        }
     }
 
     /// Looks a truncated address up (the default; a full one only through
@@ -207,7 +219,10 @@ impl GeoDb {
     }
 
     fn lookup_addr(&self, ip: IpAddr) -> Location {
-        let loaded = self.current.load();
+        let guard = self.current.load();
+        let Some(loaded) = guard.as_ref() else {
+            return Location::default();
+        };
         let record = match loaded.reader.lookup(ip) {
             Ok(result) => match result.decode::<GeoRecord<'_>>() {
                 Ok(Some(record)) => record,
@@ -221,7 +236,8 @@ impl GeoDb {
 
     /// Swaps in a new reader if the file's length or mtime changed since it
     /// was last loaded. Returns `Ok(true)` if it reloaded, `Ok(false)` if the
-    /// file is unchanged. On error the current reader stays in service.
+    /// file is unchanged (or, [`GeoDb::awaiting`] it, still missing). On error
+    /// the current reader stays in service.
     pub fn reload(&self) -> Result<bool, GeoError> {
         // A poisoned lock only means another reload panicked; the data it
         // guards is `()`, so carrying on is safe.
@@ -229,12 +245,22 @@ impl GeoDb {
             .reload_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let stamp = FileStamp::of(&self.path)?;
-        if stamp == self.current.load().stamp {
+        let current = self.current.load();
+        let stamp = match FileStamp::of(&self.path) {
+            Ok(stamp) => stamp,
+            // Still waiting for the first file: nothing to report every few seconds.
+            Err(GeoError::Io { source, .. })
+                if current.is_none() && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if current.as_ref().is_some_and(|l| l.stamp == stamp) {
             return Ok(false);
         }
         let loaded = Loaded::open(&self.path)?;
-        self.current.store(Arc::new(loaded));
+        self.current.store(Some(Arc::new(loaded)));
         Ok(true)
     }
 
@@ -257,7 +283,9 @@ impl GeoDb {
                 // stat + mmap are blocking syscalls: keep them off the async workers.
                 match tokio::task::spawn_blocking(move || db.reload()).await {
                     Ok(Ok(true)) => {
-                        tracing::info!(db = %self.database_info(), "geo database reloaded");
+                        if let Some(info) = self.database_info() {
+                            tracing::info!(db = %info, "geo database reloaded");
+                        }
                     }
                     Ok(Ok(false)) => {}
                     Ok(Err(err)) => {
@@ -269,17 +297,18 @@ impl GeoDb {
         })
     }
 
-    /// Metadata of the database currently in service.
-    pub fn database_info(&self) -> DatabaseInfo {
-        let loaded = self.current.load();
+    /// Metadata of the database currently in service; `None` while [`GeoDb::awaiting`] it.
+    pub fn database_info(&self) -> Option<DatabaseInfo> {
+        let guard = self.current.load();
+        let loaded = guard.as_ref()?;
         let meta = loaded.reader.metadata();
-        DatabaseInfo {
+        Some(DatabaseInfo {
             path: self.path.clone(),
             database_type: meta.database_type.clone(),
             build_epoch: meta.build_epoch,
             ip_version: meta.ip_version,
             file_len: loaded.stamp.len,
-        }
+        })
     }
 
     /// The path the database is (re)loaded from.
@@ -550,10 +579,27 @@ mod tests {
     }
 
     #[test]
+    fn an_awaited_database_finds_nothing_until_its_file_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("country.mmdb");
+        let db = GeoDb::awaiting(&path);
+        let ip: IpAddr = "193.99.144.80".parse().unwrap();
+        assert_eq!(db.lookup_addr(ip), Location::default());
+        assert!(db.database_info().is_none());
+        // Missing is not an error while waiting (the watcher would warn every few seconds).
+        assert!(!db.reload().unwrap());
+        std::fs::copy(geo_fixture("geo-whois-asn-country.mmdb"), &path).unwrap();
+        assert!(db.reload().unwrap());
+        assert_eq!(db.lookup_addr(ip).country, "DE");
+        assert!(db.database_info().is_some());
+        assert!(!db.reload().unwrap());
+    }
+
+    #[test]
     fn database_info_reports_metadata() {
         let path = geo_fixture("GeoIP2-City-Test.mmdb");
         let db = GeoDb::open(&path).unwrap();
-        let info = db.database_info();
+        let info = db.database_info().unwrap();
         assert_eq!(info.database_type, "GeoIP2-City");
         assert_eq!(info.ip_version, 6);
         assert_eq!(info.file_len, std::fs::metadata(&path).unwrap().len());
@@ -609,7 +655,7 @@ mod tests {
             db.lookup_addr(ip("81.2.69.142")),
             loc("GB", "ENG", "London")
         );
-        assert_eq!(db.database_info().database_type, "GeoIP2-City");
+        assert_eq!(db.database_info().unwrap().database_type, "GeoIP2-City");
         assert!(!db.reload().unwrap());
 
         // A broken replacement keeps the old reader serving.
@@ -633,7 +679,7 @@ mod tests {
         let mut reloaded = false;
         for _ in 0..250 {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            if db.database_info().database_type == "GeoLite2-City" {
+            if db.database_info().unwrap().database_type == "GeoLite2-City" {
                 reloaded = true;
                 break;
             }

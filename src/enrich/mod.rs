@@ -39,7 +39,8 @@ const DEVICE_CACHE: usize = 20_000;
 
 /// The resources the enrichment steps use, built once at start.
 pub struct Enrichers {
-    /// The geolocation database, when one is configured.
+    /// The geolocation database: the configured one, or the first run's country database
+    /// (maybe still awaited); `None` with neither.
     pub geo: Option<Arc<GeoDb>>,
     /// User-agent parsing with its cache.
     pub devices: DeviceDetector,
@@ -57,6 +58,11 @@ impl Enrichers {
     pub fn from_config(config: &Config) -> Result<Self, GeoError> {
         let geo = match &config.geo.database {
             Some(path) => Some(Arc::new(GeoDb::open(path)?)),
+            // The first run's country database is not there (the fetch at start failed, or the
+            // file does not open): wait for `tally geo update` to write it, and load it then.
+            None if config.geo.auto => Some(Arc::new(GeoDb::awaiting(
+                crate::geo_update::auto_path(config),
+            ))),
             None => None,
         };
         let sensitive = config

@@ -138,7 +138,7 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
         site,
         lang,
         privacy,
-        geo: app.config.geo.database.is_some(),
+        geo: app.config.geo.records_location(),
         opted_out: opted_out(req.headers(), privacy),
         signal: sends_refusal_signal(req.headers(), privacy),
         done,

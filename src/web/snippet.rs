@@ -44,22 +44,49 @@ pub fn base_url(config: &Config) -> (Url, bool) {
     (url, guessed)
 }
 
+/// The tracking snippet's inline script, as `templates/snippet_script.js` writes it.
+#[derive(Template)]
+#[template(path = "snippet_script.js", escape = "none")]
+struct TrackingScript<'a> {
+    /// The collector's base URL, ending in `/`.
+    base: &'a str,
+    id: u32,
+    /// `privacy.optout_cookie` when it is not tally.js's default, so that the tracker checks
+    /// the name the widget and the collector use.
+    optout_cookie: Option<&'a str>,
+}
+
+/// The text of the tracking snippet's `<script>` element for `site` (what `tally snippet`
+/// prints between `<script>` and `</script>`): the demo page carries it and its CSP allows it
+/// by [`super::csp::script_hash`] of exactly this text.
+pub fn tracking_script(config: &Config, site: &crate::config::SiteConfig) -> String {
+    let (base, _) = base_url(config);
+    let mut script = TrackingScript {
+        base: base.as_str(),
+        id: site.id,
+        optout_cookie: Some(config.privacy.optout_cookie.as_str())
+            .filter(|n| *n != crate::config::PrivacyConfig::default().optout_cookie),
+    }
+    .render()
+    .expect("rendering into a String cannot fail");
+    // askama drops the template file's last newline; the element's text ends with one.
+    script.push('\n');
+    script
+}
+
 /// The tracking snippet and the opt-out iframe and link, as `templates/snippet.html` lays them
 /// out.
 #[derive(Template)]
 #[template(path = "snippet.html")]
 struct Snippet<'a> {
-    /// The collector's base URL, ending in `/`.
-    base: &'a str,
+    /// The tracking script ([`tracking_script`]).
+    script: String,
     /// The opt-out page's URL, without a query.
     optout: &'a str,
     id: u32,
     name: &'a str,
     host: &'a str,
     cross_site: bool,
-    /// `privacy.optout_cookie` when it is not tally.js's default, so that the tracker checks
-    /// the name the widget and the collector use.
-    optout_cookie: Option<&'a str>,
 }
 
 /// The opt-out widget for a site's privacy policy, as `templates/snippet_optout.html` lays it
@@ -113,14 +140,12 @@ pub fn render(config: &Config, site_id: u32) -> Result<String, SnippetError> {
     let optout = base.join("optout").expect("a relative path joins");
     let host = base.host_str().unwrap_or("");
     let mut text = Snippet {
-        base: base.as_str(),
+        script: tracking_script(config, site),
         optout: optout.as_str(),
         id: site.id,
         name: &site.name,
         host,
         cross_site: !super::optout::same_site_as(site, host),
-        optout_cookie: Some(config.privacy.optout_cookie.as_str())
-            .filter(|n| *n != crate::config::PrivacyConfig::default().optout_cookie),
     }
     .render()
     .expect("rendering into a String cannot fail");

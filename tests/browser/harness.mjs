@@ -193,6 +193,8 @@ flush_ms = 50
   );
   const child = spawn(bin, ['serve', '--config', join(dir, 'tally.toml')], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    // No country database fetched from the npm registry at start.
+    env: { ...process.env, TALLY_GEO_AUTO: 'false' },
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));

@@ -139,6 +139,9 @@ impl Collector {
             .args(["serve", "--config"])
             .arg(&config)
             .env("RUST_LOG", "debug")
+            // No country database fetched from the npm registry at start: tests that want
+            // countries configure a fixture (`tests/geo_update.rs` tests the fetch itself).
+            .env("TALLY_GEO_AUTO", "false")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
