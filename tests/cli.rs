@@ -156,6 +156,7 @@ impl Demo {
         let listening = next();
         let storage = next();
         let tracking = next();
+        let demo_page = next();
         let sign_in = next();
         let base = listening
             .strip_prefix("tally listening on ")
@@ -174,6 +175,10 @@ impl Demo {
         assert!(
             tracking.starts_with(&format!("{base}/matomo.php?idsite=1&rec=1")),
             "{tracking}"
+        );
+        assert_eq!(
+            demo_page,
+            format!("demo website (tracked as site 1): {base}/demo")
         );
         let sign_in = sign_in
             .strip_prefix("sign in to the dashboard: ")
