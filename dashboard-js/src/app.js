@@ -25,11 +25,13 @@ export function start(root, config) {
   } catch {
     // storage may be off (private mode, an embedding page's policy): the server's pick then
   }
+  const firstRange = config.demo ? 'day' : '30d';
   const app = {
     config,
     sites,
+    firstRange,
     lang: pickLang(stored, config.lang),
-    state: parseState(location.search, sites),
+    state: parseState(location.search, sites, firstRange),
     controller: null,
     disposeChart: null,
     realtimeTimer: null,
@@ -40,12 +42,12 @@ export function start(root, config) {
   const go = (next, push = true) => {
     app.state = next;
     if (push) {
-      const search = stateToSearch(next, sites);
+      const search = stateToSearch(next, sites, firstRange);
       if (search !== location.search) history.pushState(null, '', location.pathname + search);
     }
     render(root, app, go);
   };
-  addEventListener('popstate', () => go(parseState(location.search, sites), false));
+  addEventListener('popstate', () => go(parseState(location.search, sites, firstRange), false));
   document.addEventListener('visibilitychange', () => scheduleRealtime(app));
   app.setLang = (lang) => {
     app.lang = lang;
@@ -89,7 +91,7 @@ function header(app, go) {
   if (config.admin) {
     const settings = state.view === 'settings';
     nav.append(
-      h('a', { href: location.pathname + stateToSearch({ ...state, view: settings ? 'dashboard' : 'settings' }, sites), class: 'button', onclick: (e) => {
+      h('a', { href: location.pathname + stateToSearch({ ...state, view: settings ? 'dashboard' : 'settings' }, sites, app.firstRange), class: 'button', onclick: (e) => {
         e.preventDefault();
         go({ ...state, view: settings ? 'dashboard' : 'settings' });
       } }, t(lang, settings ? 'dashboard' : 'settings')),

@@ -7,9 +7,12 @@ export const COMPARISONS = ['none', 'previous_period', 'year_over_year'];
 export const TABS = ['pages', 'sources', 'locations', 'devices', 'behaviour'];
 const DIMENSION_RE = /^(event|visit):[a-z_]+$/;
 
-/** The default view for `sites` (the first site, 30 days, no comparison, no filters). */
-export function defaultState(sites) {
-  return { site: sites[0]?.id ?? 1, range: '30d', from: null, to: null, compare: 'none', filters: [], tab: 'pages', view: 'dashboard' };
+/**
+ * The default view for `sites`: the first site, `range` (30 days; today in the demo, where a
+ * newcomer watches their own visit arrive), no comparison, no filters.
+ */
+export function defaultState(sites, range = '30d') {
+  return { site: sites[0]?.id ?? 1, range, from: null, to: null, compare: 'none', filters: [], tab: 'pages', view: 'dashboard' };
 }
 
 /**
@@ -17,9 +20,9 @@ export function defaultState(sites) {
  * dropped in favour of the default, so a hand-edited URL cannot break the page.
  * Filters are `f=<dimension>|<value>` (repeatable): `["is", dimension, [value]]`.
  */
-export function parseState(search, sites) {
+export function parseState(search, sites, firstRange = '30d') {
   const p = new URLSearchParams(search);
-  const s = defaultState(sites);
+  const s = defaultState(sites, firstRange);
   const site = Number(p.get('site'));
   if (sites.some((x) => x.id === site)) s.site = site;
   const range = p.get('range');
@@ -49,9 +52,9 @@ export function parseState(search, sites) {
 }
 
 /** Writes a view as a query string (with `?`, or `""` for the default view of one site). */
-export function stateToSearch(s, sites) {
+export function stateToSearch(s, sites, range = '30d') {
   const p = new URLSearchParams();
-  const d = defaultState(sites);
+  const d = defaultState(sites, range);
   if (s.site !== d.site || sites.length > 1) p.set('site', String(s.site));
   if (s.range !== d.range) p.set('range', s.range);
   if (s.range === 'custom') {

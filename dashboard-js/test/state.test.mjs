@@ -47,3 +47,11 @@ test('filters are added once and removed by position', () => {
   assert.deepEqual(s.filters, [['is', 'visit:country', ['DE']], ['is', 'event:page', ['/']]]);
   assert.deepEqual(removeFilter(s, 0).filters, [['is', 'event:page', ['/']]]);
 });
+
+test('the demo starts on today: no range in its URL means today, and 30 days is written out', () => {
+  const sites = [{ id: 1, name: 'Demo site', timezone: 'UTC', domains: [] }];
+  assert.equal(parseState('', sites, 'day').range, 'day');
+  assert.equal(stateToSearch(parseState('', sites, 'day'), sites, 'day'), '');
+  assert.equal(stateToSearch({ ...parseState('', sites, 'day'), range: '30d' }, sites, 'day'), '?range=30d');
+  assert.equal(parseState('?range=30d', sites, 'day').range, '30d');
+});
