@@ -7,6 +7,7 @@
 //! the opt-out page.
 //! [`state`] is what every request shares; [`lifecycle`] starts and stops `tally serve`;
 //! [`geo_update`] fetches the free country database it uses when none is configured.
+//! [`http`] and [`headers`] are the small HTTP helpers both sides share.
 //!
 //! The read side: [`query`] answers Stats API queries, [`api`] is its HTTP door (keys, rate
 //! limits, JSON and CSV), [`access`] keeps operators' accounts, sessions and shared links, and
@@ -21,6 +22,7 @@ pub mod enrich;
 pub mod event;
 pub mod geo_update;
 pub mod headers;
+pub mod http;
 pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;
@@ -38,3 +40,41 @@ pub mod time;
 #[cfg(test)]
 mod test_support;
 pub mod web;
+
+/// The read side, `web` (which the dashboard uses) and the shared HTTP helpers never import the
+/// write path: what both sides need belongs in a neutral module, as [`http`].
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn the_read_side_does_not_import_the_write_path() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join("http.rs"), src.join("headers.rs")];
+        for dir in ["access", "api", "dashboard", "query", "web"] {
+            rust_files(&src.join(dir), &mut files);
+        }
+        assert!(files.len() > 10, "{files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for write in ["ingest", "pipeline", "sink", "enrich"] {
+                assert!(
+                    !text.contains(&format!("crate::{write}")),
+                    "{} imports crate::{write}",
+                    file.display()
+                );
+            }
+        }
+    }
+}

@@ -12,9 +12,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::api;
+use crate::http::{self, Resp};
 use crate::ingest::matomo_api;
 use crate::ingest::reject::Reject;
-use crate::ingest::response::{self, Resp};
+use crate::ingest::response;
 use crate::ingest::track;
 use crate::privacy::FullIp;
 use crate::state::App;
@@ -270,8 +271,8 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
                 None => response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found")),
             }
         }
-        (Target::Health, &Method::GET) => response::text(StatusCode::OK, "text/plain", "ok\n"),
-        (Target::Metrics, &Method::GET) => response::text(
+        (Target::Health, &Method::GET) => http::text(StatusCode::OK, "text/plain", "ok\n"),
+        (Target::Metrics, &Method::GET) => http::text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             app.metrics.render(),

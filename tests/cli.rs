@@ -6,7 +6,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::demo::Demo;
 use common::{clickhouse, http, query, tally_bin, write_config};
+
+/// The demo without the country database: these tests must not reach for the internet.
+const DEMO_ENV: &[(&str, &str)] = &[("TALLY_GEO_AUTO", "false")];
 
 #[tokio::test]
 async fn migrate_applies_once_and_records_it() {
@@ -112,148 +116,12 @@ fn invalid_config_is_refused_naming_the_key() {
     assert!(err.contains("privacy.trusted_proxies"), "{err}");
 }
 
-/// A `tally serve` without a config file in `dir`, and the three lines it prints when ready:
-/// its address, where it stores events, and the tracking URL of the demo site.
-struct Demo {
-    child: std::process::Child,
-    clickhouse: String,
-    database: String,
-    tracking: String,
-    /// The one-time sign-in link it printed.
-    sign_in: String,
-}
-
-impl Demo {
-    fn start(dir: &std::path::Path) -> Demo {
-        let mut child = Command::new(tally_bin())
-            .arg("serve")
-            .current_dir(dir)
-            .env("TALLY_LISTEN", "127.0.0.1:0")
-            .env("TALLY_SINK_FLUSH_MS", "50")
-            .env("TALLY_GEO_AUTO", "false")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        // Read on a thread so a tally that hangs fails the test instead of blocking it.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut next = || match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "demo tally did not start: {}",
-                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-                )
-            }
-        };
-        let listening = next();
-        let storage = next();
-        let tracking = next();
-        let demo_page = next();
-        let sign_in = next();
-        let base = listening
-            .strip_prefix("tally listening on ")
-            .unwrap_or_else(|| panic!("{listening}"))
-            .to_string();
-        let (clickhouse, database) = storage
-            .strip_prefix("events stored in ClickHouse at ")
-            .and_then(|s| s.split_once(", database "))
-            .unwrap_or_else(|| panic!("{storage}"));
-        assert!(clickhouse.starts_with("http://127.0.0.1:"), "{storage}");
-        let tracking = tracking
-            .split_once(" at ")
-            .filter(|(site, _)| site.starts_with("tracking site 1 (Demo site)"))
-            .map(|(_, url)| url.to_string())
-            .unwrap_or_else(|| panic!("{tracking}"));
-        assert!(
-            tracking.starts_with(&format!("{base}/matomo.php?idsite=1&rec=1")),
-            "{tracking}"
-        );
-        assert_eq!(
-            demo_page,
-            format!("demo website (tracked as site 1): {base}/demo")
-        );
-        let sign_in = sign_in
-            .strip_prefix("sign in to the dashboard: ")
-            .unwrap_or_else(|| panic!("{sign_in}"))
-            .to_string();
-        assert!(
-            sign_in.starts_with(&format!("{base}/login/once?t=")),
-            "{sign_in}"
-        );
-        Demo {
-            child,
-            clickhouse: clickhouse.to_string(),
-            database: database.to_string(),
-            tracking,
-            sign_in,
-        }
-    }
-
-    /// Rows of the demo database's `events` with this title, asked of the ClickHouse the demo
-    /// printed.
-    async fn count(&self, title: &str) -> u64 {
-        let sql = format!(
-            "SELECT count() FROM {}.events WHERE title = '{title}'",
-            self.database
-        );
-        let resp = reqwest::Client::new()
-            .post(&self.clickhouse)
-            .body(sql)
-            .send()
-            .await
-            .expect("the demo's ClickHouse answers");
-        assert!(resp.status().is_success());
-        resp.text().await.unwrap().trim().parse().unwrap()
-    }
-
-    /// Waits until a row with `title` is stored, failing after 15 seconds.
-    async fn wait_for(&self, title: &str) {
-        let start = std::time::Instant::now();
-        while self.count(title).await == 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "hit {title} not stored in the demo's ClickHouse"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM; asserts a clean exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "demo tally exited with {status}");
-    }
-}
-
-impl Drop for Demo {
-    /// A failed assertion must not leave the demo (and the ClickHouse it runs) behind.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[tokio::test]
 async fn demo_mode_runs_its_own_clickhouse() {
     let _ = clickhouse();
     // No config file: demo site 1 on localhost, embedded ClickHouse under ./var.
     let dir = tempfile::tempdir().unwrap();
-    let demo = Demo::start(dir.path());
+    let demo = Demo::start(dir.path(), DEMO_ENV);
     assert!(
         dir.path().join("var/clickhouse/config.xml").is_file(),
         "the embedded server lives under ./var/clickhouse"
@@ -274,12 +142,7 @@ async fn demo_mode_runs_its_own_clickhouse() {
     assert_eq!(r.status(), 204);
     demo.wait_for("demo-hit").await;
     // The one-time link signs the demo admin in once, and only once.
-    let base = demo
-        .tracking
-        .split("/matomo.php")
-        .next()
-        .unwrap()
-        .to_string();
+    let base = demo.base.clone();
     let token = demo.sign_in.split("?t=").nth(1).unwrap().to_string();
     let form = common::raw().get(&demo.sign_in).send().await.unwrap();
     assert_eq!(form.status(), 200);
@@ -322,12 +185,7 @@ async fn demo_mode_runs_its_own_clickhouse() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "tally {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::succeeded(&out)
     };
     run(&["rollup"]);
     let report = run(&[
@@ -354,7 +212,7 @@ async fn demo_mode_runs_its_own_clickhouse() {
     );
 
     // The data stays in ./var/clickhouse: a second start finds the hit again.
-    let again = Demo::start(dir.path());
+    let again = Demo::start(dir.path(), DEMO_ENV);
     assert_eq!(again.count("demo-hit").await, 1);
     again.stop();
 }
@@ -433,13 +291,5 @@ fn report_on_a_fresh_database_migrates_it_first() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "event:page,visitors\r\n"
-    );
+    assert_eq!(common::succeeded(&out), "event:page,visitors\r\n");
 }

@@ -6,44 +6,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Collector, raw, set_cookies, tally_bin};
+use common::{Collector, OTHER_SITE, raw, set_cookies};
 use serde_json::{Value, json};
-
-const OTHER_SITE: &str = r#"
-[[sites]]
-id = 2
-name = "Other"
-domains = ["other.net"]
-"#;
 
 /// `tally user <args>` on the collector's configuration with `stdin` as its input.
 fn tally_user(c: &Collector, args: &[&str], stdin: &str) -> Result<String, String> {
-    let mut child = Command::new(tally_bin())
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(c.dir.join("tally.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    c.run_tally(&[&["user"], args].concat(), stdin)
 }
 
 /// Signs in with the form, as a browser on the collector's own page would; returns the

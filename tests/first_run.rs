@@ -10,13 +10,14 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::demo::Demo;
 use common::{Collector, tally_bin};
 use tally::geo_update::{FILE_NAME, PACKAGE};
 
@@ -168,13 +169,7 @@ fn geo_update_installs_the_database_and_refuses_a_tampered_tarball() {
     let dir = tempfile::tempdir().unwrap();
     let installed = dir.path().join("var").join(FILE_NAME);
 
-    let out = geo_update(dir.path(), &registry.base);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::succeeded(&geo_update(dir.path(), &registry.base));
     assert!(
         stdout.contains("2.3.2026061719") && stdout.contains("CC0-1.0"),
         "{stdout}"
@@ -228,140 +223,79 @@ fn geo_update_installs_the_database_and_refuses_a_tampered_tarball() {
     );
 }
 
-/// A demo `tally serve` (no config) in `dir`, with the lines it prints once ready.
-struct Demo {
-    child: std::process::Child,
-    base: String,
-    clickhouse: String,
-    dir: PathBuf,
+/// The token of the first run's tests: hits with it may say where they come from (`cip`).
+const TOKEN: &str = "first-run-token-0123456789";
+
+/// The demo with the test's registry, and [`TOKEN`].
+fn start_demo(dir: &Path, registry: &str) -> Demo {
+    Demo::start(
+        dir,
+        &[
+            ("TALLY_GEO_REGISTRY", registry),
+            ("TALLY_TOKEN_AUTH", TOKEN),
+        ],
+    )
 }
 
-impl Demo {
-    fn start(dir: &Path, registry: &str) -> Demo {
-        let mut child = Command::new(tally_bin())
-            .arg("serve")
-            .current_dir(dir)
-            .env("TALLY_LISTEN", "127.0.0.1:0")
-            .env("TALLY_SINK_FLUSH_MS", "50")
-            .env("TALLY_GEO_REGISTRY", registry)
-            .env("TALLY_TOKEN_AUTH", "first-run-token-0123456789")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut lines = Vec::new();
-        while !lines.iter().any(|l: &String| l.starts_with("demo website")) {
-            match rx.recv_timeout(Duration::from_secs(90)) {
-                Ok(line) => lines.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "demo tally did not start: {lines:?} {}",
-                        std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-                    )
-                }
-            }
-        }
-        let base = lines[0]
-            .strip_prefix("tally listening on ")
-            .unwrap()
-            .to_string();
-        let clickhouse = lines[1]
-            .strip_prefix("events stored in ClickHouse at ")
-            .and_then(|s| s.split_once(','))
-            .unwrap()
-            .0
-            .to_string();
-        assert_eq!(
-            lines.last().unwrap(),
-            &format!("demo website (tracked as site 1): {base}/demo")
-        );
-        Demo {
-            child,
-            base,
+/// A page view of `page` (site 1) sent to `base` from `ip` ([`TOKEN`] makes it trusted),
+/// titled `title`.
+async fn hit_from(base: &str, page: &str, ip: &str, title: &str) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/matomo.php"))
+        .query(&[
+            ("idsite", "1"),
+            ("rec", "1"),
+            ("url", page),
+            ("action_name", title),
+            ("cip", ip),
+            ("token_auth", TOKEN),
+        ])
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+/// The country stored for the hit titled `title` in `db` on the ClickHouse at `clickhouse`,
+/// once it is stored; fails with `log()` after 15 seconds.
+async fn stored_country(
+    clickhouse: &str,
+    db: &str,
+    title: &str,
+    log: impl Fn() -> String,
+) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        // Bracketed: the answer is trimmed, and an empty country is an answer too.
+        let out = common::query_on(
             clickhouse,
-            dir: dir.to_path_buf(),
+            &format!("SELECT concat('[', country, ']') FROM {db}.events WHERE title = '{title}'"),
+        )
+        .await;
+        if let Some(line) = out.lines().next() {
+            return line.trim_matches(['[', ']']).to_string();
         }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-    }
-
-    /// A page view with a trusted `cip` (the token is configured), titled `title`.
-    async fn hit_from(&self, ip: &str, title: &str) {
-        let resp = reqwest::Client::new()
-            .get(format!("{}/matomo.php", self.base))
-            .query(&[
-                ("idsite", "1"),
-                ("rec", "1"),
-                ("url", "http://localhost/demo"),
-                ("action_name", title),
-                ("cip", ip),
-                ("token_auth", "first-run-token-0123456789"),
-            ])
-            .header(
-                "user-agent",
-                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-            )
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
-    }
-
-    /// The country stored for the hit titled `title`, once it is stored.
-    async fn country_of(&self, title: &str) -> String {
-        let start = std::time::Instant::now();
-        loop {
-            let out = common::query_on(
-                &self.clickhouse,
-                // Bracketed: the answer is trimmed, and an empty country is an answer too.
-                &format!(
-                    "SELECT concat('[', country, ']') FROM tally.events \
-                     WHERE title = '{title}' FORMAT TSV"
-                ),
-            )
-            .await;
-            if let Some(line) = out.lines().next() {
-                return line
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "hit {title} not stored: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "demo tally exited with {status}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "hit {title} not stored: {}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.wait();
-        }
+/// What this file asks of the demo besides what every demo test does.
+impl Demo {
+    async fn hit_from(&self, ip: &str, title: &str) {
+        hit_from(&self.base, "http://localhost/demo", ip, title).await;
+    }
+
+    async fn country_of(&self, title: &str) -> String {
+        stored_country(&self.clickhouse, &self.database, title, || self.log()).await
     }
 }
 
@@ -372,7 +306,7 @@ async fn the_first_run_fetches_the_database_fills_countries_and_serves_the_demo_
     let tarball = package(&db);
     registry.publish("2.3.2026061719", tarball.clone(), &integrity(&tarball));
     let dir = tempfile::tempdir().unwrap();
-    let demo = Demo::start(dir.path(), &registry.base);
+    let demo = start_demo(dir.path(), &registry.base);
     assert!(
         std::fs::read(dir.path().join("var").join(FILE_NAME)).unwrap() == db,
         "the first run did not install the database: {}",
@@ -460,12 +394,7 @@ async fn the_first_run_fetches_the_database_fills_countries_and_serves_the_demo_
     let other = fixture("GeoLite2-Country-Test.mmdb");
     let tarball = package(&other);
     registry.publish("2.3.2026061800", tarball.clone(), &integrity(&tarball));
-    let out = geo_update(dir.path(), &registry.base);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&geo_update(dir.path(), &registry.base));
     let start = std::time::Instant::now();
     loop {
         let page = reqwest::get(format!("{}/demo", demo.base))
@@ -496,12 +425,11 @@ async fn offline_the_collector_starts_without_countries_and_picks_up_a_later_upd
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = common::unique_name("fr");
-    let token = "offline-token-0123456789";
     let config = common::write_config(
         dir.path(),
         &db,
         &format!(
-            "token_auth = \"{token}\"\n{}\n[geo]\nregistry = \"http://127.0.0.1:1\"\n",
+            "token_auth = \"{TOKEN}\"\n{}\n[geo]\nregistry = \"http://127.0.0.1:1\"\n",
             common::SITE
         ),
     );
@@ -540,42 +468,11 @@ async fn offline_the_collector_starts_without_countries_and_picks_up_a_later_upd
 
     let hit = |title: String| {
         let base = base.clone();
-        async move {
-            let resp = reqwest::Client::new()
-                .get(format!("{base}/matomo.php"))
-                .query(&[
-                    ("idsite", "1"),
-                    ("rec", "1"),
-                    ("url", "https://example.org/"),
-                    ("action_name", title.as_str()),
-                    ("cip", "193.99.144.80"),
-                    ("token_auth", token),
-                ])
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status().is_success());
-        }
+        async move { hit_from(&base, "https://example.org/", "193.99.144.80", &title).await }
     };
     let country = |title: String| {
         let db = db.clone();
-        async move {
-            let start = std::time::Instant::now();
-            loop {
-                let out = common::query(&format!(
-                    "SELECT concat('[', country, ']') FROM {db}.events WHERE title = '{title}'"
-                ))
-                .await;
-                if let Some(line) = out.lines().next() {
-                    return line.trim_matches(['[', ']']).to_string();
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(15),
-                    "{title} not stored"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        async move { stored_country(common::clickhouse().url(), &db, &title, log).await }
     };
     hit("offline".into()).await;
     assert_eq!(country("offline".into()).await, "");
@@ -592,11 +489,7 @@ async fn offline_the_collector_starts_without_countries_and_picks_up_a_later_upd
         .env("TALLY_GEO_REGISTRY", &registry.base)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     assert!(data.join(FILE_NAME).exists());
     let start = std::time::Instant::now();
     for i in 0.. {

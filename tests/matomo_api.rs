@@ -337,8 +337,7 @@ fn snippet_includes_the_base_path() {
         .arg(&config)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = common::succeeded(&out);
     // Without `public_url` the URL is guessed from `listen`, under the prefix.
     assert!(text.contains("/analytics/\""), "{text}");
     assert!(text.contains("/analytics/optout?idsite=1"), "{text}");

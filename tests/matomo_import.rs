@@ -513,12 +513,7 @@ async fn real_importer_stores_the_same_rows() {
         .output()
         .await
         .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::succeeded(&out);
     assert!(
         stdout.contains("6 requests imported successfully"),
         "{stdout}"

@@ -328,12 +328,7 @@ fn snippet_prints_the_widget_with_its_csp() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::succeeded(&out);
     assert!(
         text.contains(
             "<div id=\"tally-optout\"></div>\n<script src=\"https://stats.analytics-host.net/optout.js?idsite=1&amp;lang=de\" async></script>"

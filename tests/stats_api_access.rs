@@ -8,39 +8,19 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Collector, http, tally_bin};
+use common::{Collector, OTHER_SITE, http};
 use serde_json::{Value, json};
 use tally::api::{INVALID_KEY_OR_SITE, MISSING_KEY, MISSING_SITE};
-
-/// A second site besides `common::SITE` (id 1, example.org).
-const OTHER_SITE: &str = r#"
-[[sites]]
-id = 2
-name = "Other"
-domains = ["other.net"]
-"#;
 
 fn collector(api: &str) -> Collector {
     Collector::start(&format!("[api]\n{api}\n{OTHER_SITE}"))
 }
 
-/// `tally key <args> --config <the collector's config>`: stdout, or a panic with stderr.
+/// `tally key <args>` on the collector's configuration: stdout, or stderr when it fails.
 fn tally_key(c: &Collector, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(tally_bin())
-        .arg("key")
-        .args(args)
-        .arg("--config")
-        .arg(c.dir.join("tally.toml"))
-        .output()
-        .expect("run tally key");
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    c.run_tally(&[&["key"], args].concat(), "")
 }
 
 /// Creates a key for `sites` with the real command; returns the key (its last line).

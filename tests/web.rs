@@ -501,12 +501,7 @@ fn snippet_command_prints_the_tracker_and_the_optout_page() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::succeeded(&out);
     assert!(text.starts_with("<!-- tally -->\n<script>"), "{text}");
     assert!(text.contains(r#"var u="https://analytics.example.org/";"#));
     assert!(text.contains("_paq.push(['setTrackerUrl', u+'matomo.php']);"));

@@ -1,6 +1,6 @@
 //! A collector's in-memory copy of something kept in ClickHouse, refreshed in the background:
-//! the ideas of [`crate::api::keystore::KeyCache`] made generic, so that the accounts, sessions
-//! and shared links are kept exactly as the API keys are.
+//! the API keys ([`crate::api::keystore::KeyCache`]) and the accounts, sessions and shared
+//! links ([`crate::access::Access`]) are both kept this way.
 //!
 //! The copy is re-read every `refresh_every` (`api.key_refresh_secs`); a failed read keeps the
 //! previous copy. A caller that does not find what it looks for may ask for one read
@@ -126,6 +126,22 @@ impl<S: Source> Mirror<S> {
     /// How many reads unknown values caused.
     pub fn on_demand_reads(&self) -> u64 {
         self.on_demand_reads.load(Ordering::Relaxed)
+    }
+
+    /// How old a copy may be and still be trusted.
+    #[cfg(test)]
+    pub(crate) fn stale_after(&self) -> Duration {
+        self.stale_after
+    }
+
+    /// Puts `copy` in place as if a read had begun at `at`, so that tests of the users of a
+    /// mirror can set up a copy of any age without a database.
+    #[cfg(test)]
+    pub(crate) fn set_read_at(&self, copy: S::Copy, at: Instant) {
+        self.copy.store(Some(Arc::new(Loaded {
+            copy: Arc::new(copy),
+            at,
+        })));
     }
 }
 

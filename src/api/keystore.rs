@@ -9,18 +9,20 @@
 //! keys cannot turn into a flood of queries. Each read has a
 //! timeout; a failed read keeps the previous copy. A copy that could not be refreshed for a
 //! minute (or three intervals, if longer) is no longer trusted: a revocation could be missing
-//! from it, so every key is refused with 503 until ClickHouse answers again.
+//! from it, so every key is refused with 503 until ClickHouse answers again. These rules are
+//! [`crate::access::mirror`]'s, which keeps the accounts and sessions the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(test)]
+use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use super::keys;
+use crate::access::mirror::{Mirror, Source, Unavailable};
 use crate::store::Client;
 
 /// Most keys read from the table; far beyond any real installation, it bounds memory if the
@@ -29,12 +31,6 @@ const MAX_KEYS: u64 = 100_000;
 
 /// Longest a read of the tables may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Shortest time between two reads caused by unknown keys.
-const ON_DEMAND_GAP: Duration = Duration::from_secs(1);
-
-/// Shortest age at which a copy that could not be refreshed is no longer trusted.
-const MIN_STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Longest key name.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -273,51 +269,24 @@ struct Known {
     revoked: bool,
 }
 
-struct Snapshot {
-    keys: HashMap<String, Known>,
-    /// When the copy was read; `None` before the first read.
-    loaded: Option<Instant>,
-}
-
-/// A collector's copy of the keys, refreshed in the background.
-pub struct KeyCache {
+/// The keys as a [`Source`] for the [`Mirror`]: each read becomes the map the cache looks ids
+/// up in.
+struct Keys {
     table: KeyTable,
-    copy: ArcSwap<Snapshot>,
-    refresh_every: Duration,
-    stale_after: Duration,
-    /// When the last read caused by an unknown key started; held while it runs, so that
-    /// concurrent unknown keys wait for that read instead of starting their own.
-    on_demand: tokio::sync::Mutex<Option<Instant>>,
-    /// How many reads unknown keys caused.
-    on_demand_reads: AtomicU64,
+    /// How many keys were usable after the last read (`None` before the first), so that the
+    /// log says when that changes rather than every few seconds.
+    usable: std::sync::Mutex<Option<usize>>,
 }
 
-impl KeyCache {
-    /// An empty copy of `table`, to be filled by [`refresh`](Self::refresh).
-    pub fn new(table: KeyTable, refresh_every: Duration) -> Self {
-        KeyCache {
-            table,
-            copy: ArcSwap::from_pointee(Snapshot {
-                keys: HashMap::new(),
-                loaded: None,
-            }),
-            refresh_every,
-            stale_after: MIN_STALE_AFTER.max(refresh_every * 3),
-            on_demand: tokio::sync::Mutex::new(None),
-            on_demand_reads: AtomicU64::new(0),
-        }
-    }
+impl Source for Keys {
+    type Copy = HashMap<String, Known>;
+    type Error = KeyError;
 
-    /// The tables the copy is read from (the dashboard's admins manage keys through it).
-    pub fn table(&self) -> &KeyTable {
-        &self.table
-    }
-
-    /// Re-reads the keys; on failure the previous copy stays. Returns how many keys are usable.
-    pub async fn refresh(&self) -> Result<usize, KeyError> {
-        let started = Instant::now();
-        let stored = self.table.load().await?;
-        let keys: HashMap<String, Known> = stored
+    async fn load(&self) -> Result<Self::Copy, KeyError> {
+        let keys: HashMap<String, Known> = self
+            .table
+            .load()
+            .await?
             .into_iter()
             .filter_map(|s| {
                 Some((
@@ -330,32 +299,57 @@ impl KeyCache {
                 ))
             })
             .collect();
-        let usable = keys.values().filter(|k| !k.revoked).count();
-        let before = self.copy.load();
-        let before_usable = before.keys.values().filter(|k| !k.revoked).count();
-        if before.loaded.is_none() || usable != before_usable {
+        let usable = usable(&keys);
+        let mut before = self.usable.lock().unwrap_or_else(|e| e.into_inner());
+        if *before != Some(usable) {
             tracing::info!(keys = usable, "API keys loaded");
+            *before = Some(usable);
         }
-        self.copy.store(Arc::new(Snapshot {
-            keys,
-            loaded: Some(started),
-        }));
-        Ok(usable)
+        Ok(keys)
+    }
+}
+
+/// How many keys in `keys` are not revoked.
+fn usable(keys: &HashMap<String, Known>) -> usize {
+    keys.values().filter(|k| !k.revoked).count()
+}
+
+/// A collector's copy of the keys, refreshed in the background: a [`Mirror`] of the tables
+/// (its refresh, staleness and on-demand rules are the ones described at the top).
+pub struct KeyCache {
+    mirror: Arc<Mirror<Keys>>,
+}
+
+impl KeyCache {
+    /// An empty copy of `table`, to be filled by [`refresh`](Self::refresh).
+    pub fn new(table: KeyTable, refresh_every: Duration) -> Self {
+        let keys = Keys {
+            table,
+            usable: std::sync::Mutex::new(None),
+        };
+        KeyCache {
+            mirror: Arc::new(Mirror::new(keys, "API keys", refresh_every)),
+        }
+    }
+
+    /// The tables the copy is read from (the dashboard's admins manage keys through it).
+    pub fn table(&self) -> &KeyTable {
+        &self.mirror.source().table
+    }
+
+    /// Re-reads the keys; on failure the previous copy stays. Returns how many keys are usable.
+    pub async fn refresh(&self) -> Result<usize, KeyError> {
+        self.mirror.refresh().await?;
+        Ok(self.mirror.current().map_or(0, |keys| usable(&keys)))
     }
 
     /// Refreshes every `api.key_refresh_secs` until the process ends.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(self.refresh_every).await;
-                if let Err(e) = self.refresh().await {
-                    tracing::warn!(error = %e, "re-reading the API keys failed; keeping the previous copy");
-                }
-            }
-        })
+        self.mirror.clone().spawn()
     }
 
-    /// Checks a presented key: its form, then the copy (read again once if the id is new).
+    /// Checks a presented key: its form, then the copy (read again once if the id is new, at
+    /// most one such read a second however many unknown keys arrive).
     pub async fn authenticate(&self, key: &str) -> Result<Caller, AuthError> {
         let Some(id) = keys::id_of(key) else {
             return Err(AuthError::Invalid);
@@ -363,7 +357,7 @@ impl KeyCache {
         match self.lookup(id, key)? {
             Some(caller) => Ok(caller),
             None => {
-                self.refresh_for_unknown().await;
+                self.mirror.refresh_for_unknown().await;
                 self.lookup(id, key)?.ok_or(AuthError::Invalid)
             }
         }
@@ -371,14 +365,11 @@ impl KeyCache {
 
     /// `Ok(None)` when the id is not in the copy.
     fn lookup(&self, id: &str, key: &str) -> Result<Option<Caller>, AuthError> {
-        let copy = self.copy.load();
-        let fresh = copy
-            .loaded
-            .is_some_and(|at| at.elapsed() <= self.stale_after);
-        if !fresh {
-            return Err(AuthError::Unavailable);
-        }
-        let Some(known) = copy.keys.get(id) else {
+        let copy = self
+            .mirror
+            .current()
+            .map_err(|Unavailable| AuthError::Unavailable)?;
+        let Some(known) = copy.get(id) else {
             return Ok(None);
         };
         // The hash is checked even for a revoked key, so both refusals take the same path.
@@ -393,32 +384,7 @@ impl KeyCache {
         }
     }
 
-    /// One read for an id not in the copy, unless a read began since the request arrived (it
-    /// would find the same). Reads of this kind begin at least [`ON_DEMAND_GAP`] apart: a
-    /// request that would start one sooner waits for its turn, and requests that arrived while
-    /// it waited use its result.
-    async fn refresh_for_unknown(&self) {
-        let arrived = Instant::now();
-        let mut last = self.on_demand.lock().await;
-        let read_since = |at: Option<Instant>| at.is_some_and(|at| at >= arrived);
-        if read_since(*last) || read_since(self.copy.load().loaded) {
-            return;
-        }
-        if let Some(at) = *last {
-            tokio::time::sleep_until((at + ON_DEMAND_GAP).into()).await;
-        }
-        *last = Some(Instant::now());
-        self.on_demand_reads.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.refresh().await {
-            tracing::warn!(error = %e, "reading the API keys for an unknown key failed");
-        }
-    }
-
-    #[cfg(test)]
-    fn with_keys(table: KeyTable, keys: Vec<(String, [u8; 32], Vec<u32>, bool)>) -> Self {
-        Self::with_keys_read_at(table, keys, Some(Instant::now()))
-    }
-
+    /// A cache holding `keys` as if read at `loaded` (`None`: never read).
     #[cfg(test)]
     fn with_keys_read_at(
         table: KeyTable,
@@ -426,29 +392,33 @@ impl KeyCache {
         loaded: Option<Instant>,
     ) -> Self {
         let cache = KeyCache::new(table, Duration::from_secs(5));
-        cache.copy.store(Arc::new(Snapshot {
-            keys: keys
+        if let Some(at) = loaded {
+            let keys = keys
                 .into_iter()
                 .map(|(id, hash, sites, revoked)| {
-                    (
-                        id,
-                        Known {
-                            hash,
-                            sites,
-                            revoked,
-                        },
-                    )
+                    let known = Known {
+                        hash,
+                        sites,
+                        revoked,
+                    };
+                    (id, known)
                 })
-                .collect(),
-            loaded,
-        }));
+                .collect();
+            cache.mirror.set_read_at(keys, at);
+        }
         cache
+    }
+
+    #[cfg(test)]
+    fn with_keys(table: KeyTable, keys: Vec<(String, [u8; 32], Vec<u32>, bool)>) -> Self {
+        Self::with_keys_read_at(table, keys, Some(Instant::now()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::mirror::{MIN_STALE_AFTER, ON_DEMAND_GAP};
 
     /// A table on a port nothing listens on: every read fails at once.
     fn unreachable() -> KeyTable {
@@ -509,7 +479,7 @@ mod tests {
             cache.authenticate(&stranger.key).await,
             Err(AuthError::Invalid)
         );
-        assert_eq!(cache.on_demand_reads.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.mirror.on_demand_reads(), 1);
         // A second one right after waits for the gap, then reads again: a key created in
         // between would be found.
         let other = keys::generate().unwrap();
@@ -517,7 +487,7 @@ mod tests {
             cache.authenticate(&other.key).await,
             Err(AuthError::Invalid)
         );
-        assert_eq!(cache.on_demand_reads.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.mirror.on_demand_reads(), 2);
         assert!(started.elapsed() >= ON_DEMAND_GAP);
         // Fifty at once share reads: the first starts one after the gap, the others arrived
         // before it began and wait for it; none reads on its own.
@@ -533,7 +503,7 @@ mod tests {
         for t in tasks {
             assert_eq!(t.await.unwrap(), Err(AuthError::Invalid));
         }
-        let reads = cache.on_demand_reads.load(Ordering::Relaxed);
+        let reads = cache.mirror.on_demand_reads();
         assert!((3..=4).contains(&reads), "{reads} reads");
         // The failed reads left the copy as it was.
         assert!(cache.authenticate(&good.key).await.is_ok());
@@ -562,7 +532,9 @@ mod tests {
         );
         // The refresh interval sets how long a copy is trusted, at least a minute.
         assert_eq!(
-            KeyCache::new(unreachable(), Duration::from_secs(600)).stale_after,
+            KeyCache::new(unreachable(), Duration::from_secs(600))
+                .mirror
+                .stale_after(),
             Duration::from_secs(1800)
         );
     }

@@ -22,23 +22,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
 use crate::access::{self, Access};
 use crate::config::{ApiConfig, Config};
+use crate::http::{self, BodyError};
 use crate::query::{Access as QueryAccess, Engine, render};
 use crate::state::App;
 use keystore::{AuthError, KeyCache};
 use ratelimit::Limiter;
 
 /// Response type of the API's handlers (the same as every other handler's).
-pub type Resp = Response<Full<Bytes>>;
-
-/// Longest time the request body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::http::Resp;
 
 /// Plausible's answer to a request without a key.
 pub const MISSING_KEY: &str =
@@ -200,9 +198,7 @@ impl Refusal {
     }
 
     fn into_response(self) -> Resp {
-        let body = serde_json::json!({ "error": self.message }).to_string();
-        let mut r = with_type(body.into(), "application/json");
-        *r.status_mut() = self.status;
+        let mut r = http::json_error(self.status, &self.message);
         for (name, value) in self.headers {
             r.headers_mut().insert(name, value);
         }
@@ -212,12 +208,7 @@ impl Refusal {
 
 /// A 200 with `body` of `content_type`, never cached (statistics are private).
 fn with_type(body: Bytes, content_type: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(body));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    http::no_store(StatusCode::OK, content_type, body)
 }
 
 /// `POST /api/v2/query`.
@@ -423,37 +414,22 @@ fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> 
     Ok(csv > 0.0 && csv > json)
 }
 
-/// Reads the body, at most `limit` bytes and within [`BODY_TIMEOUT`].
+/// Reads the body, at most `limit` bytes and within [`http::BODY_TIMEOUT`].
 async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Refusal>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let too_large = || {
-        Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the query is larger than {limit} bytes"),
-        )
-    };
-    // A declared length (Content-Length) over the limit is refused before reading anything.
-    if hyper::body::Body::size_hint(&body).lower() > limit as u64 {
-        return Err(too_large());
-    }
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "could not read the request body",
-        )),
-        Err(_) => Err(Refusal::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {} seconds",
-                BODY_TIMEOUT.as_secs()
+    http::read_body(body, limit, http::BODY_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            // The API's callers send queries: say so.
+            BodyError::TooLarge(limit) => Refusal::new(
+                e.status(),
+                format!("the query is larger than {limit} bytes"),
             ),
-        )),
-    }
+            e => Refusal::new(e.status(), e.to_string()),
+        })
 }
 
 /// The site a query names in `site_id`: tally's id (a number, or digits in a string) or one of
@@ -662,37 +638,5 @@ mod tests {
         };
         let ok = within(Duration::from_secs(30), async { Ok(answer.clone()) }).await;
         assert_eq!(ok.unwrap(), answer);
-    }
-
-    #[tokio::test]
-    async fn bodies_are_limited() {
-        let ok = read_body(Full::new(Bytes::from_static(b"{}")), 10).await;
-        assert_eq!(ok.unwrap(), Bytes::from_static(b"{}"));
-        let big = read_body(Full::new(Bytes::from(vec![b' '; 11])), 10).await;
-        assert_eq!(big.unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
-        // A body of unknown length is cut off at the limit too.
-        let big = read_body(Drip(vec![b' '; 11]), 10).await;
-        assert_eq!(big.unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
-        let ok = read_body(Drip(b"{}".to_vec()), 10).await;
-        assert_eq!(ok.unwrap(), Bytes::from_static(b"{}"));
-    }
-
-    /// A body that arrives one byte at a time and gives no length.
-    struct Drip(Vec<u8>);
-
-    impl hyper::body::Body for Drip {
-        type Data = Bytes;
-        type Error = std::io::Error;
-
-        fn poll_frame(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-            if self.0.is_empty() {
-                return std::task::Poll::Ready(None);
-            }
-            let b = self.0.remove(0);
-            std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(vec![b])))))
-        }
     }
 }

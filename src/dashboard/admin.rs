@@ -4,15 +4,14 @@
 //! token); anything else is a 4xx `{"error": "one line"}`.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{self, Access, Viewer};
-use crate::api::Resp;
 use crate::api::keystore::Revocation;
+use crate::http::{self, Resp};
 use crate::state::App;
 
 /// An admin endpoint, relative to the base.
@@ -66,19 +65,11 @@ pub struct AdminCtx<'a> {
 }
 
 fn reply(status: StatusCode, body: Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    http::no_store(status, http::JSON, body.to_string())
 }
 
 fn error(status: StatusCode, message: &str) -> Resp {
-    reply(status, json!({ "error": message }))
+    http::json_error(status, message)
 }
 
 /// `2026-11-26T18:00:00Z`.

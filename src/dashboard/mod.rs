@@ -16,8 +16,8 @@
 //!   else `Origin`); the signed-in forms and the JSON endpoints need the session's CSRF token.
 //! - Every body is read with a size limit and a timeout; bad input is a 4xx with one line.
 //!
-//! Part of the read side: it uses `access`, `api`, `config`, `privacy`, `state` and `web`'s
-//! texts, CSP helpers and asset serving, never `ingest`, `pipeline`, `sink` or `enrich`.
+//! Part of the read side: it uses `access`, `api`, `config`, `http`, `privacy`, `state` and
+//! `web`'s texts, CSP helpers and asset serving, never `ingest`, `pipeline`, `sink` or `enrich`.
 
 pub mod admin;
 pub mod texts;
@@ -29,22 +29,19 @@ use std::time::Duration;
 use askama::Template;
 use bytes::Bytes;
 use cookie::{Cookie, SameSite};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::access::{self, Access, Attempt, SESSION_COOKIE, Viewer, store::SESSION_SECS};
-use crate::api::Resp;
 use crate::config::Config;
+use crate::http::{self, Resp, query_param};
 use crate::privacy::FullIp;
 use crate::state::App;
 use crate::web::texts::Lang;
 use crate::web::{assets, csp};
 use texts::{DashTexts, texts};
-
-/// Longest time a request body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest form or JSON body: a name, a password and a few fields.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -142,15 +139,13 @@ where
             "the dashboard is not running on this collector",
         );
     };
-    let lang_param = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "lang")
-        .map(|(_, v)| v.into_owned());
+    let lang_param = query_param(req.uri(), "lang");
     let ctx = Ctx {
         app,
         access: api.access(),
         base: app.config.base_path.as_deref().unwrap_or(""),
         lang: crate::web::texts::choose(lang_param.as_deref(), req.headers()),
-        https: crate::web::optout::is_https(&app.config, req.headers(), &FullIp::of_peer(peer)),
+        https: http::is_https(&app.config, req.headers(), &FullIp::of_peer(peer)),
         peer,
     };
     let method = req.method().clone();
@@ -199,12 +194,7 @@ async fn home<B>(ctx: &Ctx<'_>, req: &Request<B>) -> Resp {
     match viewer_of(ctx.access, req.headers()).await {
         Ok(Some(v)) => shell(ctx, Mode::Session(&v), None),
         Ok(None) => see_other(&ctx.url("/login"), None),
-        Err(()) => message(
-            ctx,
-            StatusCode::SERVICE_UNAVAILABLE,
-            ctx.t().sign_in_title,
-            ctx.t().unavailable,
-        ),
+        Err(()) => unavailable(ctx, ctx.t().sign_in_title),
     }
 }
 
@@ -226,9 +216,7 @@ async fn login_form<B>(ctx: &Ctx<'_>, req: &Request<B>) -> Resp {
     if let Ok(Some(_)) = viewer_of(ctx.access, req.headers()).await {
         return see_other(&ctx.url("/"), None);
     }
-    let next = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "next")
-        .map(|(_, v)| v.into_owned())
+    let next = query_param(req.uri(), "next")
         .and_then(|n| safe_next(ctx.base, &n))
         .unwrap_or_default();
     login_page(ctx, StatusCode::OK, None, &next, "")
@@ -242,7 +230,7 @@ fn login_page(
     name: &str,
 ) -> Resp {
     let t = ctx.t();
-    let body = LoginHtml {
+    let page = LoginHtml {
         lang: ctx.lang.code(),
         style: STYLE,
         title: t.sign_in_title,
@@ -251,10 +239,8 @@ fn login_page(
         action: ctx.url("/login"),
         next,
         name,
-    }
-    .render()
-    .unwrap_or_default();
-    html(status, body, &small_page_policy())
+    };
+    small_page(status, &page, &small_page_policy())
 }
 
 /// `POST /login`.
@@ -263,23 +249,14 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
-    if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
-        return message(
-            ctx,
-            StatusCode::FORBIDDEN,
-            ctx.t().sign_in_title,
-            ctx.t().bad_origin,
-        );
-    }
-    let form = match read_form(body).await {
+    let (headers, form) = match sign_in_form(ctx, ctx.t().sign_in_title, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
     let name = field(&form, "name");
     let password = field(&form, "password");
     let next = safe_next(ctx.base, field(&form, "next")).unwrap_or_else(|| ctx.url("/"));
-    let client = ctx.client(&parts.headers);
+    let client = ctx.client(&headers);
     match ctx
         .access
         .sign_in(name, password, &client, crate::time::now_unix())
@@ -307,12 +284,7 @@ where
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a dashboard sign-in could not be checked");
-            message(
-                ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.t().sign_in_title,
-                ctx.t().unavailable,
-            )
+            unavailable(ctx, ctx.t().sign_in_title)
         }
     }
 }
@@ -342,7 +314,7 @@ struct OnceHtml<'a> {
 
 fn once_page(ctx: &Ctx<'_>, status: StatusCode, token: &str, message: Option<String>) -> Resp {
     let t = ctx.t();
-    let body = OnceHtml {
+    let page = OnceHtml {
         lang: ctx.lang.code(),
         style: STYLE,
         title: t.once_title,
@@ -352,18 +324,13 @@ fn once_page(ctx: &Ctx<'_>, status: StatusCode, token: &str, message: Option<Str
         action: ctx.url("/login/once"),
         token,
         login: ctx.url("/login"),
-    }
-    .render()
-    .unwrap_or_default();
-    html(status, body, &small_page_policy())
+    };
+    small_page(status, &page, &small_page_policy())
 }
 
 /// `GET /login/once?t=TOKEN`: a button, so that a link preview or prefetch does not spend it.
 fn once_form<B>(ctx: &Ctx<'_>, req: &Request<B>) -> Resp {
-    let token = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "t")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let token = query_param(req.uri(), "t").unwrap_or_default();
     if !access::secret::is_token(&token) {
         return once_page(
             ctx,
@@ -381,20 +348,11 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
-    if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
-        return message(
-            ctx,
-            StatusCode::FORBIDDEN,
-            ctx.t().once_title,
-            ctx.t().bad_origin,
-        );
-    }
-    let form = match read_form(body).await {
+    let (headers, form) = match sign_in_form(ctx, ctx.t().once_title, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let client = ctx.client(&parts.headers);
+    let client = ctx.client(&headers);
     match ctx
         .access
         .sign_in_once(field(&form, "t"), &client, crate::time::now_unix())
@@ -412,12 +370,7 @@ where
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a one-time sign-in could not be checked");
-            message(
-                ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.t().once_title,
-                ctx.t().unavailable,
-            )
+            unavailable(ctx, ctx.t().once_title)
         }
     }
 }
@@ -472,14 +425,7 @@ async fn share<B>(ctx: &Ctx<'_>, token: &str, grant: Option<&str>, _req: &Reques
     let shared = match ctx.access.share(token).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(ctx),
-        Err(_) => {
-            return message(
-                ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.t().share_title,
-                ctx.t().unavailable,
-            );
-        }
+        Err(_) => return unavailable(ctx, ctx.t().share_title),
     };
     if shared.protected && grant.is_none() {
         return share_password(ctx, token, StatusCode::OK, None);
@@ -497,18 +443,15 @@ async fn share<B>(ctx: &Ctx<'_>, token: &str, grant: Option<&str>, _req: &Reques
 
 fn share_password(ctx: &Ctx<'_>, token: &str, status: StatusCode, message: Option<String>) -> Resp {
     let t = ctx.t();
-    let body = SharePasswordHtml {
+    let page = SharePasswordHtml {
         lang: ctx.lang.code(),
         style: STYLE,
         title: t.share_title,
         t,
         message,
         action: ctx.url(&format!("/share/{token}")),
-    }
-    .render()
-    .unwrap_or_default();
-    let site = None;
-    html(status, body, &small_page_policy_framed(ctx, site))
+    };
+    small_page(status, &page, &small_page_policy_framed(ctx, None))
 }
 
 /// `POST /share/<token>`: the password of a protected link.
@@ -517,16 +460,7 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
-    if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
-        return message(
-            ctx,
-            StatusCode::FORBIDDEN,
-            ctx.t().share_title,
-            ctx.t().bad_origin,
-        );
-    }
-    let form = match read_form(body).await {
+    let (headers, form) = match sign_in_form(ctx, ctx.t().share_title, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -534,16 +468,9 @@ where
         Ok(Some(s)) if s.protected => s,
         Ok(Some(_)) => return see_other(&ctx.url(&format!("/share/{token}")), None),
         Ok(None) => return not_found(ctx),
-        Err(_) => {
-            return message(
-                ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.t().share_title,
-                ctx.t().unavailable,
-            );
-        }
+        Err(_) => return unavailable(ctx, ctx.t().share_title),
     };
-    let client = ctx.client(&parts.headers);
+    let client = ctx.client(&headers);
     match ctx
         .access
         .unlock(&shared, field(&form, "password"), &client)
@@ -569,12 +496,7 @@ where
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a shared link's password could not be checked");
-            message(
-                ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.t().share_title,
-                ctx.t().unavailable,
-            )
+            unavailable(ctx, ctx.t().share_title)
         }
     }
 }
@@ -745,15 +667,28 @@ struct MessageHtml {
 }
 
 fn message(ctx: &Ctx<'_>, status: StatusCode, title: &'static str, body: &'static str) -> Resp {
-    let html_body = MessageHtml {
+    let page = MessageHtml {
         lang: ctx.lang.code(),
         style: STYLE,
         title,
         body,
-    }
-    .render()
-    .unwrap_or_default();
-    html(status, html_body, &small_page_policy())
+    };
+    small_page(status, &page, &small_page_policy())
+}
+
+/// The 503 page of a request that needed the accounts, which cannot be read right now.
+fn unavailable(ctx: &Ctx<'_>, title: &'static str) -> Resp {
+    message(
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        title,
+        ctx.t().unavailable,
+    )
+}
+
+/// One of the small pages (sign-in, messages), rendered, with `policy`.
+fn small_page(status: StatusCode, page: &impl Template, policy: &str) -> Resp {
+    html(status, page.render().unwrap_or_default(), policy)
 }
 
 fn not_found(ctx: &Ctx<'_>) -> Resp {
@@ -796,41 +731,20 @@ fn small_page_policy_framed(ctx: &Ctx<'_>, site: Option<u32>) -> String {
     )
 }
 
-/// An HTML response, never cached (it may show who is signed in), with `policy`.
+/// An HTML response, never cached (it may show who is signed in), with `policy` and
+/// `Referrer-Policy: no-referrer`.
 fn html(status: StatusCode, body: String, policy: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
+    let mut r = http::html(status, body, policy);
+    r.headers_mut().insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if let Ok(v) = HeaderValue::from_str(policy) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
     r
 }
 
-/// A one-line plain-text answer.
+/// A one-line plain-text answer, never cached.
 fn plain(status: StatusCode, text: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    http::no_store(status, http::TEXT, format!("{text}\n"))
 }
 
 /// `303 See Other` to `location`, setting `cookie` if given.
@@ -919,7 +833,30 @@ pub fn same_origin(config: &Config, headers: &HeaderMap, https: bool) -> bool {
     ours.contains(&origin)
 }
 
-/// A form-urlencoded body, at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
+/// The headers and the fields of a sign-in form's post (there is no session yet, so no CSRF
+/// token): only from our own origin ([`same_origin`]), else the page `title` saying so.
+async fn sign_in_form<B>(
+    ctx: &Ctx<'_>,
+    title: &'static str,
+    req: Request<B>,
+) -> Result<(HeaderMap, Vec<(String, String)>), Resp>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    if !same_origin(&ctx.app.config, &parts.headers, ctx.https) {
+        return Err(message(
+            ctx,
+            StatusCode::FORBIDDEN,
+            title,
+            ctx.t().bad_origin,
+        ));
+    }
+    Ok((parts.headers, read_form(body).await?))
+}
+
+/// A form-urlencoded body, at most [`MAX_BODY_BYTES`], within [`http::BODY_TIMEOUT`].
 async fn read_form<B>(body: B) -> Result<Vec<(String, String)>, Resp>
 where
     B: hyper::body::Body,
@@ -929,33 +866,15 @@ where
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
-/// A body, at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`]; else the 4xx to answer.
+/// A body, at most [`MAX_BODY_BYTES`], within [`http::BODY_TIMEOUT`]; else the 4xx to answer.
 pub(crate) async fn read_body<B>(body: B) -> Result<Bytes, Resp>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let too_large = || {
-        plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    if hyper::body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
-        return Err(too_large());
-    }
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(plain(
-            StatusCode::BAD_REQUEST,
-            "could not read the request body",
-        )),
-        Err(_) => Err(plain(
-            StatusCode::REQUEST_TIMEOUT,
-            "the request body did not arrive in time",
-        )),
-    }
+    http::read_body(body, MAX_BODY_BYTES, http::BODY_TIMEOUT)
+        .await
+        .map_err(|e| plain(e.status(), &e.to_string()))
 }
 
 /// The first value of form field `name`, or `""`.

@@ -141,3 +141,24 @@ fn small_pages_are_not_framed_and_run_no_script() {
     assert!(!p.contains("script-src"), "{p}");
     assert!(p.contains(&*STYLE_HASH));
 }
+
+#[test]
+fn small_pages_use_the_shared_layout_with_tally_in_the_title() {
+    let page = MessageHtml {
+        lang: "de",
+        style: STYLE,
+        title: "Anmelden <x>",
+        body: "b",
+    }
+    .render()
+    .unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(
+        page.contains("<title>Anmelden &#60;x&#62; · tally</title>"),
+        "{page}"
+    );
+    assert!(page.contains("<h1>Anmelden &#60;x&#62;</h1>"), "{page}");
+    assert!(page.contains(&format!("<style>{STYLE}</style>")), "{page}");
+    assert!(page.contains("<p>b</p>"), "{page}");
+}

@@ -13,14 +13,13 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::header;
+use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::response::Resp;
 use crate::config::{Config, SiteConfig};
+use crate::http::{self, Resp};
 use crate::state::App;
 
 /// The methods tally answers, each as Matomo names it.
@@ -227,15 +226,7 @@ pub fn host_of(url: &str) -> Option<String> {
 }
 
 fn json_response(status: StatusCode, body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    http::no_store(status, "application/json; charset=utf-8", body)
 }
 
 /// Matomo's error shape with a 4xx status, `result` first as Matomo writes it.

@@ -7,9 +7,7 @@ use hyper::{HeaderMap, Response, StatusCode};
 
 use super::reject::Reject;
 use crate::config::Config;
-
-/// Response type of every handler.
-pub type Resp = Response<Full<Bytes>>;
+use crate::http::{self, JSON, Resp};
 
 /// A transparent 1×1 GIF: Matomo's answer to a hit unless it says `send_image=0`.
 pub const GIF: &[u8] = &[
@@ -21,17 +19,11 @@ pub const GIF: &[u8] = &[
 /// The answer to an accepted (or quietly dropped) hit: the two must look the same, so that
 /// nobody can tell from outside whether a visitor was counted.
 pub fn tracked(image: bool) -> Resp {
-    let mut r = if image {
-        let mut r = Response::new(Full::new(Bytes::from_static(GIF)));
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
-        r
+    if image {
+        http::no_store(StatusCode::OK, "image/gif", Bytes::from_static(GIF))
     } else {
-        return tracked_status(StatusCode::NO_CONTENT);
-    };
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+        tracked_status(StatusCode::NO_CONTENT)
+    }
 }
 
 /// Matomo's answer to a bulk request (`plugins/BulkTracking/Tracker/Response.php`): how many
@@ -49,14 +41,7 @@ pub fn bulk(tracked: usize, invalid: &[usize], authenticated: bool, summary: boo
     if authenticated {
         body["invalid_indices"] = serde_json::json!(invalid);
     }
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    http::no_store(StatusCode::OK, JSON, body.to_string())
 }
 
 fn tracked_status(status: StatusCode) -> Resp {
@@ -69,25 +54,7 @@ fn tracked_status(status: StatusCode) -> Resp {
 
 /// A refused request: its status and `{"error": "..."}`.
 pub fn rejected(r: &Reject) -> Resp {
-    let body = serde_json::json!({ "error": r.message }).to_string();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = r.status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// Plain text with a status.
-pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
+    http::json_error(r.status, &r.message)
 }
 
 /// Adds CORS headers when the request's `Origin` is a page of a configured site, so that

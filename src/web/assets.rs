@@ -17,7 +17,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
 use ring::digest;
 
-use crate::ingest::response::Resp;
+use crate::http::Resp;
 
 /// The built tracker, as `npm run build` in `tracker-js/` leaves it.
 pub const TRACKER_JS: &[u8] = include_bytes!(concat!(

@@ -14,15 +14,12 @@
 use std::sync::LazyLock;
 
 use askama::Template;
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 
 use super::{csp, snippet};
-use crate::ingest::reject::Reject;
-use crate::ingest::response::{self, Resp};
+use crate::http::{self, Resp};
 use crate::state::App;
 
 /// The page's whole stylesheet, allowed by its hash.
@@ -63,19 +60,17 @@ struct DemoPage<'a> {
 pub fn serve(app: &App, req: &Request<Incoming>) -> Resp {
     let site = match app.config.sites.first() {
         Some(site) if app.config.demo => site,
-        _ => return response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found")),
+        _ => return http::json_error(StatusCode::NOT_FOUND, "not found"),
     };
     if req.uri().path().ends_with("/leaflet.txt") {
-        let mut r = response::text(StatusCode::OK, "text/plain; charset=utf-8", LEAFLET);
+        let mut r = http::text(StatusCode::OK, http::TEXT, LEAFLET);
         r.headers_mut().insert(
             header::CONTENT_DISPOSITION,
             HeaderValue::from_static("attachment; filename=\"tally-demo-leaflet.txt\""),
         );
         return r;
     }
-    let page = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "page")
-        .map(|(_, v)| v);
+    let page = http::query_param(req.uri(), "page");
     let (page, heading) = match page.as_deref() {
         Some("news") => ("news", "News"),
         Some("about") => ("about", "About this demo"),
@@ -123,21 +118,12 @@ pub fn policy(script_hash: &str, collector: &str) -> String {
     )
 }
 
+/// The page shows nothing of the visitor's own, so a cache may keep it if it asks again
+/// before using it (`no-cache`).
 fn html(body: String, policy: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(policy) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let mut r = http::html(StatusCode::OK, body, policy);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 

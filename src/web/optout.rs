@@ -31,7 +31,7 @@ use url::Url;
 use super::csp;
 use super::texts::{self, Lang, Texts, fill};
 use crate::config::{Config, PrivacyConfig, SiteConfig};
-use crate::ingest::response::Resp;
+use crate::http::{self, Resp, is_https};
 use crate::privacy::signals::{opted_out, present_cookies};
 use crate::privacy::{FullIp, TruncatedIp};
 use crate::state::App;
@@ -308,41 +308,6 @@ pub fn optout_cookies(name: &str, secure: bool, opt_out: bool) -> Vec<Cookie<'st
     } else {
         vec![make(false)]
     }
-}
-
-/// Whether the visitor reaches the collector over https: `public_url` says so, or a trusted
-/// proxy in front of it does (`X-Forwarded-Proto` or `Forwarded: proto=`). The last value is
-/// the one the nearest proxy wrote.
-pub fn is_https(config: &Config, headers: &HeaderMap, peer: &FullIp) -> bool {
-    if config
-        .public_url
-        .as_deref()
-        .and_then(|u| Url::parse(u).ok())
-        .is_some_and(|u| u.scheme() == "https")
-    {
-        return true;
-    }
-    if !crate::privacy::is_trusted_proxy(peer, &config.privacy) {
-        return false;
-    }
-    let last = |name: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .last()
-            .map(|v| v.trim().to_ascii_lowercase())
-    };
-    if let Some(proto) = last("x-forwarded-proto") {
-        return proto == "https";
-    }
-    last("forwarded").is_some_and(|element| {
-        element
-            .split(';')
-            .filter_map(|pair| pair.split_once('='))
-            .any(|(k, v)| k.trim() == "proto" && v.trim().trim_matches('"') == "https")
-    })
 }
 
 /// Whether a form post may change the visitor's choice: it must come from the opt-out page
@@ -689,21 +654,8 @@ fn unknown_site(config: &Config, lang: Lang) -> Resp {
 /// An HTML response with the page's security headers. No `X-Frame-Options`: it would stop the
 /// site from framing the page, and the CSP's `frame-ancestors` supersedes it.
 fn html(status: StatusCode, body: String, policy: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
+    let mut r = http::html(status, body, policy);
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_str(policy).expect("sources are validated in the config"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     // `same-origin`, not `no-referrer`: the page's own form must carry its `Origin`, which
     // `no-referrer` turns into `null`; over plain http (no `Sec-Fetch-Site`) the form was then
     // refused as cross-site. Links away from the page still send no referrer.
@@ -711,8 +663,6 @@ fn html(status: StatusCode, body: String, policy: &str) -> Resp {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    // The page shows this visitor's own state; no cache may keep it.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The choice shown depends on the cookie and the language on the header.
     h.insert(
         header::VARY,
@@ -722,10 +672,7 @@ fn html(status: StatusCode, body: String, policy: &str) -> Resp {
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Resp {
-    let mut r = crate::ingest::response::text(status, "text/plain; charset=utf-8", text);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    http::no_store(status, http::TEXT, text)
 }
 
 #[cfg(test)]
@@ -814,31 +761,6 @@ mod tests {
             assert_eq!(c.secure(), Some(true));
         }
         assert_eq!(clear[1].partitioned(), Some(true));
-    }
-
-    #[test]
-    fn https_from_public_url_or_trusted_proxy() {
-        let mut config = Config::from_table(toml::Table::new()).unwrap();
-        let proxy = &FullIp::of_peer("10.0.0.1".parse().unwrap());
-        let forwarded = h(&[("x-forwarded-proto", "https")]);
-        assert!(!is_https(&config, &HeaderMap::new(), proxy));
-        // An untrusted peer's claim is not believed.
-        assert!(!is_https(&config, &forwarded, proxy));
-        config.privacy.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
-        assert!(is_https(&config, &forwarded, proxy));
-        assert!(is_https(
-            &config,
-            &h(&[("forwarded", "for=1.2.3.4;proto=https")]),
-            proxy
-        ));
-        assert!(!is_https(
-            &config,
-            &h(&[("x-forwarded-proto", "https, http")]),
-            proxy
-        ));
-        config.privacy.trusted_proxies.clear();
-        config.public_url = Some("https://analytics.example.org".into());
-        assert!(is_https(&config, &HeaderMap::new(), proxy));
     }
 
     #[test]

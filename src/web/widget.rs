@@ -21,8 +21,7 @@ use serde::Serialize;
 use super::optout::facts;
 use super::texts::{self, Lang, fill};
 use crate::config::{Config, SiteConfig};
-use crate::ingest::reject::Reject;
-use crate::ingest::response::{self, Resp};
+use crate::http::{self, Resp};
 
 /// The built widget, as `npm run build` in `tracker-js/` leaves it.
 pub const WIDGET_JS: &str = include_str!(concat!(
@@ -129,16 +128,16 @@ pub fn serve(config: &Config, req: &Request<Incoming>) -> Resp {
         }
     }
     let Some(id) = idsite.as_deref().and_then(|s| s.trim().parse::<u32>().ok()) else {
-        return response::rejected(&Reject::new(
+        return http::json_error(
             StatusCode::BAD_REQUEST,
             "idsite must be the number of a configured site",
-        ));
+        );
     };
     let Some(site) = config.site(id) else {
-        return response::rejected(&Reject::new(
+        return http::json_error(
             StatusCode::NOT_FOUND,
-            format!("no site with idsite {id} is configured"),
-        ));
+            &format!("no site with idsite {id} is configured"),
+        );
     };
     let lang = texts::choose(lang.as_deref(), req.headers());
     let mut resp =

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tally::store::embedded::EmbeddedClickHouse;
 
+pub mod demo;
 pub mod reports;
 
 /// The ClickHouse server of this test binary.
@@ -107,6 +108,26 @@ name = "Example"
 domains = ["example.org", "*.example.org"]
 "#;
 
+/// A second site besides [`SITE`], for tests of who may see which site.
+pub const OTHER_SITE: &str = r#"
+[[sites]]
+id = 2
+name = "Other"
+domains = ["other.net"]
+"#;
+
+/// `out`'s stdout if the command succeeded; else a panic showing both of its outputs.
+pub fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}: {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 impl Collector {
     /// Starts a collector with `SITE` and `extra` configuration.
     pub fn start(extra: &str) -> Collector {
@@ -176,6 +197,29 @@ impl Collector {
             db,
             dir,
             child: Some(child),
+        }
+    }
+
+    /// `tally <args> --config <this collector's configuration>` with `stdin` as its input:
+    /// its stdout, or its stderr when it fails.
+    pub fn run_tally(&self, args: &[&str], stdin: &str) -> Result<String, String> {
+        use std::io::Write;
+        let mut child = Command::new(tally_bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.join("tally.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tally runs");
+        // A command that does not read its input may have exited already: that is its answer.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
     }
 
