@@ -732,12 +732,16 @@ fn small_page_policy_framed(ctx: &Ctx<'_>, site: Option<u32>) -> String {
 }
 
 /// An HTML response, never cached (it may show who is signed in), with `policy` and
-/// `Referrer-Policy: no-referrer`.
+/// `Referrer-Policy: same-origin`.
 fn html(status: StatusCode, body: String, policy: &str) -> Resp {
     let mut r = http::html(status, body, policy);
+    // `same-origin`, not `no-referrer`: the sign-in forms must carry their `Origin`, which
+    // `no-referrer` turns into `null`; over plain http to a host that is not localhost, browsers
+    // send no `Sec-Fetch-Site` either, and the sign-in would be refused as cross-site. Nothing
+    // goes to other origins (a shared link's token is in its URL), so that stays private.
     r.headers_mut().insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     r
 }
