@@ -1,7 +1,7 @@
 // Test harness: a real `tally serve` (with the ClickHouse it embeds), a small test site on
 // loopback, and headless Chromium driven by playwright-core. Nothing leaves the machine:
 // every request to a host other than localhost is aborted and recorded.
-import { spawn } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -178,8 +178,7 @@ export async function newContext(browser, options = {}) {
  * the collector's own http address on loopback, for requests sent from Node.
  */
 export async function startTallyWith(config) {
-  const bin = process.env.TALLY_BIN || join(repo, 'target/debug/tally');
-  if (!existsSync(bin)) throw new Error(`${bin} missing: run cargo build first`);
+  const bin = tallyBin();
   const dir = mkdtempSync(join(tmpdir(), 'tally-e2e-'));
   writeFileSync(
     join(dir, 'tally.toml'),
@@ -220,6 +219,8 @@ flush_ms = 50
     url: `http://127.0.0.1:${new URL(found.base).port}`,
     ch: found.ch,
     db: found.db,
+    /** The configuration file, for `tally user|key|rollup --config` (see `tallyCli`). */
+    config: join(dir, 'tally.toml'),
     logs: () => stderr,
     async stop() {
       if (child.exitCode === null) {
@@ -230,6 +231,30 @@ flush_ms = 50
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function tallyBin() {
+  const bin = process.env.TALLY_BIN || join(repo, 'target/debug/tally');
+  if (!existsSync(bin)) throw new Error(`${bin} missing: run cargo build first`);
+  return bin;
+}
+
+/**
+ * Runs `tally ARGS --config <the running collector's config>` (the command then uses the
+ * embedded ClickHouse that collector runs), with `input` on standard input (a password for
+ * `tally user add`). Resolves to its standard output; rejects with its standard error when it
+ * fails or takes more than a minute.
+ */
+export function tallyCli(tally, args, input = '') {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      tallyBin(),
+      [...args, '--config', tally.config],
+      { timeout: 60_000, env: { ...process.env, TALLY_GEO_AUTO: 'false' } },
+      (err, stdout, stderr) => (err ? reject(new Error(`tally ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout)),
+    );
+    child.stdin.end(input);
+  });
 }
 
 /**
