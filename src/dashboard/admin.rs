@@ -240,14 +240,14 @@ async fn create_key(ctx: &AdminCtx<'_>, body: &[u8], now: u32) -> Answer {
 }
 
 async fn revoke_key(ctx: &AdminCtx<'_>, id: &str, now: u32) -> Answer {
-    match api(ctx)?
-        .keys()
-        .table()
-        .revoke(id, now)
-        .await
-        .map_err(store_failed)?
-    {
+    let keys = api(ctx)?.keys();
+    match keys.table().revoke(id, now).await.map_err(store_failed)? {
         Revocation::Revoked | Revocation::Already(_) => {
+            // This collector refuses the key at once, as the page says; the others at their
+            // next refresh. A failed read leaves that to the background refresh.
+            if let Err(e) = keys.refresh().await {
+                tracing::warn!(error = %e, "re-reading the API keys after a revocation failed");
+            }
             Ok(reply(StatusCode::OK, json!({ "revoked": true })))
         }
         Revocation::Unknown => Err(error(StatusCode::NOT_FOUND, "no API key with this id")),
@@ -340,6 +340,10 @@ async fn revoke_link(ctx: &AdminCtx<'_>, id: &str, now: u32) -> Answer {
         .await
         .map_err(store_failed)?
     {
+        // As for keys: refused here at once, elsewhere within the refresh time.
+        if let Err(e) = ctx.access.refresh().await {
+            tracing::warn!(error = %e, "re-reading the accounts after a revocation failed");
+        }
         Ok(reply(StatusCode::OK, json!({ "revoked": true })))
     } else {
         Err(error(StatusCode::NOT_FOUND, "no shared link with this id"))
