@@ -520,6 +520,23 @@ test('ana does not see site 2, and the API refuses it to her', async () => {
   assert.deepEqual(await headline(page), headlineOf('today'));
 });
 
+test('a German browser gets German pages; the language switch is remembered', async () => {
+  const page = await (await context({ locale: 'de-DE' })).newPage();
+  await page.goto(`${tally.url}/login`);
+  assert.equal(await page.locator('html').getAttribute('lang'), 'de');
+  assert.equal(await page.locator('h1').innerText(), 'Anmelden');
+  assert.equal((await signIn(page, ANA)).status(), 303);
+  await page.goto(`${tally.url}/?range=day`);
+  assert.deepEqual(await headline(page), headlineOf('today'));
+  const labels = await page.locator('.headline .tile:not(.realtime) .tile-label').allInnerTexts();
+  assert.deepEqual(labels.slice(0, 3), ['Besucher', 'Besuche', 'Seitenaufrufe']);
+  await page.getByRole('button', { name: 'Show in English' }).click();
+  await page.reload();
+  await headline(page);
+  const english = await page.locator('.headline .tile:not(.realtime) .tile-label').allInnerTexts();
+  assert.deepEqual(english.slice(0, 3), ['Visitors', 'Visits', 'Pageviews'], 'the choice outlives a reload');
+});
+
 test('the signed-in dashboard passes axe-core and its screenshots are not blank', async () => {
   const page = await adminAt('range=day');
   await page.locator('.chart-box canvas').waitFor();
