@@ -17,6 +17,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "geo",
     "rollup",
+    "retention",
     "api",
 ];
 

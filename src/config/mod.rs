@@ -85,6 +85,9 @@ pub struct Config {
     /// The Stats API (`POST /api/v2/query`): rate limits, key refresh, timeouts.
     #[serde(default)]
     pub api: ApiConfig,
+    /// How long raw rows and aggregates are kept, and how often the pruner runs.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// Matomo `token_auth` that unlocks the privileged parameters (`cip`, `cdt`, ...).
     #[serde(default)]
     pub token_auth: Option<String>,
@@ -497,6 +500,103 @@ impl Default for RollupConfig {
     }
 }
 
+/// Retention: what a privacy policy promises ("raw data deleted after 7 days, analytics data
+/// after 180 days"). Shorter windows are always allowed; longer ones only with
+/// `allow_longer = true`, so that a typo cannot quietly break the promise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days raw events and the per-visit rows are kept: the day of an event and the days after
+    /// it, up to this many in all (at most 7 unless `allow_longer`).
+    #[serde(default = "default_raw_days")]
+    pub raw_days: u32,
+    /// Days the daily aggregates are kept (at most 180 unless `allow_longer`).
+    #[serde(default = "default_aggregate_days")]
+    pub aggregate_days: u32,
+    /// Allows `raw_days` above 7 and `aggregate_days` above 180: the operator's explicit
+    /// decision to keep data longer than the usual policy says.
+    #[serde(default)]
+    pub allow_longer: bool,
+    /// How often (seconds) `tally serve` prunes; it also prunes at start.
+    #[serde(default = "default_prune_interval")]
+    pub prune_interval_secs: u64,
+}
+
+/// The usual policy's raw window, in days.
+pub const POLICY_RAW_DAYS: u32 = 7;
+
+/// The usual policy's aggregate window, in days.
+pub const POLICY_AGGREGATE_DAYS: u32 = 180;
+
+fn default_raw_days() -> u32 {
+    POLICY_RAW_DAYS
+}
+
+fn default_aggregate_days() -> u32 {
+    POLICY_AGGREGATE_DAYS
+}
+
+fn default_prune_interval() -> u64 {
+    3600
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            raw_days: default_raw_days(),
+            aggregate_days: default_aggregate_days(),
+            allow_longer: false,
+            prune_interval_secs: default_prune_interval(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        // A raw day must outlive its rollup (today and yesterday are recomputed), and visits
+        // are rebuilt from the raw events of the days still kept.
+        if self.raw_days < 2 {
+            return Err(ConfigError::key(
+                "retention.raw_days",
+                "must be at least 2 (a day's raw events are rolled up the day after)",
+            ));
+        }
+        if self.aggregate_days < self.raw_days {
+            return Err(ConfigError::key(
+                "retention.aggregate_days",
+                "must be at least raw_days",
+            ));
+        }
+        if !self.allow_longer && self.raw_days > POLICY_RAW_DAYS {
+            return Err(ConfigError::key(
+                "retention.raw_days",
+                format!(
+                    "{} is more than the {POLICY_RAW_DAYS} days a privacy policy usually \
+                     promises; set retention.allow_longer = true if you mean it",
+                    self.raw_days
+                ),
+            ));
+        }
+        if !self.allow_longer && self.aggregate_days > POLICY_AGGREGATE_DAYS {
+            return Err(ConfigError::key(
+                "retention.aggregate_days",
+                format!(
+                    "{} is more than the {POLICY_AGGREGATE_DAYS} days a privacy policy usually \
+                     promises; set retention.allow_longer = true if you mean it",
+                    self.aggregate_days
+                ),
+            ));
+        }
+        if self.prune_interval_secs < 1 || self.prune_interval_secs > 6 * 3600 {
+            return Err(ConfigError::key(
+                "retention.prune_interval_secs",
+                "must be between 1 second and 6 hours (tally audit expects a run within 2 hours)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Batching of events into ClickHouse.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -747,6 +847,7 @@ impl Config {
                 format!("{bad:?} is not a cookie name of letters, digits, `_` and `-`"),
             ));
         }
+        self.retention.validate()?;
         if self.rollup.interval_secs != 0 && self.rollup.interval_secs < 10 {
             return Err(ConfigError::key(
                 "rollup.interval_secs",
@@ -1183,5 +1284,37 @@ mod tests {
         assert!(host_matches("*.a.org", "x.y.a.org"));
         assert!(!host_matches("*.a.org", "xa.org"));
         assert!(host_matches("A.org", "a.ORG"));
+    }
+
+    #[test]
+    fn retention_longer_than_the_policy_needs_an_explicit_override() {
+        let load = parse;
+        assert!(load("[retention]\nraw_days = 7\naggregate_days = 180").is_ok());
+        assert!(load("[retention]\nraw_days = 3\naggregate_days = 30").is_ok());
+        for (toml, key) in [
+            ("[retention]\nraw_days = 8", "retention.raw_days"),
+            (
+                "[retention]\naggregate_days = 181",
+                "retention.aggregate_days",
+            ),
+            ("[retention]\nraw_days = 1", "retention.raw_days"),
+            (
+                "[retention]\nraw_days = 5\naggregate_days = 4",
+                "retention.aggregate_days",
+            ),
+            (
+                "[retention]\nprune_interval_secs = 0",
+                "retention.prune_interval_secs",
+            ),
+        ] {
+            let err = load(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        let longer =
+            load("[retention]\nraw_days = 30\naggregate_days = 400\nallow_longer = true").unwrap();
+        assert_eq!(
+            (longer.retention.raw_days, longer.retention.aggregate_days),
+            (30, 400)
+        );
     }
 }

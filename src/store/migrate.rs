@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_accounts.sql",
         sql: include_str!("../../schema/0008_accounts.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_prune_runs.sql",
+        sql: include_str!("../../schema/0009_prune_runs.sql"),
+    },
 ];
 
 /// One schema file.
