@@ -301,6 +301,15 @@ async fn accounts_sessions_links_and_the_api() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    // Framed, like the link's dashboard, by its own site's pages only.
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("frame-ancestors 'self' ") && !csp.contains("other.net"),
+        "{csp}"
+    );
     assert!(page.text().await.unwrap().contains(r#"type="password""#));
     assert_eq!(query(&c, 1, &[("x-tally-share", &secret_token)]).await, 401);
     let unlock = |pw: &'static str| {

@@ -428,7 +428,7 @@ async fn share<B>(ctx: &Ctx<'_>, token: &str, grant: Option<&str>, _req: &Reques
         Err(_) => return unavailable(ctx, ctx.t().share_title),
     };
     if shared.protected && grant.is_none() {
-        return share_password(ctx, token, StatusCode::OK, None);
+        return share_password(ctx, token, shared.site, StatusCode::OK, None);
     }
     shell(
         ctx,
@@ -441,7 +441,15 @@ async fn share<B>(ctx: &Ctx<'_>, token: &str, grant: Option<&str>, _req: &Reques
     )
 }
 
-fn share_password(ctx: &Ctx<'_>, token: &str, status: StatusCode, message: Option<String>) -> Resp {
+/// The password form of a protected link, which (like the link's dashboard) only its own site's
+/// pages may frame.
+fn share_password(
+    ctx: &Ctx<'_>,
+    token: &str,
+    site: u32,
+    status: StatusCode,
+    message: Option<String>,
+) -> Resp {
     let t = ctx.t();
     let page = SharePasswordHtml {
         lang: ctx.lang.code(),
@@ -451,7 +459,7 @@ fn share_password(ctx: &Ctx<'_>, token: &str, status: StatusCode, message: Optio
         message,
         action: ctx.url(&format!("/share/{token}")),
     };
-    small_page(status, &page, &small_page_policy_framed(ctx, None))
+    small_page(status, &page, &small_page_policy_framed(ctx, site))
 }
 
 /// `POST /share/<token>`: the password of a protected link.
@@ -488,11 +496,18 @@ where
         Attempt::Wrong => share_password(
             ctx,
             token,
+            shared.site,
             StatusCode::UNAUTHORIZED,
             Some(ctx.t().wrong.into()),
         ),
         Attempt::Throttled(wait) => throttled(ctx, wait, |m| {
-            share_password(ctx, token, StatusCode::TOO_MANY_REQUESTS, Some(m))
+            share_password(
+                ctx,
+                token,
+                shared.site,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(m),
+            )
         }),
         Attempt::Failed(e) => {
             tracing::warn!(error = %e, "a shared link's password could not be checked");
@@ -709,20 +724,15 @@ fn small_page_policy() -> String {
     )
 }
 
-/// A shared link's password page may be framed where its dashboard may: by every configured
-/// site's domains (the link is not known to be live yet when this is asked, so no site is
-/// singled out), or nowhere when `site` is `None` and no site is configured.
-fn small_page_policy_framed(ctx: &Ctx<'_>, site: Option<u32>) -> String {
-    let ancestors: Vec<String> = match site.and_then(|id| ctx.app.config.site(id)) {
-        Some(s) => csp::frame_ancestors(s),
-        None => ctx
-            .app
-            .config
-            .sites
-            .iter()
-            .flat_map(csp::frame_ancestors)
-            .collect(),
-    };
+/// A shared link's password page may be framed where its dashboard may: by its site's own
+/// domains (`frame_ancestors`, as for the opt-out page), not by every configured site's.
+fn small_page_policy_framed(ctx: &Ctx<'_>, site: u32) -> String {
+    let ancestors: Vec<String> = ctx
+        .app
+        .config
+        .site(site)
+        .map(csp::frame_ancestors)
+        .unwrap_or_default();
     format!(
         "default-src 'none'; style-src {}; form-action 'self'; base-uri 'none'; \
          frame-ancestors 'self' {}",
