@@ -258,7 +258,7 @@ async function cardRows(page, id) {
 async function adminAt(search) {
   assert.ok(admin, 'the admin is signed in (by the sign-in test)');
   // (Only when it is elsewhere: every view costs about seven API queries, and the session's
-  // burst is 100.)
+  // burst is 300.)
   if (admin.url() !== `${tally.url}/?${search}`) await admin.goto(`${tally.url}/?${search}`);
   await headline(admin);
   return admin;
