@@ -41,6 +41,24 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Prints the section on web analytics for the site's privacy policy, made from the live
+    /// configuration (what is stored, the address masking, location, cookies, the opt-out link,
+    /// Do Not Track and GPC, retention, access and erasure). Also served at
+    /// /privacy?idsite=ID&lang=en|de.
+    PrivacyStatement {
+        /// The site's id (`[[sites]] id`).
+        #[arg(long)]
+        site: u32,
+        /// Language: en or de.
+        #[arg(long, default_value = "en", value_parser = ["en", "de"])]
+        lang: String,
+        /// Output: Markdown, or plain text.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "text"])]
+        format: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Recomputes visits and daily aggregates from the raw events now: every day whose raw
     /// events are still kept (a week), or one day. `tally serve` recomputes today and yesterday
     /// every `[rollup] interval_secs`, and the week at start and every 6 hours.
@@ -244,6 +262,37 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", tally::web::snippet::render(&cfg, site)?);
                 }
+                Ok(())
+            }
+            Command::PrivacyStatement {
+                site,
+                lang,
+                format,
+                config,
+            } => {
+                let cfg = load(config.as_deref())?;
+                let Some(site) = cfg.site(site) else {
+                    anyhow::bail!("site {site} is not configured");
+                };
+                if tally::web::snippet::base_url(&cfg).1 {
+                    eprintln!(
+                        "tally: public_url is not set; the opt-out link uses the listen address, \
+                         which visitors' browsers may not reach"
+                    );
+                }
+                let lang =
+                    tally::web::texts::Lang::from_tag(&lang).unwrap_or(tally::web::texts::Lang::En);
+                let statement = tally::web::statement::statement(&cfg, site, lang);
+                if format == "text" {
+                    print!("{}", statement.text());
+                } else {
+                    print!("{}", statement.markdown());
+                }
+                eprintln!(
+                    "tally: the controller's name and contact, the data protection officer and the \
+                     legal basis are yours to add; the statement follows this configuration, so \
+                     print it again after changing it"
+                );
                 Ok(())
             }
             Command::Rollup { site, day, config } => {
