@@ -59,6 +59,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// A data-subject request for a visitor known by the tracker's visitor id (`_id`, the value
+    /// of the visitor cookie `_tly_id`): export their rows as JSON, or erase them. Only days whose
+    /// visitor secret still exists (48 hours after the day began) can be linked to anyone.
+    Subject {
+        #[command(subcommand)]
+        action: SubjectAction,
+    },
     /// Recomputes visits and daily aggregates from the raw events now: every day whose raw
     /// events are still kept (a week), or one day. `tally serve` recomputes today and yesterday
     /// every `[rollup] interval_secs`, and the week at start and every 6 hours.
@@ -173,6 +180,38 @@ enum UserAction {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SubjectAction {
+    /// Prints the visitor's rows (raw events and visits) of the days that can still be linked,
+    /// as JSON.
+    Export {
+        #[command(flatten)]
+        args: SubjectArgs,
+    },
+    /// Deletes the visitor's rows of the days that can still be linked, waits for ClickHouse to
+    /// apply the deletion, verifies that none is left, and recomputes those days' aggregates.
+    Erase {
+        #[command(flatten)]
+        args: SubjectArgs,
+        /// Seconds to wait for ClickHouse to apply the deletion.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct SubjectArgs {
+    /// The site's id (`[[sites]] id`).
+    #[arg(long)]
+    site: u32,
+    /// The visitor id: 16 hex digits, the value of the visitor cookie `_tly_id`.
+    #[arg(long)]
+    visitor_id: String,
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -388,6 +427,16 @@ fn main() -> ExitCode {
                     UserAction::Passwd { name, config } => (UserCommand::Passwd { name }, config),
                 };
                 tally::cli::user::run(&load(config.as_deref())?, cmd).await
+            }
+            Command::Subject { action } => {
+                use tally::cli::subject::{Action, run};
+                let (action, args, timeout) = match action {
+                    SubjectAction::Export { args } => (Action::Export, args, 300),
+                    SubjectAction::Erase { args, timeout } => (Action::Erase, args, timeout),
+                };
+                let cfg = load(args.config.as_deref())?;
+                let timeout = std::time::Duration::from_secs(timeout);
+                run(&cfg, action, args.site, &args.visitor_id, timeout).await
             }
             Command::Geo {
                 action: GeoAction::Update { config },

@@ -39,15 +39,23 @@ fn the_statement_follows_the_configuration_in_both_languages() {
             2 => ("198.51.0.0", 48),
             _ => ("198.0.0.0", 24),
         };
-        assert!(en.contains(&format!("198.51.100.23 is stored as {v4}")), "{en}");
+        assert!(
+            en.contains(&format!("198.51.100.23 is stored as {v4}")),
+            "{en}"
+        );
         assert!(en.contains(&format!("only the first {v6} bits")), "{en}");
-        assert!(de.contains(&format!("aus 198.51.100.23 wird zum Beispiel {v4}")), "{de}");
+        assert!(
+            de.contains(&format!("aus 198.51.100.23 wird zum Beispiel {v4}")),
+            "{de}"
+        );
         assert!(de.contains(&format!("nur die ersten {v6} Bit")), "{de}");
     }
 
     let en = statement("", "en");
     let de = statement("", "de");
-    assert!(en.contains("If your browser sends Do Not Track or Global Privacy Control, nothing is recorded."));
+    assert!(en.contains(
+        "If your browser sends Do Not Track or Global Privacy Control, nothing is recorded."
+    ));
     assert!(de.contains("Sendet Ihr Browser die Einstellung Do Not Track oder Global Privacy Control, wird nichts erfasst."));
     assert!(en.contains("determined from the shortened IP address"));
     assert!(de.contains("ermittelt aus der gekürzten IP-Adresse"));
@@ -65,15 +73,25 @@ fn the_statement_follows_the_configuration_in_both_languages() {
 
     let en = statement("[geo]\nauto = false", "en");
     let de = statement("[geo]\nauto = false", "de");
-    assert!(en.contains("Your location is not determined.") && !en.contains("approximate location"));
-    assert!(de.contains("Ihr Standort wird nicht ermittelt.") && !de.contains("ungefährer Standort"));
+    assert!(
+        en.contains("Your location is not determined.") && !en.contains("approximate location")
+    );
+    assert!(
+        de.contains("Ihr Standort wird nicht ermittelt.") && !de.contains("ungefährer Standort")
+    );
     let en = statement("[geo]\nuse_full_ip = true", "en");
     assert!(en.contains("determined from your full IP address, which is used for this lookup in memory only and is not stored"));
 
     let en = statement("[retention]\nraw_days = 3\naggregate_days = 90", "en");
     let de = statement("[retention]\nraw_days = 3\naggregate_days = 90", "de");
-    assert!(en.contains("deleted after 3 days at the latest") && en.contains("after 90 days"), "{en}");
-    assert!(de.contains("spätestens nach 3 Tagen") && de.contains("nach 90 Tagen"), "{de}");
+    assert!(
+        en.contains("deleted after 3 days at the latest") && en.contains("after 90 days"),
+        "{en}"
+    );
+    assert!(
+        de.contains("spätestens nach 3 Tagen") && de.contains("nach 90 Tagen"),
+        "{de}"
+    );
     assert!(!en.contains("180") && !de.contains("180"));
 }
 
@@ -107,8 +125,14 @@ async fn the_page_serves_the_same_statement() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     assert!(!csp.contains("script-src"), "{csp}");
     assert!(csp.ends_with("frame-ancestors 'self' https://example.org http://example.org https://*.example.org http://*.example.org"), "{csp}");
     let html = r.text().await.unwrap();
@@ -124,11 +148,17 @@ async fn the_page_serves_the_same_statement() {
 
     // The browser's language without `lang`; the CLI prints the same words.
     let en = c
-        .text_with("/privacy?idsite=1", &[("accept-language", "en-GB,en;q=0.9")])
+        .text_with(
+            "/privacy?idsite=1",
+            &[("accept-language", "en-GB,en;q=0.9")],
+        )
         .await;
     assert!(en.contains("<html lang=\"en\">"));
     let cli = c
-        .run_tally(&["privacy-statement", "--site", "1", "--format", "text"], "")
+        .run_tally(
+            &["privacy-statement", "--site", "1", "--format", "text"],
+            "",
+        )
         .unwrap();
     // Lines without characters the page escapes, as they are.
     let plain = |l: &&str| !l.contains(['\'', '&', '<', '>', '"']) && !l.contains("http");

@@ -68,7 +68,11 @@ pub fn statement(config: &Config, site: &SiteConfig, lang: Lang) -> Statement {
     let on_site = [("site", name)];
     let privacy = &config.privacy;
 
-    let mut recorded = vec![ip_item(t, privacy.ip_bytes), t.pages.into(), t.actions.into()];
+    let mut recorded = vec![
+        ip_item(t, privacy.ip_bytes),
+        t.pages.into(),
+        t.actions.into(),
+    ];
     recorded.extend([t.returns.to_string(), t.device.to_string()]);
     let geo = config.geo.records_location();
     if geo {
@@ -97,13 +101,11 @@ pub fn statement(config: &Config, site: &SiteConfig, lang: Lang) -> Statement {
     ));
     scope.push(Block::Para(t.not_recorded.into()));
 
-    let mut cookies = vec![Block::Para(
-        if site.visitor_cookie {
-            fill(t.cookies_visitor, &on_site)
-        } else {
-            t.cookies_none.into()
-        },
-    )];
+    let mut cookies = vec![Block::Para(if site.visitor_cookie {
+        fill(t.cookies_visitor, &on_site)
+    } else {
+        t.cookies_none.into()
+    })];
     cookies.push(Block::Para(fill(
         t.cookies_optout,
         &[("cookie", &privacy.optout_cookie)],
@@ -114,7 +116,10 @@ pub fn statement(config: &Config, site: &SiteConfig, lang: Lang) -> Statement {
         t.retention,
         &[
             ("raw_days", &config.retention.raw_days.to_string()),
-            ("aggregate_days", &config.retention.aggregate_days.to_string()),
+            (
+                "aggregate_days",
+                &config.retention.aggregate_days.to_string(),
+            ),
         ],
     ))];
 
@@ -354,14 +359,32 @@ mod tests {
     fn the_masked_bytes_follow_ip_bytes() {
         for (bytes, v4, v6, en, de) in [
             (1, "198.51.100.0", "64", "its last byte", "ihr letztes Byte"),
-            (2, "198.51.0.0", "48", "the last 2 of its 4 bytes", "die letzten 2 ihrer"),
-            (3, "198.0.0.0", "24", "the last 3 of its 4 bytes", "die letzten 3 ihrer"),
+            (
+                2,
+                "198.51.0.0",
+                "48",
+                "the last 2 of its 4 bytes",
+                "die letzten 2 ihrer",
+            ),
+            (
+                3,
+                "198.0.0.0",
+                "24",
+                "the last 3 of its 4 bytes",
+                "die letzten 3 ihrer",
+            ),
         ] {
             let [e, d] = both(&format!("[privacy]\nip_bytes = {bytes}\n"));
-            assert!(e.contains(&format!("198.51.100.23 is stored as {v4}")), "{e}");
+            assert!(
+                e.contains(&format!("198.51.100.23 is stored as {v4}")),
+                "{e}"
+            );
             assert!(e.contains(&format!("the first {v6} bits")), "{e}");
             assert!(e.contains(en), "{e}");
-            assert!(d.contains(&format!("aus 198.51.100.23 wird zum Beispiel {v4}")), "{d}");
+            assert!(
+                d.contains(&format!("aus 198.51.100.23 wird zum Beispiel {v4}")),
+                "{d}"
+            );
             assert!(d.contains(&format!("die ersten {v6} Bit")), "{d}");
             assert!(d.contains(de), "{d}");
         }
@@ -370,7 +393,9 @@ mod tests {
     #[test]
     fn signals_follow_respect_dnt_and_gpc() {
         let [e, d] = both("");
-        assert!(e.contains("If your browser sends Do Not Track or Global Privacy Control, nothing is recorded."));
+        assert!(e.contains(
+            "If your browser sends Do Not Track or Global Privacy Control, nothing is recorded."
+        ));
         assert!(d.contains("Sendet Ihr Browser die Einstellung Do Not Track oder Global Privacy Control, wird nichts erfasst."));
         assert!(!e.contains("not evaluated") && !d.contains("nicht ausgewertet"));
         let [e, d] = both("[privacy]\nrespect_dnt = false\n");
@@ -380,7 +405,9 @@ mod tests {
         assert!(!d.contains("Do Not Track oder"));
         let [e, d] = both("[privacy]\nrespect_dnt = false\nrespect_gpc = false\n");
         assert!(!e.contains("If your browser sends"));
-        assert!(e.contains("The Do Not Track and Global Privacy Control settings of your browser are not evaluated"));
+        assert!(e.contains(
+            "The Do Not Track and Global Privacy Control settings of your browser are not evaluated"
+        ));
         assert!(d.contains("Die Einstellungen Do Not Track und Global Privacy Control Ihres Browsers werden nicht ausgewertet"));
     }
 
@@ -394,7 +421,9 @@ mod tests {
         assert!(e.contains("determined from the shortened IP address"));
         assert!(d.contains("ermittelt aus der gekürzten IP-Adresse"));
         let [e, d] = both("[geo]\nuse_full_ip = true\n");
-        assert!(e.contains("determined from your full IP address, which is used for this lookup in memory only"));
+        assert!(e.contains(
+            "determined from your full IP address, which is used for this lookup in memory only"
+        ));
         assert!(d.contains("ermittelt aus Ihrer vollständigen IP-Adresse"));
         assert!(!e.contains("Your location is not determined."));
     }
@@ -453,7 +482,10 @@ mod tests {
         let m = s.markdown();
         assert!(m.starts_with("## Web analytics with tally\n"));
         assert!(m.contains("### Scope of processing"));
-        assert!(m.contains("Example & \\<Co\\>") && m.contains("a\\_b"), "{m}");
+        assert!(
+            m.contains("Example & \\<Co\\>") && m.contains("a\\_b"),
+            "{m}"
+        );
         let h = s.html();
         assert!(h.contains("Example &#38; &#60;Co&#62;"), "{h}");
         assert!(!h.contains("<Co>") && !h.contains("<script"));
