@@ -41,6 +41,31 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Prints the section on web analytics for the site's privacy policy, made from the live
+    /// configuration (what is stored, the address masking, location, cookies, the opt-out link,
+    /// Do Not Track and GPC, retention, access and erasure). Also served at
+    /// /privacy?idsite=ID&lang=en|de.
+    PrivacyStatement {
+        /// The site's id (`[[sites]] id`).
+        #[arg(long)]
+        site: u32,
+        /// Language: en or de.
+        #[arg(long, default_value = "en", value_parser = ["en", "de"])]
+        lang: String,
+        /// Output: Markdown, or plain text.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "text"])]
+        format: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// A data-subject request for a visitor known by the tracker's visitor id (`_id`, the value
+    /// of the visitor cookie `_tly_id`): export their rows as JSON, or erase them. Only days whose
+    /// visitor secret still exists (48 hours after the day began) can be linked to anyone.
+    Subject {
+        #[command(subcommand)]
+        action: SubjectAction,
+    },
     /// Recomputes visits and daily aggregates from the raw events now: every day whose raw
     /// events are still kept (a week), or one day. `tally serve` recomputes today and yesterday
     /// every `[rollup] interval_secs`, and the week at start and every 6 hours.
@@ -158,6 +183,38 @@ enum UserAction {
 }
 
 #[derive(Subcommand)]
+enum SubjectAction {
+    /// Prints the visitor's rows (raw events and visits) of the days that can still be linked,
+    /// as JSON.
+    Export {
+        #[command(flatten)]
+        args: SubjectArgs,
+    },
+    /// Deletes the visitor's rows of the days that can still be linked, waits for ClickHouse to
+    /// apply the deletion, verifies that none is left, and recomputes those days' aggregates.
+    Erase {
+        #[command(flatten)]
+        args: SubjectArgs,
+        /// Seconds to wait for ClickHouse to apply the deletion.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct SubjectArgs {
+    /// The site's id (`[[sites]] id`).
+    #[arg(long)]
+    site: u32,
+    /// The visitor id: 16 hex digits, the value of the visitor cookie `_tly_id`.
+    #[arg(long)]
+    visitor_id: String,
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
 enum GeoAction {
     /// Downloads the newest country database from the npm registry (`[geo] registry`), checks
     /// its integrity and that it opens, and replaces the one in the data directory; a running
@@ -244,6 +301,37 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", tally::web::snippet::render(&cfg, site)?);
                 }
+                Ok(())
+            }
+            Command::PrivacyStatement {
+                site,
+                lang,
+                format,
+                config,
+            } => {
+                let cfg = load(config.as_deref())?;
+                let Some(site) = cfg.site(site) else {
+                    anyhow::bail!("site {site} is not configured");
+                };
+                if tally::web::snippet::base_url(&cfg).1 {
+                    eprintln!(
+                        "tally: public_url is not set; the opt-out link uses the listen address, \
+                         which visitors' browsers may not reach"
+                    );
+                }
+                let lang =
+                    tally::web::texts::Lang::from_tag(&lang).unwrap_or(tally::web::texts::Lang::En);
+                let statement = tally::web::statement::statement(&cfg, site, lang);
+                if format == "text" {
+                    print!("{}", statement.text());
+                } else {
+                    print!("{}", statement.markdown());
+                }
+                eprintln!(
+                    "tally: the controller's name and contact, the data protection officer and the \
+                     legal basis are yours to add; the statement follows this configuration, so \
+                     print it again after changing it"
+                );
                 Ok(())
             }
             Command::Rollup { site, day, config } => {
@@ -339,6 +427,16 @@ fn main() -> ExitCode {
                     UserAction::Passwd { name, config } => (UserCommand::Passwd { name }, config),
                 };
                 tally::cli::user::run(&load(config.as_deref())?, cmd).await
+            }
+            Command::Subject { action } => {
+                use tally::cli::subject::{Action, run};
+                let (action, args, timeout) = match action {
+                    SubjectAction::Export { args } => (Action::Export, args, 300),
+                    SubjectAction::Erase { args, timeout } => (Action::Erase, args, timeout),
+                };
+                let cfg = load(args.config.as_deref())?;
+                let timeout = std::time::Duration::from_secs(timeout);
+                run(&cfg, action, args.site, &args.visitor_id, timeout).await
             }
             Command::Geo {
                 action: GeoAction::Update { config },

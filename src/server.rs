@@ -78,6 +78,8 @@ pub enum Target {
     OptOut,
     /// `optout.js`: the opt-out widget for the site's own privacy policy.
     OptOutWidget,
+    /// `privacy`: the privacy statement of a site ([`crate::web::statement`]).
+    Privacy,
     /// `/` or `index.php`: Matomo's API slice ([`crate::ingest::matomo_api`]).
     Index,
     /// `health`.
@@ -162,6 +164,7 @@ fn target_of(path: &str) -> Target {
         (None, "/tally.js" | "/matomo.js" | "/piwik.js") => Target::Script,
         (None, "/optout") => Target::OptOut,
         (None, "/optout.js") => Target::OptOutWidget,
+        (None, "/privacy") => Target::Privacy,
         (None, "/health") => Target::Health,
         (None, "/metrics") => Target::Metrics,
         (None, "/api/v2/query") => Target::ApiQuery,
@@ -251,6 +254,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         (Target::OptOutWidget, &Method::GET | &Method::HEAD) => {
             web::widget::serve(&app.config, &req)
         }
+        (Target::Privacy, &Method::GET | &Method::HEAD) => web::statement::page(&app.config, &req),
         (Target::OptOut, &Method::POST) => {
             web::optout::submit(app, req, FullIp::of_peer(peer.ip())).await
         }
@@ -336,6 +340,7 @@ mod tests {
         assert_eq!(r("/piwik.js"), Target::Script);
         assert_eq!(r("/optout"), Target::OptOut);
         assert_eq!(r("/optout.js"), Target::OptOutWidget);
+        assert_eq!(r("/privacy"), Target::Privacy);
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);
         assert_eq!(r("/api/v2/query"), Target::ApiQuery);
@@ -387,6 +392,7 @@ mod tests {
         assert_eq!(r("/analytics/tally.js"), Target::Script);
         assert_eq!(r("/analytics/optout"), Target::OptOut);
         assert_eq!(r("/analytics/optout.js"), Target::OptOutWidget);
+        assert_eq!(r("/analytics/privacy"), Target::Privacy);
         assert_eq!(r("/analytics"), Target::Index);
         assert_eq!(r("/analytics/"), Target::Index);
         assert_eq!(r("/analytics/index.php"), Target::Index);

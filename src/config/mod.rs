@@ -187,6 +187,13 @@ pub struct SiteConfig {
     /// (Matomo's and Plausible's 30 minutes by default).
     #[serde(default = "default_visit_timeout")]
     pub visit_timeout: u32,
+    /// The site's pages let the tracker keep its visitor cookie (`_tly_id`, 13 months; tally.js
+    /// `enableCookies()`, or Matomo's matomo.js with cookies), so hits carry its random `_id`.
+    /// tally never sets it; this says that the site does, so that the privacy statement
+    /// (`tally privacy-statement`, `/privacy`) names the cookie and offers access and erasure
+    /// by its value (`tally subject`). Off by default: no cookie.
+    #[serde(default)]
+    pub visitor_cookie: bool,
 }
 
 fn default_timezone() -> String {
@@ -211,6 +218,7 @@ impl SiteConfig {
             privacy_url: None,
             timezone: default_timezone(),
             visit_timeout: default_visit_timeout(),
+            visitor_cookie: false,
         }
     }
 
@@ -802,6 +810,7 @@ impl Config {
                 privacy_url: None,
                 timezone: default_timezone(),
                 visit_timeout: default_visit_timeout(),
+                visitor_cookie: false,
             });
         }
     }

@@ -230,6 +230,35 @@ impl SecretStore {
     }
 }
 
+/// Every stored secret of `zone` whose 48 hours have not passed at `now`, as (local day,
+/// secret), oldest day first: the one each day uses, and any that lost the race between
+/// collectors (hits of the minute before the loser re-read were keyed with it). What a
+/// data-subject request needs to find a visitor's keys of the days that can still be linked
+/// (`tally subject`); a day missing here can no longer be linked to anyone.
+pub async fn stored_for_zone(
+    client: &Client,
+    zone: &str,
+    now: u32,
+) -> Result<Vec<(DayNumber, Secret)>, clickhouse::error::Error> {
+    let rows = client
+        .query(
+            "SELECT zone, toUInt16(day) AS day, secret FROM day_secrets \
+             WHERE expires > ? AND zone = ? ORDER BY day, created, secret LIMIT ?",
+        )
+        .bind(now)
+        .bind(zone)
+        .bind(MAX_ROWS)
+        .fetch_all::<Stored>()
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let bytes = decode_hex(&row.secret).filter(|b| b.len() == SECRET_LEN)?;
+            Some((DayNumber::from(row.day), Secret::new(&bytes)))
+        })
+        .collect())
+}
+
 fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

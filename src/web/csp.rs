@@ -95,6 +95,7 @@ mod tests {
             privacy_url: None,
             timezone: "UTC".into(),
             visit_timeout: 1800,
+            visitor_cookie: false,
         }
     }
 

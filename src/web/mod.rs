@@ -4,7 +4,8 @@
 //! [`assets`] serves the embedded JavaScript tracker, [`optout`] the page where visitors see
 //! what is recorded and refuse it, with its words in [`texts`] and its security policy from
 //! [`csp`]; [`widget`] serves the opt-out widget (`/optout.js`) that sites put into their own
-//! privacy policy; [`snippet`] writes the HTML for `tally snippet`; [`demo`] is the demo's
+//! privacy policy; [`statement`] is the privacy statement for that policy (`tally
+//! privacy-statement`, `/privacy`), its words in [`statement_texts`]; [`snippet`] writes the HTML for `tally snippet`; [`demo`] is the demo's
 //! tracked website at `/demo`.
 //!
 //! HTML is written only through askama templates (`templates/`), which escape every
@@ -19,5 +20,7 @@ pub mod csp;
 pub mod demo;
 pub mod optout;
 pub mod snippet;
+pub mod statement;
+pub mod statement_texts;
 pub mod texts;
 pub mod widget;

@@ -54,8 +54,8 @@ const COOKIE_MAX_AGE: Duration = Duration::days(730);
 const MAX_FORM_BYTES: usize = 4096;
 
 /// The page's whole stylesheet, allowed by its hash in the CSP, so no inline style other than
-/// exactly this one can ever apply.
-const STYLE: &str = "body{font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",sans-serif;\
+/// exactly this one can ever apply. The privacy statement's page (`super::statement`) wears it too.
+pub(crate) const STYLE: &str = "body{font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",sans-serif;\
 margin:0;padding:1em;color:#1b1b1b;background:#fff}\
 main{max-width:42em}h1{font-size:1.35em;margin:0 0 .6em}h2{font-size:1.05em;margin:1.2em 0 .3em}\
 ul{padding-left:1.2em;margin:.3em 0}li{margin:.2em 0}\
@@ -63,7 +63,7 @@ ul{padding-left:1.2em;margin:.3em 0}li{margin:.2em 0}\
 .status.out{border-color:#9a5b00;background:#fdf4e6}.saved{font-weight:600}\
 button{font:inherit;padding:.5em 1em;margin-top:.5em;cursor:pointer}";
 
-static STYLE_HASH: LazyLock<String> = LazyLock::new(|| csp::style_hash(STYLE));
+pub(crate) static STYLE_HASH: LazyLock<String> = LazyLock::new(|| csp::style_hash(STYLE));
 
 /// The page's only script, allowed by its hash; the page works without it. Opened on its own
 /// (`window.top === window`) on a page with the hidden `#cross-site` notice, where the server could not
@@ -633,7 +633,7 @@ fn fetch_dest(headers: &HeaderMap) -> Option<&str> {
 
 /// The page for an unknown or missing `idsite`: 404. Any configured site may frame it, so an
 /// operator who embedded the wrong number sees why the frame is empty of choices.
-fn unknown_site(config: &Config, lang: Lang) -> Resp {
+pub(crate) fn unknown_site(config: &Config, lang: Lang) -> Resp {
     let t = lang.texts();
     let body = UnknownSiteHtml {
         lang: lang.code(),
@@ -690,6 +690,7 @@ mod tests {
             privacy_url: None,
             timezone: "UTC".into(),
             visit_timeout: 1800,
+            visitor_cookie: false,
         }
     }
 
