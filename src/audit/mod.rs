@@ -736,11 +736,9 @@ impl Auditor<'_> {
             check.message = "the pruner has never run".into();
         } else if runs.last < self.limits.pruner_due() {
             check.ok = false;
-            check.count = 1;
             check.message = format!("the pruner last ran at {last}, more than {limit_h} hours ago");
         } else if runs.failed != 0 {
             check.ok = false;
-            check.count = 1;
             check.message = format!("the pruner's last run, at {last}, failed");
             check.example = Some(patterns::shorten(&runs.message, 160));
         } else {
@@ -784,13 +782,9 @@ impl Report {
         for name in names {
             let checks: Vec<&Check> = self.checks.iter().filter(|c| c.name == name).collect();
             let passed: Vec<&&Check> = checks.iter().filter(|c| c.ok).collect();
-            if passed.len() == 1 {
-                let c = passed[0];
-                out.push_str(&format!(
-                    "ok         {name}: {}.{}: {}\n",
-                    c.table, c.column, c.message
-                ));
-            } else if !passed.is_empty() {
+            // Columns that pass alike share a line; differing messages get one each.
+            let alike = passed.windows(2).all(|w| w[0].message == w[1].message);
+            if passed.len() > 1 && alike {
                 let tables: BTreeSet<&str> = passed.iter().map(|c| c.table.as_str()).collect();
                 out.push_str(&format!(
                     "ok         {name}: {} in {} columns of {}\n",
@@ -798,6 +792,13 @@ impl Report {
                     passed.len(),
                     tables.into_iter().collect::<Vec<_>>().join(", ")
                 ));
+            } else {
+                for c in passed {
+                    out.push_str(&format!(
+                        "ok         {name}: {}.{}: {}\n",
+                        c.table, c.column, c.message
+                    ));
+                }
             }
             for c in checks.iter().filter(|c| !c.ok) {
                 let label = if c.error.is_some() {
