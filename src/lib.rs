@@ -11,10 +11,12 @@
 //!
 //! The read side: [`query`] answers Stats API queries, [`api`] is its HTTP door (keys, rate
 //! limits, JSON and CSV), [`access`] keeps operators' accounts, sessions and shared links, and
-//! [`dashboard`] serves their pages. None imports the write path.
+//! [`dashboard`] serves their pages. None imports the write path. [`audit`] checks a live
+//! database against the promises of the configuration (`tally audit`).
 
 pub mod access;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

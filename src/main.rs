@@ -116,6 +116,20 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Checks the live database against the configuration: addresses truncated, nothing kept
+    /// longer than the retention windows, no e-mail address, full IP address or click id in
+    /// stored texts, the pruner running. Exits non-zero on any violation, naming table and column.
+    Audit {
+        /// One JSON object (checks with name, ok, table, column, count) for monitoring.
+        #[arg(long)]
+        json: bool,
+        /// Seconds each query may take.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Applies the schema migrations and exits.
     Migrate {
         /// Configuration file (TOML).
@@ -387,6 +401,19 @@ fn main() -> ExitCode {
                 db.close().await;
                 print!("{}", out.map_err(|e| anyhow::anyhow!(e))?);
                 Ok(())
+            }
+            Command::Audit {
+                json,
+                timeout,
+                config,
+            } => {
+                let cfg = load(config.as_deref())?;
+                let timeout = std::time::Duration::from_secs(timeout.clamp(1, 86_400));
+                if tally::cli::audit::run(&cfg, json, timeout).await? {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("the audit found violations (see above)"))
+                }
             }
             Command::Migrate { config } => {
                 let cfg = load(config.as_deref())?;

@@ -53,6 +53,41 @@ pub const SQL_CAPTURE_ENV: &str = "TALLYTEST_SQL_CAPTURE_DIR";
 /// The file in the data directory naming the running server's HTTP port.
 const PORT_FILE: &str = "http_port";
 
+/// How a server is set up beyond its directory and ports. tally runs its own with the
+/// defaults; the tests change the rest.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The server's `<timezone>` (an IANA name): `UTC`.
+    pub timezone: String,
+    /// Log every query in `system.query_log` (as `SQL_CAPTURE_ENV` does): off.
+    pub log_queries: bool,
+    /// Write table data uncompressed (`<compression>` method `none`), so that what a table
+    /// holds can be found in its files byte for byte: off (LZ4).
+    pub uncompressed: bool,
+    /// The server log's `<level>`: `warning`.
+    pub log_level: LogLevel,
+}
+
+/// The levels of the server's own log that tally sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Warnings and errors only.
+    Warning,
+    /// Everything the server says, each query's text among it.
+    Trace,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            timezone: "UTC".into(),
+            log_queries: false,
+            uncompressed: false,
+            log_level: LogLevel::Warning,
+        }
+    }
+}
+
 /// A running server. Dropping it stops the server (and removes the directory if it was
 /// started with `remove_on_exit`).
 pub struct EmbeddedClickHouse {
@@ -113,6 +148,23 @@ impl EmbeddedClickHouse {
         remove_on_exit: bool,
         timezone: &str,
     ) -> Result<Self, EmbeddedError> {
+        Self::start_with(
+            dir,
+            remove_on_exit,
+            &ServerOptions {
+                timezone: timezone.to_string(),
+                ..ServerOptions::default()
+            },
+        )
+    }
+
+    /// Like [`start`](Self::start), with `options`.
+    pub fn start_with(
+        dir: &Path,
+        remove_on_exit: bool,
+        options: &ServerOptions,
+    ) -> Result<Self, EmbeddedError> {
+        let timezone = options.timezone.as_str();
         // Written into XML as it is: only the characters of IANA names.
         if timezone.is_empty()
             || !timezone
@@ -134,7 +186,7 @@ impl EmbeddedClickHouse {
         let dir = dir.canonicalize()?;
         let http_port = free_port()?;
         let tcp_port = free_port()?;
-        write_config(&dir, http_port, tcp_port, timezone, capture.is_some())?;
+        write_config(&dir, http_port, tcp_port, options, capture.is_some())?;
         let (capture_dir, client) = capture.unwrap_or_default();
         let mut supervisor = Command::new("sh")
             .arg("-c")
@@ -255,22 +307,32 @@ fn write_config(
     dir: &Path,
     http_port: u16,
     tcp_port: u16,
-    timezone: &str,
-    log_queries: bool,
+    options: &ServerOptions,
+    capture: bool,
 ) -> std::io::Result<()> {
     let d = dir.display();
-    // Only while capturing: the query log grows with every statement.
-    let log_queries = if log_queries {
+    let timezone = &options.timezone;
+    // Only while capturing (or asked to): the query log grows with every statement.
+    let log_queries = if capture || options.log_queries {
         "<log_queries>1</log_queries>"
     } else {
         ""
+    };
+    let compression = if options.uncompressed {
+        "<compression><case><method>none</method></case></compression>"
+    } else {
+        ""
+    };
+    let level = match options.log_level {
+        LogLevel::Warning => "warning",
+        LogLevel::Trace => "trace",
     };
     // Small caches: this is a single-tenant server beside the collector, not a cluster node.
     let config = format!(
         r#"<?xml version="1.0"?>
 <yandex>
   <logger>
-    <level>warning</level>
+    <level>{level}</level>
     <log>{d}/log/server.log</log>
     <errorlog>{d}/log/server.err.log</errorlog>
     <size>10M</size>
@@ -287,6 +349,7 @@ fn write_config(
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <timezone>{timezone}</timezone>
+  {compression}
   <query_log>
     <database>system</database>
     <table>query_log</table>

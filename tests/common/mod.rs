@@ -77,6 +77,11 @@ pub fn tally_bin() -> &'static str {
 
 /// Writes a config for `db` on the test server with `extra` appended (TOML: sections, sites).
 pub fn write_config(dir: &Path, db: &str, extra: &str) -> PathBuf {
+    write_config_on(dir, clickhouse().url(), db, extra)
+}
+
+/// Writes a config for `db` on the server at `url` with `extra` appended.
+pub fn write_config_on(dir: &Path, url: &str, db: &str, extra: &str) -> PathBuf {
     let path = dir.join("tally.toml");
     // Quick flushes so tests see their events soon, unless the test sets its own.
     let sink = if extra.contains("[sink]") {
@@ -93,8 +98,7 @@ url = "{url}"
 database = "{db}"
 
 {sink}
-"#,
-        url = clickhouse().url()
+"#
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -152,9 +156,15 @@ impl Collector {
     }
 
     fn start_on(db: &str, extra: &str) -> Collector {
+        Self::start_raw_on_server(clickhouse().url(), db, extra)
+    }
+
+    /// Starts a collector with exactly `extra` after the connection settings, on database `db`
+    /// of the server at `url` (not this binary's test server).
+    pub fn start_raw_on_server(url: &str, db: &str, extra: &str) -> Collector {
         let dir = tempfile::tempdir().unwrap().keep();
         let db = db.to_string();
-        let config = write_config(&dir, &db, extra);
+        let config = write_config_on(&dir, url, &db, extra);
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let mut child = Command::new(tally_bin())
             .args(["serve", "--config"])
