@@ -1,7 +1,8 @@
 //! Commands of the `tally` binary that are more than a call into the library: `tally report`,
-//! `tally key`, `tally user`, `tally geo`. `src/main.rs` only parses the arguments.
+//! `tally key`, `tally user`, `tally geo`, `tally prune`. `src/main.rs` only parses the arguments.
 
 pub mod geo;
 pub mod key;
+pub mod prune;
 pub mod report;
 pub mod user;
