@@ -41,6 +41,16 @@ pub const RAW_EVENT_DAYS: u32 = crate::config::POLICY_RAW_DAYS;
 /// it).
 pub const AGGREGATE_DAYS: u32 = crate::config::POLICY_AGGREGATE_DAYS;
 
+/// The tables of daily aggregates, counts only (`agg_top_week` by weeks: a week goes when its
+/// Monday expires, so no week holds an expired day).
+pub const AGGREGATE_TABLES: [&str; 5] = [
+    "agg_daily",
+    "agg_hourly",
+    "agg_breakdown",
+    "agg_top",
+    "agg_top_week",
+];
+
 /// Longest a listing or a drop may take before the run gives up on that table (a drop is a
 /// metadata change; seconds at most).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -244,7 +254,7 @@ impl Pruner {
                     },
                 )
                 .collect();
-            self.roll_up_before_drop(&expiring, cutoffs.raw_from, now, &mut report)
+            self.roll_up_before_drop(&expiring, &cutoffs, now, &mut report)
                 .await;
         }
         for (table, parts, oldest) in plan {
@@ -292,17 +302,20 @@ impl Pruner {
     /// error and reported, and the days are dropped anyway (the window is the promise).
     ///
     /// `expiring` are the UTC days about to be dropped; a local date is whole when every UTC
-    /// day it overlaps before `raw_from` is among them (a day dropped by an earlier run had its
-    /// dates rolled up then). Before swapping its result in, the rollup checks that none of
-    /// those days vanished meanwhile (another collector pruning at the same moment), so a
-    /// date is never replaced by a count of part of its events.
+    /// day it overlaps before the raw window is among them (a day dropped by an earlier run had
+    /// its dates rolled up then). Dates whose aggregates have expired too (a collector that was
+    /// down for months) are not rolled up: the result would go at once. Before swapping its
+    /// result in, the rollup checks that none of those days vanished meanwhile (another
+    /// collector pruning at the same moment), so a date is never replaced by a count of part
+    /// of its events.
     async fn roll_up_before_drop(
         &self,
         expiring: &[NaiveDate],
-        raw_from: NaiveDate,
+        cutoffs: &Cutoffs,
         now: u32,
         report: &mut Report,
     ) {
+        let raw_from = cutoffs.raw_from;
         let (Some(first), Some(last)) = (expiring.iter().min(), expiring.iter().max()) else {
             return;
         };
@@ -315,7 +328,7 @@ impl Pruner {
                 let (a, b) = rules::utc_days_of(site, date);
                 let touched = (a..=b).any(|d| gone.contains(&d));
                 let whole = (a..=b).all(|d| d >= keep_from || gone.contains(&d));
-                if touched && whole {
+                if touched && whole && date >= cutoffs.aggregates_from {
                     let entry = dates.entry(date).or_default();
                     entry.0.push(site.id);
                     entry.1.extend((a..=b).filter(|d| gone.contains(d)));
@@ -478,6 +491,16 @@ mod tests {
     fn day_numbers() {
         assert_eq!(yyyymmdd(date_of(0)), 19_700_101);
         assert_eq!(yyyymmdd(date_of(20_781)), 20_261_124);
+    }
+
+    #[test]
+    fn the_aggregate_tables_are_those_kept_by_the_aggregate_window() {
+        let by_rule: Vec<&str> = TABLES
+            .iter()
+            .filter(|t| t.lifetime == rules::Lifetime::Aggregates)
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(by_rule, AGGREGATE_TABLES);
     }
 
     #[test]

@@ -241,7 +241,23 @@ impl Rollup {
                 "none of the sites {ids:?} is configured"
             )));
         }
-        self.run_sites(date, &sites, raw, now).await
+        match self.run_sites(date, &sites, raw, now).await {
+            Err(e @ (RollupError::ClickHouse(_) | RollupError::Timeout(_))) => {
+                // A collector pruning at the same moment may have dropped the raw day and then
+                // the date's own partitions under this run's feet; it rolled the date up first,
+                // so that is not this run's failure.
+                self.raw_days_still_there(raw)
+                    .await
+                    .map_err(|gone| match gone {
+                        RollupError::RawDayGone(why) => {
+                            RollupError::RawDayGone(format!("{why} (and this run failed: {e})"))
+                        }
+                        other => other,
+                    })?;
+                Err(e)
+            }
+            other => other,
+        }
     }
 
     async fn run_sites(
