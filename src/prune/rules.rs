@@ -30,7 +30,7 @@ impl Windows {
     /// before it. An event of day D is therefore dropped by the first run at or after 00:00 UTC
     /// of day D + `raw_days`.
     pub fn raw_keep_from(&self, now: u32) -> DayNumber {
-        day_of(now).saturating_sub(self.raw_days.saturating_sub(1))
+        raw_keep_from(self.raw_days, now)
     }
 
     /// The first date of the aggregates kept at `now`: `aggregate_days` UTC dates back, today
@@ -41,6 +41,12 @@ impl Windows {
             .checked_sub_days(Days::new(u64::from(self.aggregate_days.saturating_sub(1))))
             .unwrap_or(today)
     }
+}
+
+/// The first UTC day whose raw events are kept at `now` with a raw window of `raw_days`
+/// (see [`Windows::raw_keep_from`]).
+pub fn raw_keep_from(raw_days: u32, now: u32) -> DayNumber {
+    day_of(now).saturating_sub(raw_days.saturating_sub(1))
 }
 
 /// The UTC days (inclusive) that the local `date` of `site` overlaps: one for a UTC site, two
