@@ -92,7 +92,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let secrets = Arc::new(SecretStore::new(client.clone(), visitors.clone()));
     secrets.refresh(crate::time::now_unix()).await?;
     let refresher = secrets.spawn();
-    let pruner = crate::prune::spawn(client.clone(), config.sites.clone());
+    // Prunes at start and every `[retention] prune_interval_secs`, each run recorded in
+    // `prune_runs` (what `tally audit` checks).
+    let pruner = crate::prune::Pruner::new(client.clone(), &config)
+        .with_metrics(metrics.clone())
+        .spawn(std::time::Duration::from_secs(
+            config.retention.prune_interval_secs,
+        ));
     let rollup = (config.rollup.interval_secs > 0).then(|| {
         Arc::new(crate::rollup::Rollup::new(client.clone(), &config)).spawn(
             std::time::Duration::from_secs(config.rollup.interval_secs),

@@ -130,6 +130,18 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Drops every partition whose retention window has passed ([retention] raw_days,
+    /// aggregate_days; day secrets 48 hours after their day began) and lists each with its rows;
+    /// raw days are rolled up first. `tally serve` does it at start and every
+    /// [retention] prune_interval_secs. Each run is recorded in `prune_runs`.
+    Prune {
+        /// List what would be dropped, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Applies the schema migrations and exits.
     Migrate {
         /// Configuration file (TOML).
@@ -414,6 +426,9 @@ fn main() -> ExitCode {
                 } else {
                     Err(anyhow::anyhow!("the audit found violations (see above)"))
                 }
+            }
+            Command::Prune { dry_run, config } => {
+                tally::cli::prune::run(&load(config.as_deref())?, dry_run).await
             }
             Command::Migrate { config } => {
                 let cfg = load(config.as_deref())?;

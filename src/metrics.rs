@@ -20,6 +20,13 @@ pub struct Status {
     pub status: u16,
 }
 
+/// A label naming a table.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabel {
+    /// The table.
+    pub table: &'static str,
+}
+
 /// All counters of a collector.
 pub struct Metrics {
     registry: Registry,
@@ -43,6 +50,16 @@ pub struct Metrics {
     pub rollup_last_success: Gauge,
     /// Stats API queries (`POST /api/v2/query`), by the status of the answer.
     pub api_requests: Family<Status, Counter>,
+    /// Partitions the pruner dropped, by table.
+    pub pruned_partitions: Family<TableLabel, Counter>,
+    /// Rows in the partitions the pruner dropped, by table.
+    pub pruned_rows: Family<TableLabel, Counter>,
+    /// Unix time of the first instant of the oldest partition kept, by table (absent: empty).
+    pub oldest_retained: Family<TableLabel, Gauge>,
+    /// Pruner runs that had a problem (see `prune_runs.message`).
+    pub prune_failures: Counter,
+    /// Unix time of the pruner's last run (0: none yet).
+    pub prune_last_run: Gauge,
 }
 
 impl Default for Metrics {
@@ -67,6 +84,11 @@ impl Metrics {
             rollup_failures: Counter::default(),
             rollup_last_success: Gauge::default(),
             api_requests: Family::default(),
+            pruned_partitions: Family::default(),
+            pruned_rows: Family::default(),
+            oldest_retained: Family::default(),
+            prune_failures: Counter::default(),
+            prune_last_run: Gauge::default(),
         };
         registry.register(
             "hits_accepted",
@@ -118,6 +140,31 @@ impl Metrics {
             "Stats API queries (POST /api/v2/query), by answer status",
             m.api_requests.clone(),
         );
+        registry.register(
+            "pruned_partitions",
+            "Expired partitions the pruner dropped, by table",
+            m.pruned_partitions.clone(),
+        );
+        registry.register(
+            "pruned_rows",
+            "Rows in the expired partitions the pruner dropped, by table",
+            m.pruned_rows.clone(),
+        );
+        registry.register(
+            "retention_oldest_seconds",
+            "Unix time of the first instant of the oldest partition kept, by table",
+            m.oldest_retained.clone(),
+        );
+        registry.register(
+            "prune_failures",
+            "Pruner runs that had a problem (a failed rollup of an expiring day, a failed drop)",
+            m.prune_failures.clone(),
+        );
+        registry.register(
+            "prune_last_run_seconds",
+            "Unix time of the pruner's last run",
+            m.prune_last_run.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -144,6 +191,34 @@ impl Metrics {
     /// Counts a Stats API query answered with `status`.
     pub fn api_request(&self, status: u16) {
         self.api_requests.get_or_create(&Status { status }).inc();
+    }
+
+    /// Counts a partition of `rows` rows the pruner dropped from `table`.
+    pub fn pruned(&self, table: &'static str, rows: u64) {
+        let label = TableLabel { table };
+        self.pruned_partitions.get_or_create(&label).inc();
+        self.pruned_rows.get_or_create(&label).inc_by(rows);
+    }
+
+    /// Sets the oldest retained instant of `table` (`None`: the table is empty).
+    pub fn oldest_retained(&self, table: &'static str, begins: Option<u32>) {
+        let label = TableLabel { table };
+        match begins {
+            Some(t) => {
+                self.oldest_retained.get_or_create(&label).set(i64::from(t));
+            }
+            None => {
+                self.oldest_retained.remove(&label);
+            }
+        }
+    }
+
+    /// Records a pruner run at `now`.
+    pub fn prune_ran(&self, now: u32, failed: bool) {
+        self.prune_last_run.set(i64::from(now));
+        if failed {
+            self.prune_failures.inc();
+        }
     }
 
     /// How many hits were dropped for `reason` so far.

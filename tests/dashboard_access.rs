@@ -503,10 +503,16 @@ async fn expired_months_of_sessions_are_dropped() {
     }
     let cfg = tally::config::Config::load(Some(&c.dir.join("tally.toml"))).unwrap();
     let client = tally::store::client(common::clickhouse().url(), &cfg.clickhouse);
-    let dropped = tally::prune::prune_expired_accounts(&client, now)
-        .await
-        .unwrap();
-    for (table, months) in dropped {
+    let report = tally::prune::Pruner::new(client, &cfg)
+        .run(now, false)
+        .await;
+    for table in [
+        "sessions",
+        "session_ends",
+        "signin_tokens",
+        "signin_token_uses",
+    ] {
+        let months = report.dropped_from(table);
         assert_eq!(months.len(), 1, "{table}: {months:?}");
         let left = common::query(&format!("SELECT count() FROM {db}.{table}")).await;
         assert_eq!(left, "1", "{table}: the live row stays");

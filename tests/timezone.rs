@@ -183,14 +183,18 @@ async fn utc_days_on_a_server_in(timezone: &str) {
     let mut cfg = Config::from_table(toml::Table::new()).unwrap();
     cfg.clickhouse.database = db.clone();
     let client = tally::store::client(&url, &cfg.clickhouse);
-    let kept = tally::prune::prune_events(&client, (d + 7) * DAY - 1)
-        .await
-        .unwrap();
-    assert!(kept.is_empty(), "dropped {kept:?} too early in {timezone}");
-    let dropped = tally::prune::prune_events(&client, (d + 7) * DAY)
-        .await
-        .unwrap();
-    assert_eq!(dropped, vec![d_day], "on the server in {timezone}");
+    let pruner = tally::prune::Pruner::new(client.clone(), &cfg);
+    let kept = pruner.run((d + 7) * DAY - 1, false).await;
+    assert!(
+        kept.dropped_from("events").is_empty() && !kept.failed(),
+        "dropped {kept:?} too early in {timezone}"
+    );
+    let dropped = pruner.run((d + 7) * DAY, false).await;
+    assert_eq!(
+        dropped.dropped_from("events"),
+        vec![d_day.to_string()],
+        "on the server in {timezone}"
+    );
     assert_eq!(
         query_on(&url, &format!("SELECT title FROM {db}.events")).await,
         "early",

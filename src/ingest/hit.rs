@@ -14,7 +14,6 @@ use crate::enrich::{ClientHints, Location};
 use crate::event::{Event, Kind, VisitorType};
 use crate::pipeline::Hit;
 use crate::privacy::{self, FullIp, TruncatedIp};
-use crate::prune::RAW_EVENT_DAYS;
 use crate::state::App;
 
 /// What the request as a whole contributes to each of its hits.
@@ -71,7 +70,7 @@ pub fn build<'a>(
         url::Url::parse(url).map_err(|_| Reject::bad_request("`url` is not an absolute URL"))?;
 
     let authenticated = ctx.authenticated || app.token_matches(present(&p.token_auth));
-    let ts = timestamp(p, ctx.now, authenticated)?;
+    let ts = timestamp(p, ctx.now, authenticated, app.config.retention.raw_days)?;
     let Some(kind) = kind_of(p) else {
         // Matomo ignores a custom action (`ca=1`) it has no handler for; so does tally.
         app.metrics.drop_for("custom_action");
@@ -303,9 +302,9 @@ fn json_text(v: &serde_json::Value) -> String {
 
 /// The hit's time: now, or `cdt` (minus `cdo`) when sent. As Matomo: a time in the future is
 /// ignored; one more than a day old needs `token_auth`. Beyond Matomo: even with the token no
-/// hit may be older than the raw-data window, so back-dated data cannot outlive the promise
-/// that raw events are gone after 7 days.
-fn timestamp(p: &Params<'_>, now: u32, authenticated: bool) -> Result<u32, Reject> {
+/// hit may be older than the raw-data window (`[retention] raw_days`), so back-dated data
+/// cannot outlive the promise that raw events are gone after that many days.
+fn timestamp(p: &Params<'_>, now: u32, authenticated: bool, raw_days: u32) -> Result<u32, Reject> {
     let cdt = present(&p.cdt).and_then(|s| crate::time::parse_cdt(s.trim()));
     let cdo = present(&p.cdo).and_then(|s| s.trim().parse::<i64>().ok());
     let t = match (cdt, cdo) {
@@ -329,10 +328,9 @@ fn timestamp(p: &Params<'_>, now: u32, authenticated: bool) -> Result<u32, Rejec
             "`cdt` is more than 24 hours old; sending it needs `token_auth`",
         ));
     }
-    let oldest_day = crate::time::day_of(now).saturating_sub(RAW_EVENT_DAYS - 1);
-    if crate::time::day_of(t) < oldest_day {
+    if crate::time::day_of(t) < crate::prune::rules::raw_keep_from(raw_days, now) {
         return Err(Reject::bad_request(format!(
-            "`cdt` lies before the {RAW_EVENT_DAYS}-day raw-data window"
+            "`cdt` lies before the {raw_days}-day raw-data window"
         )));
     }
     Ok(t)
@@ -530,7 +528,7 @@ mod tests {
     #[test]
     fn back_dated_hits() {
         let now = 1_795_514_400; // 2026-11-24 10:00 UTC
-        let ts = |q: &str, auth| timestamp(&params(q), now, auth);
+        let ts = |q: &str, auth| timestamp(&params(q), now, auth, 7);
         assert_eq!(ts("", false), Ok(now));
         assert_eq!(ts(&format!("cdt={}", now - 3600), false), Ok(now - 3600));
         assert_eq!(ts("cdt=2026-11-24+09:00:00", false), Ok(now - 3600));
@@ -553,6 +551,12 @@ mod tests {
         assert_eq!(ts(&format!("cdt={oldest}"), true), Ok(oldest));
         let err = ts(&format!("cdt={}", oldest - 1), true).unwrap_err();
         assert!(err.message.contains("7-day"), "{}", err.message);
+        // A shorter configured window is the limit.
+        let three = |q: &str| timestamp(&params(q), now, true, 3);
+        let oldest = start_of_today - 2 * 86_400;
+        assert_eq!(three(&format!("cdt={oldest}")), Ok(oldest));
+        let err = three(&format!("cdt={}", oldest - 1)).unwrap_err();
+        assert!(err.message.contains("3-day"), "{}", err.message);
     }
 
     #[test]

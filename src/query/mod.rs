@@ -360,15 +360,17 @@ impl Engine {
             Err(why) => why,
         };
         // The pruner's rule: the first local date whose per-visit rows are all still kept.
-        let raw_from = crate::prune::visits_first_day(&self.config.sites, crate::time::now_unix());
+        let raw_days = self.config.retention.raw_days;
+        let raw_from =
+            crate::prune::visits_first_day(&self.config.sites, raw_days, crate::time::now_unix());
         if shape.first >= raw_from {
-            let (sql, binds) =
-                raw::sql(shape, metrics, true).map_err(|e| refuse(e, Some(raw_from)))?;
+            let (sql, binds) = raw::sql(shape, metrics, true)
+                .map_err(|e| refuse(e, Some((raw_from, raw_days))))?;
             return self
                 .fetch_all::<Group>(binds.apply(self.client.query(&sql)))
                 .await;
         }
-        Err(refuse(why, Some(raw_from)))
+        Err(refuse(why, Some((raw_from, raw_days))))
     }
 
     /// The top lists of `stored` summed over `shape`'s days.
@@ -382,7 +384,7 @@ impl Engine {
         let weeks = top::weeks_inside(
             shape.first,
             shape.last,
-            crate::prune::aggregates_keep_from(now),
+            crate::prune::Windows::of(&self.config.retention).aggregates_keep_from(now),
             &summed,
         );
         let (sql, binds) = top::sql(shape, stored, &weeks);
@@ -559,12 +561,11 @@ pub(crate) async fn timed<T>(
 }
 
 /// The 400 for a question neither source answers: why the aggregates cannot, and from which
-/// day the per-visit rows could.
-fn refuse(e: aggregates::NotFromAggregates, raw_from: Option<NaiveDate>) -> QueryError {
+/// day the per-visit rows could (and for how many days they are kept).
+fn refuse(e: aggregates::NotFromAggregates, raw_from: Option<(NaiveDate, u32)>) -> QueryError {
     let raw = match raw_from {
-        Some(d) => format!(
-            "; per-visit data, which answers any combination, is kept for {} days: ask about {d} or later",
-            crate::rollup::RAW_DAYS
+        Some((d, days)) => format!(
+            "; per-visit data, which answers any combination, is kept for {days} days: ask about {d} or later"
         ),
         None => String::new(),
     };

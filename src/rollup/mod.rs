@@ -52,9 +52,6 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// yesterday.
 pub const WHOLE_WINDOW_EVERY: Duration = Duration::from_secs(6 * 3600);
 
-/// Days of raw events kept: the rollup only recomputes days whose raw events are all there.
-pub const RAW_DAYS: u32 = crate::prune::RAW_EVENT_DAYS;
-
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum RollupError {
@@ -67,6 +64,11 @@ pub enum RollupError {
     /// The day cannot be recomputed (its raw events are gone, or it has not begun).
     #[error("{0}")]
     Refused(String),
+    /// Raw events of the day vanished while it was being rolled up before they expire (another
+    /// collector pruned them): the result was not swapped in, so the day keeps the rollup that
+    /// collector made before dropping them.
+    #[error("{0}")]
+    RawDayGone(String),
 }
 
 /// What a rollup of one day did.
@@ -108,6 +110,7 @@ struct Name {
 pub struct Rollup {
     client: Client,
     sites: Vec<SiteConfig>,
+    windows: crate::prune::Windows,
 }
 
 impl Rollup {
@@ -117,16 +120,16 @@ impl Rollup {
             // A day of a busy site takes longer than the minute reports may.
             client: client.with_setting("max_execution_time", "600"),
             sites: config.sites.clone(),
+            windows: crate::prune::Windows::of(&config.retention),
         }
     }
 
     /// Whether every raw event of `site`'s local `date` is still stored at `now`: the pruner
-    /// drops a UTC day of events once it is `RAW_DAYS` old, so the local day is whole while the
-    /// UTC day its first second falls in is younger than that.
-    pub fn recomputable(site: &SiteConfig, date: NaiveDate, now: u32) -> bool {
+    /// drops a UTC day of events once it is `[retention] raw_days` old, so the local day is
+    /// whole while the UTC day its first second falls in is younger than that.
+    pub fn recomputable(&self, site: &SiteConfig, date: NaiveDate, now: u32) -> bool {
         let (start, _) = day_bounds(site.tz(), date);
-        let today = day_of(now);
-        day_of(start) + RAW_DAYS > today && date <= local_date(site.tz(), now)
+        day_of(start) >= self.windows.raw_keep_from(now) && date <= local_date(site.tz(), now)
     }
 
     /// Recomputes today and yesterday (in each site's time zone), then sums the weeks that
@@ -158,7 +161,7 @@ impl Rollup {
         now: u32,
         only: Option<u32>,
     ) -> Result<Vec<DayOutcome>, RollupError> {
-        let mut day = crate::prune::visits_first_day(&self.sites, now);
+        let mut day = crate::prune::visits_first_day(&self.sites, self.windows.raw_days, now);
         let last = self
             .sites
             .iter()
@@ -171,7 +174,7 @@ impl Rollup {
                 .sites
                 .iter()
                 .filter(|s| only.is_none_or(|id| s.id == id))
-                .any(|s| Self::recomputable(s, day, now));
+                .any(|s| self.recomputable(s, day, now));
             if due {
                 out.push(self.run_day(day, only, now).await?);
             }
@@ -205,21 +208,68 @@ impl Rollup {
         let sites: Vec<&SiteConfig> = chosen
             .iter()
             .copied()
-            .filter(|s| Self::recomputable(s, date, now))
+            .filter(|s| self.recomputable(s, date, now))
             .collect();
         if sites.is_empty() {
             return Err(RollupError::Refused(format!(
-                "{date} is final for {}: its raw events are gone (kept {RAW_DAYS} days), or the day has not begun",
+                "{date} is final for {}: its raw events are gone (kept {} days), or the day has not begun",
                 if only.is_some() {
                     "this site"
                 } else {
                     "every site"
-                }
+                },
+                self.windows.raw_days,
             )));
         }
+        self.run_sites(date, &sites, &[], now).await
+    }
+
+    /// Recomputes `date` for the sites `ids` although the pruner is about to drop (some of) its
+    /// raw events: the UTC days `raw` (`YYYYMMDD`, partitions of `events`) must still be there
+    /// when the result is swapped in, else nothing is swapped ([`RollupError::RawDayGone`]).
+    /// The pruner calls this only for dates whose raw events are all still stored.
+    pub async fn run_day_before_drop(
+        &self,
+        date: NaiveDate,
+        ids: &[u32],
+        raw: &[u32],
+        now: u32,
+    ) -> Result<DayOutcome, RollupError> {
+        let sites: Vec<&SiteConfig> = self.sites.iter().filter(|s| ids.contains(&s.id)).collect();
+        if sites.is_empty() {
+            return Err(RollupError::Refused(format!(
+                "none of the sites {ids:?} is configured"
+            )));
+        }
+        match self.run_sites(date, &sites, raw, now).await {
+            Err(e @ (RollupError::ClickHouse(_) | RollupError::Timeout(_))) => {
+                // A collector pruning at the same moment may have dropped the raw day and then
+                // the date's own partitions under this run's feet; it rolled the date up first,
+                // so that is not this run's failure.
+                self.raw_days_still_there(raw)
+                    .await
+                    .map_err(|gone| match gone {
+                        RollupError::RawDayGone(why) => {
+                            RollupError::RawDayGone(format!("{why} (and this run failed: {e})"))
+                        }
+                        other => other,
+                    })?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    async fn run_sites(
+        &self,
+        date: NaiveDate,
+        sites: &[&SiteConfig],
+        raw: &[u32],
+        now: u32,
+    ) -> Result<DayOutcome, RollupError> {
         self.drop_stale_staging(now).await?;
         let run = format!("{STAGING_PREFIX}{now}_{:016x}", run_id());
-        let result = self.run_day_in(&run, date, &sites).await;
+        let result = self.run_day_in(&run, date, sites, raw).await;
         // Whatever happened, the staging tables go (a failure to drop them is only logged: a
         // later run drops leftovers).
         for table in TABLES {
@@ -233,6 +283,7 @@ impl Rollup {
         run: &str,
         date: NaiveDate,
         sites: &[&SiteConfig],
+        raw: &[u32],
     ) -> Result<DayOutcome, RollupError> {
         let day = date.format("%Y-%m-%d").to_string();
         let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
@@ -291,6 +342,10 @@ impl Rollup {
             self.timed(self.client.query(insert).bind(&day).bind(&ids).execute())
                 .await?;
         }
+        // The staging tables were filled from the raw days as they were then; if one of them
+        // has gone since (another collector's pruner), the result may lack its events.
+        // Checked after the inserts: a day dropped after this check was read whole.
+        self.raw_days_still_there(raw).await?;
         for table in TABLES {
             self.swap(table, &staging(table), &day).await?;
         }
@@ -334,6 +389,33 @@ impl Rollup {
         self.timed(self.client.query(&swap).bind(partition).execute())
             .await?;
         Ok(rows)
+    }
+
+    /// Fails with [`RollupError::RawDayGone`] unless every partition `raw` of `events` still
+    /// holds rows.
+    async fn raw_days_still_there(&self, raw: &[u32]) -> Result<(), RollupError> {
+        if raw.is_empty() {
+            return Ok(());
+        }
+        let present = self
+            .timed(
+                self.client
+                    .query(
+                        "SELECT count(DISTINCT partition) AS n FROM system.parts \
+                         WHERE database = currentDatabase() AND table = 'events' AND active \
+                         AND has(?, partition)",
+                    )
+                    .bind(raw.iter().map(u32::to_string).collect::<Vec<_>>())
+                    .fetch_one::<Count>(),
+            )
+            .await?
+            .n;
+        if present < raw.len() as u64 {
+            return Err(RollupError::RawDayGone(format!(
+                "raw days {raw:?} were dropped while being rolled up"
+            )));
+        }
+        Ok(())
     }
 
     /// Drops a staging table of this run; a failure is only logged (a later run drops

@@ -18,7 +18,7 @@ impl Rollup {
     /// Sums every week that is final for every site, still wholly kept, and not yet summed,
     /// into `agg_top_week`; returns the Mondays of the weeks summed.
     pub async fn compact_weeks(&self, now: u32) -> Result<Vec<NaiveDate>, RollupError> {
-        let keep_from = crate::prune::aggregates_keep_from(now);
+        let keep_from = self.windows.aggregates_keep_from(now);
         let days = self
             .timed(crate::prune::date_partitions(&self.client, "agg_top"))
             .await?;
@@ -34,7 +34,7 @@ impl Rollup {
             let final_everywhere = self
                 .sites
                 .iter()
-                .all(|s| sunday < local_date(s.tz(), now) && !Self::recomputable(s, sunday, now));
+                .all(|s| sunday < local_date(s.tz(), now) && !self.recomputable(s, sunday, now));
             if week < keep_from || done.contains(&week) || !final_everywhere {
                 continue;
             }

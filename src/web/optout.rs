@@ -30,18 +30,11 @@ use url::Url;
 
 use super::csp;
 use super::texts::{self, Lang, Texts, fill};
-use crate::config::{Config, PrivacyConfig, SiteConfig};
+use crate::config::{Config, PrivacyConfig, RetentionConfig, SiteConfig};
 use crate::http::{self, Resp, is_https};
 use crate::privacy::signals::{opted_out, present_cookies};
 use crate::privacy::{FullIp, TruncatedIp};
 use crate::state::App;
-
-/// Days single events are kept, as the page tells visitors: the pruner's own constant, so the
-/// page cannot promise what the pruner does not do.
-pub use crate::prune::RAW_EVENT_DAYS;
-/// Days aggregated statistics are kept, as the page tells visitors. No aggregate tables exist
-/// yet; their pruner must use this number when they do.
-pub const AGGREGATE_DAYS: u32 = 180;
 
 /// Lifetime of the opt-out cookie: two years, as the tracker's own `optUserOut` cookie. Matomo
 /// asks for 30 years, but browsers cap cookie lifetimes anyway (Chrome at 400 days, as RFC
@@ -138,6 +131,7 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
         site,
         lang,
         privacy,
+        retention: &app.config.retention,
         geo: app.config.geo.records_location(),
         opted_out: opted_out(req.headers(), privacy),
         signal: sends_refusal_signal(req.headers(), privacy),
@@ -389,6 +383,8 @@ struct Page<'a> {
     site: &'a SiteConfig,
     lang: Lang,
     privacy: &'a PrivacyConfig,
+    /// The windows the pruner keeps, as the page tells visitors.
+    retention: &'a RetentionConfig,
     /// Geolocation is configured, so the location is recorded.
     geo: bool,
     opted_out: bool,
@@ -466,7 +462,13 @@ pub struct Facts {
 }
 
 /// The [`Facts`] for `site` in `lang`; `geo` says whether a location database is configured.
-pub fn facts(site: &SiteConfig, lang: Lang, privacy: &PrivacyConfig, geo: bool) -> Facts {
+pub fn facts(
+    site: &SiteConfig,
+    lang: Lang,
+    privacy: &PrivacyConfig,
+    retention: &RetentionConfig,
+    geo: bool,
+) -> Facts {
     let t: &'static Texts = lang.texts();
     let name = site.name.as_str();
     let bytes = privacy.ip_bytes.to_string();
@@ -511,8 +513,9 @@ pub fn facts(site: &SiteConfig, lang: Lang, privacy: &PrivacyConfig, geo: bool) 
         retention: fill(
             t.retention,
             &[
-                ("raw_days", &RAW_EVENT_DAYS.to_string()),
-                ("aggregate_days", &AGGREGATE_DAYS.to_string()),
+                // The pruner's own windows, so the page cannot promise what it does not do.
+                ("raw_days", &retention.raw_days.to_string()),
+                ("aggregate_days", &retention.aggregate_days.to_string()),
             ],
         ),
     }
@@ -522,7 +525,7 @@ impl Page<'_> {
     fn render(&self) -> String {
         let t: &'static Texts = self.lang.texts();
         let site = self.site.name.as_str();
-        let f = facts(self.site, self.lang, self.privacy, self.geo);
+        let f = facts(self.site, self.lang, self.privacy, self.retention, self.geo);
         let apart = self.reach == Reach::Apart;
         let (status_class, status) = if apart {
             // The collector's cookie says nothing about the site: no state is claimed.
@@ -726,6 +729,37 @@ mod tests {
     }
 
     #[test]
+    fn the_page_states_the_configured_retention_windows() {
+        let shorter = RetentionConfig {
+            raw_days: 3,
+            aggregate_days: 90,
+            ..RetentionConfig::default()
+        };
+        let privacy = PrivacyConfig::default();
+        let en = facts(&site(), Lang::En, &privacy, &shorter, false).retention;
+        assert!(
+            en.contains("after 3 days") && en.contains("after 90 days"),
+            "{en}"
+        );
+        let de = facts(&site(), Lang::De, &privacy, &shorter, false).retention;
+        assert!(
+            de.contains("nach 3 Tagen") && de.contains("nach 90 Tagen"),
+            "{de}"
+        );
+        let default = facts(
+            &site(),
+            Lang::En,
+            &privacy,
+            &RetentionConfig::default(),
+            false,
+        );
+        assert!(
+            default.retention.contains("after 7 days")
+                && default.retention.contains("after 180 days")
+        );
+    }
+
+    #[test]
     fn cookie_over_http_is_lax_without_secure() {
         let set = optout_cookies("tally_ignore", false, true);
         assert_eq!(set.len(), 1);
@@ -857,6 +891,7 @@ mod tests {
             site: s,
             lang,
             privacy: &privacy,
+            retention: &RetentionConfig::default(),
             geo: false,
             opted_out,
             signal: false,

@@ -71,7 +71,13 @@ struct WidgetConfig<'a> {
 /// no `</script>` and nothing an HTML parser or an old JavaScript engine would stumble on.
 pub fn script(config: &Config, site: &SiteConfig, lang: Lang) -> String {
     let t = lang.texts();
-    let f = facts(site, lang, &config.privacy, config.geo.records_location());
+    let f = facts(
+        site,
+        lang,
+        &config.privacy,
+        &config.retention,
+        config.geo.records_location(),
+    );
     let cookie = config.privacy.optout_cookie.as_str();
     let values = WidgetConfig {
         lang: lang.code(),
