@@ -17,6 +17,12 @@ use serde::Deserialize;
 use super::Windows;
 use crate::store::Client;
 
+/// The statement that sets `table`'s TTL to `expression` (tally's own constants and numbers,
+/// never input).
+fn alter_statement(table: &str, expression: &str) -> String {
+    format!("ALTER TABLE {table} MODIFY TTL {expression}")
+}
+
 /// The first release with table TTLs and `ALTER TABLE .. MODIFY TTL`.
 const FIRST_WITH_TTL: (u32, u32) = (19, 6);
 
@@ -157,8 +163,7 @@ async fn set(client: &Client, windows: Windows) -> Result<Backstop, clickhouse::
         if has_ttl(&engine.engine_full, &expression) {
             continue;
         }
-        // `table` and `expression` are tally's own constants and numbers.
-        let mut alter = client.query(&format!("ALTER TABLE {table} MODIFY TTL {expression}"));
+        let mut alter = client.query(&alter_statement(table, &expression));
         if no_rewrite {
             alter = alter.with_setting("materialize_ttl_after_modify", "0");
         }
@@ -205,6 +210,42 @@ mod tests {
             let expected = !matches!(t.lifetime, super::super::rules::Lifetime::ExpiryMonth);
             assert_eq!(e.iter().any(|(n, _)| *n == t.name), expected, "{}", t.name);
         }
+    }
+
+    /// 18.16, the test server, never receives these statements (it has no TTL), so they are
+    /// handed to the check on current ClickHouse (`tests/modern/check_schema.py --captured`)
+    /// as if captured from a server: there they run on the migrated schema, with their setting.
+    #[test]
+    fn the_statements_go_to_the_modern_check() {
+        let Some(dir) = std::env::var_os("TALLYTEST_SQL_CAPTURE_DIR") else {
+            return;
+        };
+        let mut lines = String::new();
+        for windows in [
+            Windows {
+                raw_days: 7,
+                aggregate_days: 180,
+            },
+            Windows {
+                raw_days: 3,
+                aggregate_days: 30,
+            },
+        ] {
+            for (table, expression) in expressions(windows) {
+                let line = serde_json::json!({
+                    "query": alter_statement(table, &expression),
+                    "settings": ["materialize_ttl_after_modify"],
+                    "errors": [],
+                });
+                lines.push_str(&line.to_string());
+                lines.push('\n');
+            }
+        }
+        std::fs::write(
+            std::path::Path::new(&dir).join("queries-ttl-backstop.jsonl"),
+            lines,
+        )
+        .unwrap();
     }
 
     #[test]
