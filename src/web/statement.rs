@@ -304,16 +304,8 @@ struct PrivacyHtml<'a> {
 /// `GET /privacy?idsite=ID[&lang=en|de]`: the statement of the site, in the language asked for
 /// or else the browser's. An unknown or missing site is the opt-out page's 404.
 pub fn page(config: &Config, req: &Request<Incoming>) -> Resp {
-    let query = req.uri().query().unwrap_or("");
-    let mut idsite = None;
-    let mut lang = None;
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match &*k {
-            "idsite" => idsite = Some(v.into_owned()),
-            "lang" => lang = Some(v.into_owned()),
-            _ => {}
-        }
-    }
+    let idsite = http::query_param(req.uri(), "idsite");
+    let lang = http::query_param(req.uri(), "lang");
     let lang = texts::choose(lang.as_deref(), req.headers());
     let Some(site) = idsite
         .and_then(|s| s.trim().parse::<u32>().ok())

@@ -123,16 +123,8 @@ pub fn script(config: &Config, site: &SiteConfig, lang: Lang) -> String {
 
 /// `GET`/`HEAD /optout.js`.
 pub fn serve(config: &Config, req: &Request<Incoming>) -> Resp {
-    let query = req.uri().query().unwrap_or("");
-    let mut idsite = None;
-    let mut lang = None;
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match &*k {
-            "idsite" => idsite = Some(v.into_owned()),
-            "lang" => lang = Some(v.into_owned()),
-            _ => {}
-        }
-    }
+    let idsite = http::query_param(req.uri(), "idsite");
+    let lang = http::query_param(req.uri(), "lang");
     let Some(id) = idsite.as_deref().and_then(|s| s.trim().parse::<u32>().ok()) else {
         return http::json_error(
             StatusCode::BAD_REQUEST,
