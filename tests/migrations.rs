@@ -85,3 +85,49 @@ async fn migration_3_keeps_old_rows_and_moves_them_to_utc_days() {
         .unwrap();
     assert!(again.is_empty());
 }
+
+/// A migration that adds columns, interrupted after its ALTER and before its ledger row, runs
+/// again without failing (18.16 has no `ADD COLUMN IF NOT EXISTS`).
+#[tokio::test]
+async fn an_interrupted_add_column_migration_repeats() {
+    let db = unique_name("migadd");
+    let mut cfg = Config::from_table(toml::Table::new()).unwrap();
+    cfg.clickhouse.database = db.clone();
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    let last = MIGRATIONS
+        .iter()
+        .find(|m| m.name == "0010_event_props.sql")
+        .unwrap();
+    // The ledger as if the run stopped right after the ALTER.
+    query(&format!(
+        "ALTER TABLE {db}.schema_migrations DELETE WHERE version = {}",
+        last.version
+    ))
+    .await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !query(&format!(
+        "SELECT count() FROM {db}.schema_migrations WHERE version = {}",
+        last.version
+    ))
+    .await
+    .starts_with('0')
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the ledger row was not deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let applied = tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![last.name]);
+    let columns = query(&format!(
+        "SELECT name FROM system.columns WHERE database = '{db}' AND table = 'events' \
+         AND name IN ('prop_keys', 'prop_values', 'scroll_depth') ORDER BY name"
+    ))
+    .await;
+    assert_eq!(columns.trim(), "prop_keys\nprop_values\nscroll_depth");
+}

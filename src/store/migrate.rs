@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_prune_runs.sql",
         sql: include_str!("../../schema/0009_prune_runs.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_event_props.sql",
+        sql: include_str!("../../schema/0010_event_props.sql"),
+    },
 ];
 
 /// One schema file.
@@ -87,6 +92,18 @@ pub fn split_statements(sql: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .into_iter()
+}
+
+/// Whether `statement` only adds columns (`ALTER TABLE .. ADD COLUMN ..`).
+fn adds_column(statement: &str) -> bool {
+    let s = statement.to_ascii_uppercase();
+    s.starts_with("ALTER TABLE") && s.contains(" ADD COLUMN ") && !s.contains(" DROP ")
+}
+
+/// ClickHouse's answer to adding a column that exists (code 44 on 18.16, 15 later; the text is
+/// the same in both).
+fn already_exists(e: &clickhouse::error::Error) -> bool {
+    e.to_string().contains("already exists")
 }
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -131,7 +148,17 @@ pub async fn migrate(
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         for statement in m.statements() {
-            db_client.query_raw(&statement).execute().await?;
+            match db_client.query_raw(&statement).execute().await {
+                // 18.16 has no `ADD COLUMN IF NOT EXISTS`: a column added by an interrupted
+                // earlier run of this migration is what the statement would make.
+                Err(e) if adds_column(&statement) && already_exists(&e) => {
+                    tracing::info!(
+                        migration = m.name,
+                        "columns already added by an earlier run"
+                    );
+                }
+                other => other?,
+            }
         }
         let mut insert = db_client.insert::<Record>("schema_migrations").await?;
         insert
