@@ -51,6 +51,8 @@ pub struct Shape<'a> {
     pub limit: Option<u64>,
     /// Rows skipped.
     pub offset: u64,
+    /// The custom property's key, when a dimension or filter is `event:props:KEY`.
+    pub prop_key: Option<&'a str>,
 }
 
 /// Where the answer comes from.
@@ -113,6 +115,7 @@ pub fn plan(shape: &Shape<'_>) -> Result<AggregatePlan, NotFromAggregates> {
     // The stored dimension with the fewest parts that holds every dimension asked about.
     let stored = dimensions::DIMENSIONS
         .iter()
+        .chain([&dimensions::PROPS])
         .filter(|d| wanted.iter().all(|w| d.name.split('+').any(|p| p == *w)))
         .min_by_key(|d| d.name.split('+').count())
         .ok_or_else(|| {
@@ -166,9 +169,12 @@ impl AggregatePlan {
     pub fn sql(&self, shape: &Shape<'_>, page: bool) -> Result<(String, Binds), NotFromAggregates> {
         let mut p = Params::default();
         let (table, day_cols) = match self.table {
-            Table::Daily => ("agg_daily", "day"),
-            Table::Hourly => ("agg_hourly", "day, hour"),
-            Table::Breakdown(_) => ("agg_breakdown", "day"),
+            Table::Daily => ("agg_daily".to_string(), "day"),
+            Table::Hourly => ("agg_hourly".to_string(), "day, hour"),
+            Table::Breakdown(stored) if stored.name == dimensions::PROPS.name => {
+                (props_rows(shape, &mut p)?, "day")
+            }
+            Table::Breakdown(_) => ("agg_breakdown".to_string(), "day"),
         };
         let value_inner = match self.table {
             Table::Breakdown(stored) => {
@@ -266,6 +272,59 @@ impl AggregatePlan {
             })
             .collect()
     }
+}
+
+/// The stored rows of the query's custom property as a table (columns as `agg_breakdown`'s,
+/// `dimension` being `event:props`):
+/// its `event:props:KEY` rows, and on each day without them the day's `event:props` row of
+/// every visit with an action as its value `''` (`(none)`): no action had the key that day, so
+/// every action counts under `(none)`. A day whose keys were cut
+/// ([`crate::rollup::sql::PROP_KEYS_LEFT_OUT`]) and that has no rows of the key is refused
+/// before this is read ([`props_refusal_sql`]).
+fn props_rows(shape: &Shape<'_>, p: &mut Params) -> Result<String, NotFromAggregates> {
+    let key = shape
+        .prop_key
+        .ok_or_else(|| NotFromAggregates("no custom property named".into()))?;
+    let range = format!(
+        "site_id = {} AND day >= toDate({}) AND day <= toDate({})",
+        p.add(Value::U32(shape.site_id)),
+        p.add(Value::Str(shape.first.to_string())),
+        p.add(Value::Str(shape.last.to_string()))
+    );
+    let dimension = p.add(Value::Str(format!("{}:{key}", dimensions::PROPS.name)));
+    let props = p.add(Value::Str(dimensions::PROPS.name.into()));
+    let all = p.add(Value::Str(crate::rollup::sql::PROPS_ALL_ACTIONS.into()));
+    Ok(format!(
+        "(SELECT day, site_id, {props} AS dimension, value, visitors, visits, pageviews, events, bounces, duration \
+         FROM agg_breakdown WHERE {range} AND dimension = {dimension} \
+         UNION ALL \
+         SELECT day, site_id, {props} AS dimension, '' AS value, visitors, visits, pageviews, events, bounces, duration \
+         FROM agg_breakdown WHERE {range} AND dimension = {props} AND value = {all} \
+         AND day NOT IN (SELECT day FROM agg_breakdown WHERE {range} AND dimension = {dimension}))"
+    ))
+}
+
+/// `SELECT` of the first day of `shape` (as `day`, a string) whose custom property keys were
+/// cut by the rollup without the query's key among those kept: no exact answer for it comes
+/// from the aggregates. Binds included.
+pub fn props_refusal_sql(shape: &Shape<'_>) -> Option<(String, Binds)> {
+    let key = shape.prop_key?;
+    let mut p = Params::default();
+    let range = format!(
+        "site_id = {} AND day >= toDate({}) AND day <= toDate({})",
+        p.add(Value::U32(shape.site_id)),
+        p.add(Value::Str(shape.first.to_string())),
+        p.add(Value::Str(shape.last.to_string()))
+    );
+    let sql = format!(
+        "SELECT toString(day) AS day FROM agg_breakdown WHERE {range} AND dimension = {} AND value = {} \
+         AND day NOT IN (SELECT day FROM agg_breakdown WHERE {range} AND dimension = {}) \
+         ORDER BY day LIMIT 1",
+        p.add(Value::Str(dimensions::PROPS.name.into())),
+        p.add(Value::Str(crate::rollup::sql::PROP_KEYS_LEFT_OUT.into())),
+        p.add(Value::Str(format!("{}:{key}", dimensions::PROPS.name))),
+    );
+    Some(p.finish(&sql))
 }
 
 /// The value a group is keyed by: one expression, or several joined by the pair separator

@@ -90,6 +90,8 @@ pub struct Condition {
     pub dimension: Dimension,
     /// The values, at least one; a row matches if *any* matches (or, negated, if none does).
     pub values: Vec<String>,
+    /// The property's key when `dimension` is [`Dimension::Prop`] (`event:props:KEY`).
+    pub prop_key: Option<String>,
     /// Whether letter case matters (`{"case_sensitive": false}` turns it off). True unless
     /// asked otherwise, as in Plausible; always true for `matches` (use `(?i)` instead).
     pub case_sensitive: bool,
@@ -134,7 +136,7 @@ impl Filter {
             Filter::Condition(c) => {
                 let mut out = vec![
                     Value::from(c.op.as_str()),
-                    Value::from(c.dimension.as_str()),
+                    Value::from(c.dimension.name_with(c.prop_key.as_deref())),
                     Value::from(c.values.clone()),
                 ];
                 if !c.case_sensitive {
@@ -353,6 +355,7 @@ impl Parser {
         Ok(Condition {
             op,
             dimension,
+            prop_key: super::vocabulary::prop_key(name).map(str::to_string),
             values: strings,
             case_sensitive,
         })
@@ -548,6 +551,7 @@ mod tests {
         Filter::Condition(Condition {
             op,
             dimension,
+            prop_key: None,
             values: values.iter().map(|s| s.to_string()).collect(),
             case_sensitive,
         })

@@ -254,7 +254,10 @@ impl Engine {
                 }
             })
             .collect();
-        let mut columns: Vec<String> = dims.iter().map(|d| d.as_str().to_string()).collect();
+        let mut columns: Vec<String> = dims
+            .iter()
+            .map(|d| d.name_with(query.prop_key.as_deref()))
+            .collect();
         columns.extend(metrics.iter().map(|m| m.to_string()));
         Ok(Answer {
             query: query.echo(resolved, tz),
@@ -340,6 +343,7 @@ impl Engine {
         metrics: &[&str],
     ) -> Result<Vec<Group>, QueryError> {
         let why = match aggregates::plan(shape) {
+            Ok(_) if let Some(why) = self.props_cut(shape).await? => why,
             Ok(plan) => {
                 let (sql, binds) = plan.sql(shape, true).map_err(|e| refuse(e, None))?;
                 let groups = self
@@ -371,6 +375,32 @@ impl Engine {
                 .await;
         }
         Err(refuse(why, Some((raw_from, raw_days))))
+    }
+
+    /// Why the aggregates cannot answer about `shape`'s custom property: a day on which the
+    /// rollup kept other keys but not this one (docs/reports.md, "Custom properties").
+    async fn props_cut(
+        &self,
+        shape: &Shape<'_>,
+    ) -> Result<Option<aggregates::NotFromAggregates>, QueryError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Day {
+            day: String,
+        }
+        let Some((sql, binds)) = aggregates::props_refusal_sql(shape) else {
+            return Ok(None);
+        };
+        let days = self
+            .fetch_all::<Day>(binds.apply(self.client.query(&sql)))
+            .await?;
+        Ok(days.first().map(|d| {
+            aggregates::NotFromAggregates(format!(
+                "on {} the site sent more than {} custom property keys and \"{}\" was not among those kept",
+                d.day,
+                crate::rollup::sql::PROP_KEYS_PER_DAY,
+                shape.prop_key.unwrap_or_default()
+            ))
+        }))
     }
 
     /// The top lists of `stored` summed over `shape`'s days.
@@ -521,9 +551,12 @@ impl Engine {
 
 /// The stored dimension whose top lists may answer `shape` (src/query/top.rs).
 fn top_dimension(shape: &Shape<'_>) -> Option<&'static crate::rollup::dimensions::Dimension> {
+    // A custom property's rows are read with the days that lack them (src/query/aggregates.rs),
+    // which the top lists cannot do.
     aggregates::plan(shape)
         .ok()
         .and_then(|plan| top::applies(&plan, shape))
+        .filter(|d| d.name != crate::rollup::dimensions::PROPS.name)
 }
 
 /// The metrics of whole visits that `event:page` splits by the visits entering on the page
@@ -629,5 +662,6 @@ fn shape_of<'q>(
         order,
         limit: Some(u64::from(query.pagination.limit)),
         offset: u64::from(query.pagination.offset),
+        prop_key: query.prop_key.as_deref(),
     })
 }

@@ -22,8 +22,9 @@ use crate::rollup::dimensions::{self, Values};
 struct Family {
     /// `(array column, element name)`, in order.
     arrays: &'static [(&'static str, &'static str)],
-    /// Whether its elements are page views.
-    pageviews: bool,
+    /// Whether an element is a page view: an SQL expression over the element names, `1` or
+    /// `0` for families of one kind.
+    pageview: &'static str,
 }
 
 const FAMILIES: &[Family] = &[
@@ -35,7 +36,7 @@ const FAMILIES: &[Family] = &[
             ("pv_load_ms", "a_load"),
             ("pv_hours", "a_hour"),
         ],
-        pageviews: true,
+        pageview: "1",
     },
     Family {
         arrays: &[
@@ -43,34 +44,48 @@ const FAMILIES: &[Family] = &[
             ("ev_actions", "a_action"),
             ("ev_names", "a_name"),
         ],
-        pageviews: false,
+        pageview: "0",
     },
     Family {
         arrays: &[("outlinks", "a_outlink")],
-        pageviews: false,
+        pageview: "0",
     },
     Family {
         arrays: &[("downloads", "a_download")],
-        pageviews: false,
+        pageview: "0",
     },
     Family {
         arrays: &[
             ("searches", "a_search"),
             ("search_categories", "a_search_category"),
         ],
-        pageviews: false,
+        pageview: "0",
     },
     Family {
         arrays: &[("goals", "a_goal")],
-        pageviews: false,
+        pageview: "0",
+    },
+    // Every action with its custom properties (`event:props:KEY`).
+    Family {
+        arrays: &[
+            ("action_pageview", "a_prop_pv"),
+            ("action_prop_keys", "a_prop_keys"),
+            ("action_prop_values", "a_prop_values"),
+        ],
+        pageview: "a_prop_pv",
     },
 ];
+
+/// The family of the custom properties.
+const PROPS_FAMILY: usize = 6;
 
 const LOAD_BUCKET_OF_ELEMENT: &str = "multiIf(a_load < 500, '0-0.5s', a_load < 1000, '0.5-1s', \
      a_load < 2000, '1-2s', a_load < 5000, '2-5s', a_load < 10000, '5-10s', '10s+')";
 
-/// The family of a per-action dimension and the SQL of its element value.
-fn element(dimension: &str) -> Option<(usize, String)> {
+/// The family of a per-action dimension and the SQL of its element value; `key` is the bind
+/// token of the query's custom property key (`event:props`: the action's value of it, `''`
+/// without it).
+fn element(dimension: &str, key: &str) -> Option<(usize, String)> {
     let (family, expr) = match dimension {
         "event:page" => (0, "a_page".to_string()),
         "event:title" => (0, "a_title".into()),
@@ -84,6 +99,10 @@ fn element(dimension: &str) -> Option<(usize, String)> {
         "event:search" => (4, "a_search".into()),
         "event:search_category" => (4, "a_search_category".into()),
         "event:goal" => (5, "a_goal".into()),
+        "event:props" => (
+            PROPS_FAMILY,
+            format!("if(has(a_prop_keys, {key}), a_prop_values[indexOf(a_prop_keys, {key})], '')"),
+        ),
         _ => return None,
     };
     Some((family, expr))
@@ -125,8 +144,9 @@ fn visit_condition(c: &Condition, p: &mut Params) -> Result<String, NotFromAggre
     if let Some(expr) = per_visit(name) {
         return Ok(condition_sql(c, expr, p));
     }
-    let (family, expr) =
-        element(name).ok_or_else(|| NotFromAggregates(format!("{name} cannot be filtered on")))?;
+    let key = prop_token(c, p);
+    let (family, expr) = element(name, &key)
+        .ok_or_else(|| NotFromAggregates(format!("{name} cannot be filtered on")))?;
     let exists = format!(
         "arrayExists({})",
         lambda(&FAMILIES[family], &matches_any(c, &expr, p))
@@ -138,6 +158,14 @@ fn visit_condition(c: &Condition, p: &mut Params) -> Result<String, NotFromAggre
     })
 }
 
+/// The bind token of a condition's custom property key (empty for other conditions).
+fn prop_token(c: &Condition, p: &mut Params) -> String {
+    c.prop_key
+        .as_ref()
+        .map(|k| p.add(Value::Str(k.clone())))
+        .unwrap_or_default()
+}
+
 /// The grouped `SELECT` answering `shape` from `visits` (columns as [`super::sums::Group`]),
 /// and its binds; `page` adds `ORDER BY`/`LIMIT`.
 pub fn sql(
@@ -147,13 +175,17 @@ pub fn sql(
 ) -> Result<(String, Binds), NotFromAggregates> {
     let refuse = |why: &str| Err(NotFromAggregates(why.to_string()));
     let mut p = Params::default();
+    let key = shape
+        .prop_key
+        .map(|k| p.add(Value::Str(k.to_string())))
+        .unwrap_or_default();
     // The breakdown: per-visit expressions, and at most one per-action dimension.
     let mut action_family: Option<usize> = None;
     let mut parts: Vec<String> = Vec::new();
     for d in &shape.dims {
         if let Some(expr) = per_visit(d) {
             parts.push(expr.to_string());
-        } else if let Some((family, expr)) = element(d) {
+        } else if let Some((family, expr)) = element(d, &key) {
             if action_family.is_some() {
                 return refuse(
                     "a breakdown by two dimensions of actions (such as pages and events) at once is not supported",
@@ -182,7 +214,7 @@ pub fn sql(
             .map(|f| f.conditions())
             .unwrap_or_default()
             .iter()
-            .filter_map(|c| element(c.dimension.as_str()).map(|e| e.0))
+            .filter_map(|c| element(c.dimension.as_str(), "").map(|e| e.0))
             .collect();
         fs.sort_unstable();
         fs.dedup();
@@ -208,7 +240,9 @@ pub fn sql(
         let mine: Vec<String> = leaves
             .into_iter()
             .filter_map(|c| {
-                let (fam, expr) = element(c.dimension.as_str())?;
+                let (fam, _) = element(c.dimension.as_str(), "")?;
+                let key = prop_token(c, p);
+                let (_, expr) = element(c.dimension.as_str(), &key)?;
                 (fam == family).then(|| condition_sql(c, &expr, p))
             })
             .collect();
@@ -236,12 +270,13 @@ pub fn sql(
             .collect();
         format!(
             "SELECT day, gv, uniqExact(visitor_key) AS visitors, count() AS visits, \
-             sum(n * {}) AS pageviews, sum(n) AS events, sum(bounce) AS bounces, \
+             sum(np) AS pageviews, sum(n) AS events, sum(bounce) AS bounces, \
              sum(duration) AS duration \
-             FROM (SELECT day, visitor_key, start, bounce, duration, {gv} AS gv, count() AS n \
+             FROM (SELECT day, visitor_key, start, bounce, duration, {gv} AS gv, count() AS n, \
+             toUInt64(sum({})) AS np \
              FROM visits ARRAY JOIN {} WHERE {wheres}{elements} \
              GROUP BY day, visitor_key, start, bounce, duration, gv) GROUP BY day, gv",
-            u8::from(fam.pageviews),
+            fam.pageview,
             joins.join(", "),
         )
     } else {
@@ -263,7 +298,18 @@ pub fn sql(
             let fam = &FAMILIES[families[0]];
             let cond = element_condition(families[0], &mut p)?.unwrap_or_else(|| "1".into());
             let counted = format!("arrayCount({})", lambda(fam, &cond));
-            if fam.pageviews {
+            if families[0] == PROPS_FAMILY {
+                if hourly {
+                    return refuse(
+                        "hourly figures filtered by custom properties are not supported",
+                    );
+                }
+                let pageviews = format!(
+                    "arrayCount({})",
+                    lambda(fam, &format!("({cond}) AND a_prop_pv = 1"))
+                );
+                (pageviews, counted, "pv_hours".into(), "action_hours".into())
+            } else if fam.pageview == "1" {
                 // arrayFilter keeps elements of its first array: the hours come first.
                 let hours = format!(
                     "arrayFilter((a_hour_, {}) -> {cond}, pv_hours, {})",

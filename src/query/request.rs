@@ -277,6 +277,9 @@ pub struct Query {
     pub include: Include,
     /// `pagination`.
     pub pagination: Pagination,
+    /// The custom property's key when a dimension, filter or order names `event:props:KEY`
+    /// ([`Dimension::Prop`]): one key per query.
+    pub prop_key: Option<String>,
 }
 
 /// Parses and validates a request body.
@@ -326,6 +329,7 @@ pub fn parse(body: &Value) -> Result<Query, RequestError> {
         Some(v) => parse_pagination(v)?,
         None => Pagination::default(),
     };
+    let prop_key = one_prop_key(obj, filters.as_ref())?;
     let mut query = Query {
         site,
         metrics,
@@ -336,12 +340,68 @@ pub fn parse(body: &Value) -> Result<Query, RequestError> {
         order_by,
         include,
         pagination,
+        prop_key,
     };
     validate(&query)?;
     if query.order_by.is_empty() {
         query.order_by = query.default_order_by();
     }
     Ok(query)
+}
+
+/// The one custom property key the query's dimensions, filters and order name, if any; a 400
+/// when they name two (the engine reads one property's rows at a time).
+fn one_prop_key(
+    obj: &Map<String, Value>,
+    filters: Option<&Filter>,
+) -> Result<Option<String>, RequestError> {
+    let mut keys: Vec<(String, &str)> = Vec::new();
+    let names = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::String(s) => Some(s.clone()),
+                    // An order_by entry: [name, direction].
+                    Value::Array(pair) => pair.first().and_then(Value::as_str).map(str::to_string),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    for (path, name) in names(obj.get("dimensions"))
+        .into_iter()
+        .map(|n| ("#/dimensions", n))
+        .chain(
+            names(obj.get("order_by"))
+                .into_iter()
+                .map(|n| ("#/order_by", n)),
+        )
+    {
+        if let Some(key) = super::vocabulary::prop_key(&name) {
+            keys.push((key.to_string(), path));
+        }
+    }
+    if let Some(f) = filters {
+        for c in f.conditions() {
+            if let Some(key) = &c.prop_key {
+                keys.push((key.clone(), "#/filters"));
+            }
+        }
+    }
+    let Some((first, _)) = keys.first() else {
+        return Ok(None);
+    };
+    if let Some((other, path)) = keys.iter().find(|(k, _)| k != first) {
+        return Err(err(
+            path,
+            format!(
+                "Invalid query: it names the custom properties \"{first}\" and \"{other}\"; tally answers about one custom property per query"
+            ),
+        ));
+    }
+    Ok(Some(first.clone()))
 }
 
 /// Refuses bodies nested deeper than [`MAX_BODY_DEPTH`] or with more than [`MAX_BODY_VALUES`]
@@ -914,8 +974,8 @@ impl Query {
             .iter()
             .map(|(by, direction)| {
                 let name = match by {
-                    OrderBy::Dimension(d) => resolve_time(*d).as_str(),
-                    OrderBy::Metric(m) => m.as_str(),
+                    OrderBy::Dimension(d) => resolve_time(*d).name_with(self.prop_key.as_deref()),
+                    OrderBy::Metric(m) => m.as_str().to_string(),
                 };
                 serde_json::json!([name, direction.as_str()])
             })
@@ -949,7 +1009,7 @@ impl Query {
             "metrics": self.metrics.iter().map(Metric::as_str).collect::<Vec<_>>(),
             "date_range": [from, to],
             "filters": filters,
-            "dimensions": self.dimensions.iter().map(|d| resolve_time(*d).as_str()).collect::<Vec<_>>(),
+            "dimensions": self.dimensions.iter().map(|d| resolve_time(*d).name_with(self.prop_key.as_deref())).collect::<Vec<_>>(),
             "order_by": order_by,
             "include": include,
             "pagination": {"limit": self.pagination.limit, "offset": self.pagination.offset},

@@ -96,12 +96,14 @@ fn a_full_request_is_understood() {
             Filter::Condition(Condition {
                 op: Operator::Is,
                 dimension: Dimension::Country,
+                prop_key: None,
                 values: vec!["DE".into(), "FR".into()],
                 case_sensitive: true,
             }),
             Filter::Condition(Condition {
                 op: Operator::Contains,
                 dimension: Dimension::Page,
+                prop_key: None,
                 values: vec!["/blog".into()],
                 case_sensitive: false,
             }),

@@ -334,6 +334,7 @@ mod tests {
             order: vec![(OrderKey::Metric(order.into()), desc)],
             limit: Some(limit),
             offset,
+            prop_key: None,
         }
     }
 

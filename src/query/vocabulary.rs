@@ -203,6 +203,11 @@ pub enum Dimension {
     TimeWeek,
     /// `time:month`.
     TimeMonth,
+    /// `event:props:KEY`: the value of one custom property of the event (Plausible's
+    /// `props`), `(none)` for an event without it. The key is the query's
+    /// ([`super::request::Query::prop_key`]): one custom property per query. Not in
+    /// [`Dimension::ALL`], since its name has the key in it ([`prop_key`]).
+    Prop,
 }
 
 impl Dimension {
@@ -301,12 +306,25 @@ impl Dimension {
             Dimension::TimeDay => "time:day",
             Dimension::TimeWeek => "time:week",
             Dimension::TimeMonth => "time:month",
+            Dimension::Prop => PROPS,
         }
     }
 
-    /// The dimension of a request name.
+    /// The dimension of a request name (`event:props:KEY` is [`Dimension::Prop`]).
     pub fn from_name(name: &str) -> Option<Dimension> {
+        if prop_key(name).is_some() {
+            return Some(Dimension::Prop);
+        }
         Dimension::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
+    /// The request's name of the dimension, with the query's property key for
+    /// [`Dimension::Prop`].
+    pub fn name_with(&self, prop_key: Option<&str>) -> String {
+        match (self, prop_key) {
+            (Dimension::Prop, Some(key)) => format!("{PROPS}:{key}"),
+            _ => self.as_str().to_string(),
+        }
     }
 
     /// What its values belong to.
@@ -357,10 +375,27 @@ impl Dimension {
     }
 }
 
+/// The common part of the custom properties' dimension names (`event:props:KEY`), and the name
+/// of their stored rows (`crate::rollup::sql::PROPS_DIMENSION`).
+pub const PROPS: &str = "event:props";
+
+/// Longest property key a query may name (the ingest keeps none longer).
+pub const MAX_PROP_KEY_CHARS: usize = 300;
+
+/// The key of a custom property dimension `event:props:KEY`, if `name` is one with a valid key.
+pub fn prop_key(name: &str) -> Option<&str> {
+    let key = name.strip_prefix(PROPS)?.strip_prefix(':')?;
+    (!key.is_empty() && key.chars().count() <= MAX_PROP_KEY_CHARS).then_some(key)
+}
+
 /// Why a dimension of Plausible's is not one of tally's.
 pub(super) fn unsupported_dimension(name: &str) -> Option<&'static str> {
     if name.starts_with("event:props:") {
-        return Some("tally records no custom properties");
+        return Some(if name.len() == "event:props:".len() {
+            "give the property's name after event:props:"
+        } else {
+            "a property name is at most 300 characters"
+        });
     }
     Some(match name {
         "time:minute" => "tally groups by the hour at the finest (time:hour)",

@@ -109,6 +109,12 @@ pub const DIMENSIONS: &[Dimension] = &[
     visit("visit:visitor_type", "visitor_type"),
 ];
 
+/// Custom properties (`event:props:KEY`): one action has one value of a key (`''`, shown as
+/// `(none)`, without it). Not in [`DIMENSIONS`]: its rows are written per key
+/// (`event:props:KEY`, [`super::sql::props_breakdown_insert`]), and the engine reads the rows
+/// of the query's key (`src/query/aggregates.rs`). Its array expression is unused.
+pub const PROPS: Dimension = action("event:props", "[]", false);
+
 /// The stored dimension called `name`.
 pub fn find(name: &str) -> Option<&'static Dimension> {
     DIMENSIONS.iter().find(|d| d.name == name)

@@ -338,7 +338,18 @@ impl Rollup {
             &staging("agg_breakdown"),
             "day = toDate(?) AND has(?, site_id)",
         );
-        for insert in from_visits.iter().chain(&from_breakdowns) {
+        for insert in from_visits.iter().chain([&sql::props_all_actions_insert(
+            &staging("agg_breakdown"),
+            &visits,
+        )]) {
+            self.timed(self.client.query(insert).bind(&day).bind(&ids).execute())
+                .await?;
+        }
+        for site in sites {
+            self.props_breakdown(&visits, &staging("agg_breakdown"), &day, site.id)
+                .await?;
+        }
+        for insert in &from_breakdowns {
             self.timed(self.client.query(insert).bind(&day).bind(&ids).execute())
                 .await?;
         }
@@ -366,6 +377,84 @@ impl Rollup {
             recomputed: ids,
             visits,
         })
+    }
+
+    /// Writes one site's day broken down by its custom properties into `target`: the
+    /// [`sql::PROP_KEYS_PER_DAY`] keys on the most actions, and a row saying how many were left
+    /// out if any were (docs/reports.md, "Custom properties").
+    async fn props_breakdown(
+        &self,
+        visits: &str,
+        target: &str,
+        day: &str,
+        site: u32,
+    ) -> Result<(), RollupError> {
+        #[derive(Row, Deserialize)]
+        struct Key {
+            key: String,
+            #[allow(dead_code)]
+            n: u64,
+        }
+        let mut keys: Vec<String> = self
+            .timed(
+                self.client
+                    .query(&sql::prop_keys_select(visits))
+                    .bind(day)
+                    .bind(site)
+                    .fetch_all::<Key>(),
+            )
+            .await?
+            .into_iter()
+            .map(|k| k.key)
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if keys.len() > sql::PROP_KEYS_PER_DAY {
+            keys.truncate(sql::PROP_KEYS_PER_DAY);
+            #[derive(Row, Deserialize)]
+            struct Total {
+                n: u64,
+            }
+            let total = self
+                .timed(
+                    self.client
+                        .query(&format!(
+                            "SELECT uniqExact(key) AS n FROM {visits} ARRAY JOIN action_prop_keys AS keys \
+                             ARRAY JOIN keys AS key WHERE day = toDate(?) AND site_id = ? AND key != ''"
+                        ))
+                        .bind(day)
+                        .bind(site)
+                        .fetch_one::<Total>(),
+                )
+                .await?
+                .n;
+            let left_out = total.saturating_sub(keys.len() as u64);
+            self.timed(
+                self.client
+                    .query(&format!(
+                        "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
+                         SELECT toDate(?), ?, ?, ?, 0, 0, 0, ?, 0, 0"
+                    ))
+                    .bind(day)
+                    .bind(site)
+                    .bind(sql::PROPS_DIMENSION)
+                    .bind(sql::PROP_KEYS_LEFT_OUT)
+                    .bind(left_out)
+                    .execute(),
+            )
+            .await?;
+        }
+        self.timed(
+            self.client
+                .query(&sql::props_breakdown_insert(target, visits))
+                .bind(&keys)
+                .bind(day)
+                .bind(site)
+                .execute(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Swaps `partition` of `table` for the rows of `staging` (which holds that partition

@@ -97,7 +97,10 @@ pub const VISITS_SELECT: &str = r#"SELECT
     arrayMap(x -> x.2, v_searches) AS searches,
     arrayMap(x -> x.3, v_searches) AS search_categories,
     arrayMap(x -> x.2, v_goals) AS goals,
-    arraySum(arrayMap(x -> x.3, v_goals)) AS revenue
+    arraySum(arrayMap(x -> x.3, v_goals)) AS revenue,
+    arrayMap(x -> x.3, v_actions) AS action_pageview,
+    arrayMap(x -> x.4, v_actions) AS action_prop_keys,
+    arrayMap(x -> x.5, v_actions) AS action_prop_values
 FROM (
     SELECT site_id, visitor_key, start_t, end_t,
         arrayFilter(x -> x.1 >= start_t AND x.1 <= end_t, non_pings) AS v_non_pings,
@@ -124,7 +127,7 @@ FROM (
                     arraySort(groupArray(t)) AS times,
                     groupArrayIf((t, url, referrer_type, referrer_name, ref_host, referrer_keyword, campaign_name, campaign_source, campaign_medium, campaign_keyword, campaign_content, country, region, city, browser, browser_version, os, os_version, device, resolution, lang, toString(visitor_type)), kind != 'ping') AS non_pings,
                     groupArrayIf((t, page, title, page_host, hour, load_ms), kind = 'pageview') AS pageview_hits,
-                    groupArrayIf((t, hour), kind IN ('pageview', 'event', 'outlink', 'download', 'search', 'content_interaction')) AS action_hits,
+                    groupArrayIf((t, hour, toUInt8(kind = 'pageview'), prop_keys, prop_values), kind IN ('pageview', 'event', 'outlink', 'download', 'search', 'content_interaction')) AS action_hits,
                     groupArrayIf((t, event_category, event_action, event_name), kind = 'event') AS event_hits,
                     groupArrayIf((t, target_url), kind = 'outlink') AS outlink_hits,
                     groupArrayIf((t, target_url), kind = 'download') AS download_hits,
@@ -139,6 +142,7 @@ FROM (
                         country, region, city, browser, browser_version, os, os_version, device, resolution,
                         referrer_type, referrer_name, referrer_keyword, campaign_name, campaign_source,
                         campaign_medium, campaign_keyword, campaign_content, visitor_type, goal_id, revenue,
+                        prop_keys, prop_values,
                         if(isNull(pf_net) AND isNull(pf_srv) AND isNull(pf_tfr) AND isNull(pf_dm1) AND isNull(pf_dm2) AND isNull(pf_onl), -1,
                            toInt32(ifNull(pf_net, 0) + ifNull(pf_srv, 0) + ifNull(pf_tfr, 0) + ifNull(pf_dm1, 0) + ifNull(pf_dm2, 0) + ifNull(pf_onl, 0))) AS load_ms
                     FROM events
@@ -303,5 +307,75 @@ pub fn week_insert(target: &str) -> String {
          sum(tail_visitors), sum(tail_visits), sum(tail_pageviews), sum(tail_events) \
          FROM agg_top WHERE day >= toDate(?) AND day <= toDate(?) \
          GROUP BY week, site_id, dimension, listed, value"
+    )
+}
+
+/// Custom property keys broken down per site and day (`event:props:KEY` rows of
+/// `agg_breakdown`): those on the most actions that day, ties by key. A site sending more keys
+/// gets an `event:props` row valued [`PROP_KEYS_LEFT_OUT`] instead of the others' rows, so the
+/// engine refuses rather than answer for them from nothing (docs/reports.md).
+pub const PROP_KEYS_PER_DAY: usize = 100;
+
+/// The dimension of the per-day rows about custom properties as a whole.
+pub const PROPS_DIMENSION: &str = "event:props";
+
+/// `value` of the `event:props` row counting every visit with an action (its figures are those
+/// of the value `(none)` of a key no action had that day).
+pub const PROPS_ALL_ACTIONS: &str = "";
+
+/// `value` of the `event:props` row saying some keys were left out that day (its `events`: how
+/// many).
+pub const PROP_KEYS_LEFT_OUT: &str = "(keys left out)";
+
+/// What an action without the key counts under: the empty value, which reports show as
+/// `(none)`, as Plausible does (and a filter on `(none)` selects).
+pub const PROP_NONE: &str = "";
+
+/// `SELECT` of the custom property keys of one site's day with the number of actions carrying
+/// each, most first (then by key), at most [`PROP_KEYS_PER_DAY`] + 1 (one more tells whether
+/// any was left out). Binds: the date, the site id.
+pub fn prop_keys_select(visits: &str) -> String {
+    format!(
+        "SELECT key, count() AS n FROM {visits} ARRAY JOIN action_prop_keys AS keys ARRAY JOIN keys AS key \
+         WHERE day = toDate(?) AND site_id = ? AND key != '' \
+         GROUP BY key ORDER BY n DESC, key LIMIT {}",
+        PROP_KEYS_PER_DAY + 1
+    )
+}
+
+/// `INSERT` of one site's day broken down by the values of the custom property keys bound (an
+/// array), as `event:props:KEY` rows: each visit counts once under each distinct value its
+/// actions had (an action without the key under `(none)`), with the number of such actions as
+/// its events, and of such page views as its page views. Visits without actions have no value.
+/// Binds: the keys (array), the date, the site id.
+pub fn props_breakdown_insert(target: &str, visits: &str) -> String {
+    format!(
+        "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
+         SELECT day, site_id, concat('{PROPS_DIMENSION}:', key) AS dimension, dv.1 AS value, {}, count(), \
+         sum(dv.2), sum(dv.3), sum(bounce), sum(duration) \
+         FROM (SELECT day, site_id, visitor_key, bounce, duration, key, vals, \
+               arrayFilter((x, p) -> p = 1, vals, action_pageview) AS pv_vals \
+               FROM (SELECT day, site_id, visitor_key, bounce, duration, action_pageview, key, \
+                     arrayMap((ks, vs) -> if(has(ks, key), vs[indexOf(ks, key)], '{PROP_NONE}'), action_prop_keys, action_prop_values) AS vals \
+                     FROM (SELECT day, site_id, visitor_key, bounce, duration, action_pageview, \
+                           action_prop_keys, action_prop_values, key \
+                           FROM {visits} ARRAY JOIN ? AS key \
+                           WHERE day = toDate(?) AND site_id = ? AND length(action_pageview) > 0))) \
+         ARRAY JOIN arrayMap(v -> (v, countEqual(pv_vals, v), countEqual(vals, v)), arrayDistinct(vals)) AS dv \
+         GROUP BY day, site_id, dimension, value",
+        visitors(visits),
+    )
+}
+
+/// `INSERT` of the `event:props` rows of a day's sites: every visit with an action
+/// ([`PROPS_ALL_ACTIONS`]). Binds: the date, the site ids (array).
+pub fn props_all_actions_insert(target: &str, visits: &str) -> String {
+    format!(
+        "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
+         SELECT day, site_id, '{PROPS_DIMENSION}', '{PROPS_ALL_ACTIONS}', {}, count(), \
+         sum(pageviews), sum(actions), sum(bounce), sum(duration) \
+         FROM {visits} WHERE day = toDate(?) AND has(?, site_id) AND actions > 0 \
+         GROUP BY day, site_id",
+        visitors(visits),
     )
 }

@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0010_event_props.sql",
         sql: include_str!("../../schema/0010_event_props.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_visit_props.sql",
+        sql: include_str!("../../schema/0011_visit_props.sql"),
+    },
 ];
 
 /// One schema file.
