@@ -183,17 +183,27 @@ impl AggregatePlan {
             }
             _ => "''".into(),
         };
-        let mut wheres = vec![format!(
-            "site_id = {} AND day >= toDate({}) AND day <= toDate({})",
-            p.add(Value::U32(shape.site_id)),
-            p.add(Value::Str(shape.first.to_string())),
-            p.add(Value::Str(shape.last.to_string()))
-        )];
+        let props = matches!(self.table, Table::Breakdown(s) if s.name == dimensions::PROPS.name);
+        // The rows of a custom property are chosen inside their subquery ([`props_rows`]): a
+        // condition on its columns outside is pushed into it by 18.16, where `dimension` is the
+        // table's own column and no longer the subquery's.
+        let mut wheres = vec![if props {
+            "1".to_string()
+        } else {
+            format!(
+                "site_id = {} AND day >= toDate({}) AND day <= toDate({})",
+                p.add(Value::U32(shape.site_id)),
+                p.add(Value::Str(shape.first.to_string())),
+                p.add(Value::Str(shape.last.to_string()))
+            )
+        }];
         if let Table::Breakdown(stored) = self.table {
-            wheres.push(format!(
-                "dimension = {}",
-                p.add(Value::Str(stored.name.into()))
-            ));
+            if !props {
+                wheres.push(format!(
+                    "dimension = {}",
+                    p.add(Value::Str(stored.name.into()))
+                ));
+            }
             if let Some(f) = shape.filter {
                 wheres.push(filter_sql(
                     f,
@@ -274,8 +284,8 @@ impl AggregatePlan {
     }
 }
 
-/// The stored rows of the query's custom property as a table (columns as `agg_breakdown`'s,
-/// `dimension` being `event:props`):
+/// The stored rows of the query's custom property over the query's site and days, as a table
+/// (`day`, `value` and the six sums):
 /// its `event:props:KEY` rows, and on each day without them the day's `event:props` row of
 /// every visit with an action as its value `''` (`(none)`): no action had the key that day, so
 /// every action counts under `(none)`. A day whose keys were cut
@@ -295,16 +305,16 @@ fn props_rows(shape: &Shape<'_>, p: &mut Params) -> Result<String, NotFromAggreg
     let props = p.add(Value::Str(dimensions::PROPS.name.into()));
     let all = p.add(Value::Str(crate::rollup::sql::PROPS_ALL_ACTIONS.into()));
     Ok(format!(
-        "(SELECT day, site_id, {props} AS dimension, value, visitors, visits, pageviews, events, bounces, duration \
+        "(SELECT day, value, visitors, visits, pageviews, events, bounces, duration \
          FROM agg_breakdown WHERE {range} AND dimension = {dimension} \
          UNION ALL \
-         SELECT day, site_id, {props} AS dimension, '' AS value, visitors, visits, pageviews, events, bounces, duration \
+         SELECT day, '' AS value, visitors, visits, pageviews, events, bounces, duration \
          FROM agg_breakdown WHERE {range} AND dimension = {props} AND value = {all} \
          AND day NOT IN (SELECT day FROM agg_breakdown WHERE {range} AND dimension = {dimension}))"
     ))
 }
 
-/// `SELECT` of the first day of `shape` (as `day`, a string) whose custom property keys were
+/// `SELECT` of the first day of `shape` (as `first_day`, a string) whose custom property keys were
 /// cut by the rollup without the query's key among those kept: no exact answer for it comes
 /// from the aggregates. Binds included.
 pub fn props_refusal_sql(shape: &Shape<'_>) -> Option<(String, Binds)> {
@@ -317,9 +327,9 @@ pub fn props_refusal_sql(shape: &Shape<'_>) -> Option<(String, Binds)> {
         p.add(Value::Str(shape.last.to_string()))
     );
     let sql = format!(
-        "SELECT toString(day) AS day FROM agg_breakdown WHERE {range} AND dimension = {} AND value = {} \
+        "SELECT toString(day) AS first_day FROM agg_breakdown WHERE {range} AND dimension = {} AND value = {} \
          AND day NOT IN (SELECT day FROM agg_breakdown WHERE {range} AND dimension = {}) \
-         ORDER BY day LIMIT 1",
+         ORDER BY first_day LIMIT 1",
         p.add(Value::Str(dimensions::PROPS.name.into())),
         p.add(Value::Str(crate::rollup::sql::PROP_KEYS_LEFT_OUT.into())),
         p.add(Value::Str(format!("{}:{key}", dimensions::PROPS.name))),

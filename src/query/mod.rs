@@ -385,7 +385,7 @@ impl Engine {
     ) -> Result<Option<aggregates::NotFromAggregates>, QueryError> {
         #[derive(clickhouse::Row, serde::Deserialize)]
         struct Day {
-            day: String,
+            first_day: String,
         }
         let Some((sql, binds)) = aggregates::props_refusal_sql(shape) else {
             return Ok(None);
@@ -396,7 +396,7 @@ impl Engine {
         Ok(days.first().map(|d| {
             aggregates::NotFromAggregates(format!(
                 "on {} the site sent more than {} custom property keys and \"{}\" was not among those kept",
-                d.day,
+                d.first_day,
                 crate::rollup::sql::PROP_KEYS_PER_DAY,
                 shape.prop_key.unwrap_or_default()
             ))

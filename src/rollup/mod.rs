@@ -420,8 +420,8 @@ impl Rollup {
                 .timed(
                     self.client
                         .query(&format!(
-                            "SELECT uniqExact(key) AS n FROM {visits} ARRAY JOIN action_prop_keys AS keys \
-                             ARRAY JOIN keys AS key WHERE day = toDate(?) AND site_id = ? AND key != ''"
+                            "SELECT uniqExact(key) AS n FROM ({})",
+                            sql::prop_keys_of_day(visits)
                         ))
                         .bind(day)
                         .bind(site)

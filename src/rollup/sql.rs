@@ -336,32 +336,47 @@ pub const PROP_NONE: &str = "";
 /// any was left out). Binds: the date, the site id.
 pub fn prop_keys_select(visits: &str) -> String {
     format!(
-        "SELECT key, count() AS n FROM {visits} ARRAY JOIN action_prop_keys AS keys ARRAY JOIN keys AS key \
-         WHERE day = toDate(?) AND site_id = ? AND key != '' \
-         GROUP BY key ORDER BY n DESC, key LIMIT {}",
+        "SELECT key, count() AS n FROM ({}) GROUP BY key ORDER BY n DESC, key LIMIT {}",
+        prop_keys_of_day(visits),
         PROP_KEYS_PER_DAY + 1
+    )
+}
+
+/// `SELECT` of one row (`key`) per custom property key of each action of one site's day
+/// (18.16 allows one `ARRAY JOIN` per `SELECT`, hence the subquery). Binds: the date, the site
+/// id.
+pub fn prop_keys_of_day(visits: &str) -> String {
+    format!(
+        "SELECT key FROM (SELECT keys FROM {visits} ARRAY JOIN action_prop_keys AS keys \
+         WHERE day = toDate(?) AND site_id = ?) ARRAY JOIN keys AS key WHERE key != ''"
     )
 }
 
 /// `INSERT` of one site's day broken down by the values of the custom property keys bound (an
 /// array), as `event:props:KEY` rows: each visit counts once under each distinct value its
-/// actions had (an action without the key under `(none)`), with the number of such actions as
-/// its events, and of such page views as its page views. Visits without actions have no value.
-/// Binds: the keys (array), the date, the site id.
+/// actions had (an action without the key under `''`, shown as `(none)`), with the number of
+/// such actions as its events, and of such page views as its page views. Visits without actions
+/// have no value.
+///
+/// The actions are joined out and grouped back per visit and value rather than counted with
+/// `arrayMap(v -> countEqual(..., v), ..)`: 18.16 drops a subquery's column that only a lambda
+/// of the query above uses ("Unknown identifier"), so no lambda here captures more than `key`,
+/// which the query above selects. Binds: the keys (array), the date, the site id.
 pub fn props_breakdown_insert(target: &str, visits: &str) -> String {
     format!(
         "INSERT INTO {target} (day, site_id, dimension, value, visitors, visits, pageviews, events, bounces, duration) \
-         SELECT day, site_id, concat('{PROPS_DIMENSION}:', key) AS dimension, dv.1 AS value, {}, count(), \
-         sum(dv.2), sum(dv.3), sum(bounce), sum(duration) \
-         FROM (SELECT day, site_id, visitor_key, bounce, duration, key, vals, \
-               arrayFilter((x, p) -> p = 1, vals, action_pageview) AS pv_vals \
-               FROM (SELECT day, site_id, visitor_key, bounce, duration, action_pageview, key, \
+         SELECT day, site_id, concat('{PROPS_DIMENSION}:', key) AS dimension, value, {}, count(), \
+         sum(np), sum(n), sum(bounce), sum(duration) \
+         FROM (SELECT day, site_id, visitor_key, start, bounce, duration, key, value, \
+               count() AS n, sum(pv) AS np \
+               FROM (SELECT day, site_id, visitor_key, start, bounce, duration, action_pageview, key, \
                      arrayMap((ks, vs) -> if(has(ks, key), vs[indexOf(ks, key)], '{PROP_NONE}'), action_prop_keys, action_prop_values) AS vals \
-                     FROM (SELECT day, site_id, visitor_key, bounce, duration, action_pageview, \
+                     FROM (SELECT day, site_id, visitor_key, start, bounce, duration, action_pageview, \
                            action_prop_keys, action_prop_values, key \
                            FROM {visits} ARRAY JOIN ? AS key \
-                           WHERE day = toDate(?) AND site_id = ? AND length(action_pageview) > 0))) \
-         ARRAY JOIN arrayMap(v -> (v, countEqual(pv_vals, v), countEqual(vals, v)), arrayDistinct(vals)) AS dv \
+                           WHERE day = toDate(?) AND site_id = ? AND length(action_pageview) > 0)) \
+               ARRAY JOIN vals AS value, action_pageview AS pv \
+               GROUP BY day, site_id, visitor_key, start, bounce, duration, key, value) \
          GROUP BY day, site_id, dimension, value",
         visitors(visits),
     )
