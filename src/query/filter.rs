@@ -796,8 +796,8 @@ mod tests {
                 "#/filters/0: Invalid filter [\"matches_wildcard\", \"event:page\", [\"/blog*\"]]: wildcard filters are not supported by tally; use \"contains\" or \"matches\"",
             ),
             (
-                json!([["is", "event:props:author", ["x"]]]),
-                "#/filters/0: Invalid filter [\"is\", \"event:props:author\", [\"x\"]]: dimension \"event:props:author\": tally records no custom properties",
+                json!([["is", "event:props:", ["x"]]]),
+                "#/filters/0: Invalid filter [\"is\", \"event:props:\", [\"x\"]]: dimension \"event:props:\": give the property's name after event:props:",
             ),
             (
                 json!([["matches", "event:hostname", ["a.example.org"], {"case_sensitive": false}]]),

@@ -309,6 +309,8 @@ pub fn parse(body: &Value) -> Result<Query, RequestError> {
         .get("date")
         .map(|v| date_range::parse_reference_date(v, "#/date"))
         .transpose()?;
+    // Two keys would otherwise be two equal dimensions (`Dimension::Prop`), refused as repeats.
+    one_prop_key(obj, None)?;
     let dimensions = match obj.get("dimensions") {
         Some(v) => parse_dimensions(v)?,
         None => Vec::new(),
@@ -840,7 +842,7 @@ fn check_scopes(q: &Query) -> Result<(), RequestError> {
     if event_dimensions == [Dimension::Page] {
         return Ok(());
     }
-    let names = |items: &mut dyn Iterator<Item = &'static str>| {
+    let names = |items: &mut dyn Iterator<Item = String>| {
         items
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
@@ -856,8 +858,12 @@ fn check_scopes(q: &Query) -> Result<(), RequestError> {
         return Err(RequestError {
             message: format!(
                 "Session metric(s) {} cannot be queried along with event dimension(s) {}",
-                names(&mut visit_metrics.iter().map(Metric::as_str)),
-                names(&mut event_dimensions.iter().map(Dimension::as_str)),
+                names(&mut visit_metrics.iter().map(|m| m.as_str().to_string())),
+                names(
+                    &mut event_dimensions
+                        .iter()
+                        .map(|d| d.name_with(q.prop_key.as_deref()))
+                ),
             ),
         });
     }
@@ -877,8 +883,8 @@ fn check_scopes(q: &Query) -> Result<(), RequestError> {
         return Err(RequestError {
             message: format!(
                 "Event metric(s) {} cannot be queried along with session dimension(s) {}",
-                names(&mut event_metrics.iter().map(Metric::as_str)),
-                names(&mut visit_only.iter().map(Dimension::as_str)),
+                names(&mut event_metrics.iter().map(|m| m.as_str().to_string())),
+                names(&mut visit_only.iter().map(|d| d.as_str().to_string())),
             ),
         });
     }

@@ -58,6 +58,7 @@ fn a_minimal_request_gets_plausibles_defaults() {
                 limit: 10_000,
                 offset: 0
             },
+            prop_key: None,
         }
     );
 }
@@ -409,11 +410,11 @@ fn refuses_with_plausibles_words() {
         ),
         (
             json!({"dimensions": ["event:props:"]}),
-            "#/dimensions/0: Invalid dimension \"event:props:\": tally records no custom properties",
+            "#/dimensions/0: Invalid dimension \"event:props:\": give the property's name after event:props:",
         ),
         (
-            json!({"dimensions": ["event:props:author"]}),
-            "#/dimensions/0: Invalid dimension \"event:props:author\": tally records no custom properties",
+            json!({"dimensions": ["event:props:author", "event:props:plan"]}),
+            "#/dimensions: Invalid query: it names the custom properties \"author\" and \"plan\"; tally answers about one custom property per query",
         ),
         (
             json!({"dimensions": ["time:minute"]}),
@@ -611,7 +612,7 @@ fn refuses_combinations_plausible_refuses() {
         ),
         (
             json!({"metrics": ["bounce_rate"], "dimensions": ["event:props:foo"]}),
-            "#/dimensions/0: Invalid dimension \"event:props:foo\": tally records no custom properties",
+            "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:props:foo`",
         ),
         (
             json!({"metrics": ["bounce_rate", "visitors"], "dimensions": ["event:name"]}),
@@ -848,4 +849,35 @@ fn show_quotes_values_briefly() {
         deep = json!([deep]);
     }
     assert_eq!(show(&deep), "[[[[[[[[[…]]]]]]]]]");
+}
+
+#[test]
+fn a_custom_property_is_one_dimension_with_its_key() {
+    let q = ok(json!({
+        "dimensions": ["event:props:author"],
+        "filters": [["is", "event:props:author", ["alice", "(none)"]]],
+        "order_by": [["event:props:author", "asc"]],
+    }));
+    assert_eq!(q.dimensions, [Dimension::Prop]);
+    assert_eq!(q.prop_key.as_deref(), Some("author"));
+    let Some(Filter::Condition(c)) = &q.filters else {
+        panic!("{:?}", q.filters)
+    };
+    assert_eq!(
+        (c.dimension, c.prop_key.as_deref()),
+        (Dimension::Prop, Some("author"))
+    );
+    let d = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let echo = q.echo((d, d), chrono_tz::UTC);
+    assert_eq!(echo["dimensions"], json!(["event:props:author"]));
+    assert_eq!(
+        echo["filters"],
+        json!([["is", "event:props:author", ["alice", "(none)"]]])
+    );
+    assert_eq!(echo["order_by"], json!([["event:props:author", "asc"]]));
+    // Named by a filter alone, and refused when too long or when a second key comes along.
+    let q = ok(json!({"filters": [["contains", "event:props:plan", ["pro"]]]}));
+    assert_eq!(q.prop_key.as_deref(), Some("plan"));
+    assert!(Dimension::from_name(&format!("event:props:{}", "k".repeat(301))).is_none());
+    assert!(Dimension::from_name("event:props").is_none());
 }
