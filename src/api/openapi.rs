@@ -146,6 +146,12 @@ mod tests {
         let schemas = &doc["components"]["schemas"];
         assert_eq!(strings(&schemas["Metric"]["enum"]), set(METRICS));
         assert_eq!(strings(&schemas["Dimension"]["enum"]), set(DIMENSIONS));
+        let props = schemas["PropDimension"]["pattern"].as_str().unwrap();
+        assert_eq!(props, "^event:props:.{1,300}$");
+        assert_eq!(
+            schemas["QueryRequest"]["properties"]["dimensions"]["items"]["oneOf"][1]["$ref"],
+            "#/components/schemas/PropDimension"
+        );
         assert_eq!(strings(&schemas["DateRangeName"]["enum"]), set(DATE_RANGES));
         assert_eq!(
             strings(&schemas["QueryRequest"]["required"]),
