@@ -10,7 +10,8 @@
 //! * breakdowns and `is` / `contains` filters answered from the aggregates on old days; a
 //!   negated filter and a breakdown combined with the country from the per-visit rows on recent
 //!   days, refused (400) on old ones;
-//! * a day with more keys than the rollup keeps: a kept key is answered, a left-out one refused;
+//! * a day with more keys than the rollup keeps: a kept key is answered, a left-out one refused
+//!   (answered from the visits on such a day inside the raw window);
 //! * two keys in one query are refused.
 
 mod common;
@@ -270,10 +271,20 @@ domains = ["example.org"]
     ];
     let mut recent_hits = traffic(recent.0, 3, true);
     recent_hits.extend(traffic(recent.1, 4, true));
+    // The same many keys on a day still in the raw window.
+    let many_recent = today - Days::new(3);
+    let many_recent_hits: Vec<Hit> = many_hits
+        .iter()
+        .map(|h| Hit {
+            day: many_recent,
+            ..h.clone()
+        })
+        .collect();
     let all: Vec<&Hit> = old_hits
         .iter()
         .chain(&many_hits)
         .chain(&recent_hits)
+        .chain(&many_recent_hits)
         .collect();
     let rows_json: Vec<String> = all.iter().map(|h| h.json()).collect();
     query(&format!(
@@ -290,7 +301,7 @@ domains = ["example.org"]
         rollup.run_day(day, Some(1), at).await.unwrap();
         query(&format!("ALTER TABLE {db}.visits DROP PARTITION '{day}'")).await;
     }
-    for day in [recent.0, recent.1] {
+    for day in [many_recent, recent.0, recent.1] {
         rollup.run_day(day, Some(1), now).await.unwrap();
     }
     let engine = Engine::new(client, Arc::new(cfg.clone()));
@@ -317,6 +328,10 @@ domains = ["example.org"]
             .await
             .unwrap();
         assert_eq!(rows(&got), want, "by author over {range:?}");
+        let mut with_total = body(range, &["event:props:author"], json!([]));
+        with_total["include"] = json!({"total_rows": true});
+        let total = ask(&engine, &with_total).await.unwrap();
+        assert_eq!(total.meta["total_rows"], json!(want.len()));
         assert_eq!(got.columns[0], "event:props:author");
         assert_eq!(got.query["dimensions"], json!(["event:props:author"]));
         assert!(want.len() >= 2, "{want:?}");
@@ -442,7 +457,21 @@ domains = ["example.org"]
             "SELECT events FROM {db}.agg_breakdown WHERE dimension = 'event:props' AND value = '(keys left out)'"
         ))
         .await,
-        "4"
+        "4\n4"
+    );
+    // Inside the raw window the visits answer for a left-out key.
+    let got = ask(
+        &engine,
+        &body((many_recent, many_recent), &["event:props:k102"], json!([])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&got),
+        BTreeMap::from([
+            ("(none)".to_string(), [1, 1, 0, 1]),
+            ("v0".to_string(), [1, 1, 1, 1]),
+        ])
     );
 
     // One property per query.

@@ -522,9 +522,11 @@ impl Engine {
         {
             return Ok(n);
         }
+        // As the groups were found: a custom property cut on some day came from the visits.
+        let cut = self.props_cut(shape).await?.is_some();
         let (sql, binds) = match aggregates::plan(shape) {
-            Ok(plan) => plan.sql(shape, false),
-            Err(_) => raw::sql(shape, &["visits"], false),
+            Ok(plan) if !cut => plan.sql(shape, false),
+            _ => raw::sql(shape, &["visits"], false),
         }
         .map_err(|e| refuse(e, None))?;
         let sql = format!("SELECT count() AS n FROM ({sql})");
