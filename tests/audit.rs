@@ -372,6 +372,50 @@ async fn a_click_id_fails_no_click_id_in_rows_arrays_and_aggregates() {
 }
 
 #[tokio::test]
+async fn an_e_mail_address_in_a_custom_property_fails_no_email() {
+    fails_with(
+        &["INSERT INTO {db}.events (ts, site_id, ip, url, prop_keys, prop_values) VALUES \
+           (now(), 1, '203.0.0.0', 'https://example.org/', ['plan', 'who'], ['pro', 'jane@example.com'])"],
+        "no_email",
+        "events",
+        "prop_values",
+        1,
+    )
+    .await;
+    let failed = fails_with(
+        &["INSERT INTO {db}.visits (day, site_id, start, action_pageview, action_prop_keys, action_prop_values) VALUES \
+           (today(), 1, now(), [1, 0], [['plan'], ['who']], [['pro'], ['mail jane@example.com']])"],
+        "no_email",
+        "visits",
+        "action_prop_values",
+        1,
+    )
+    .await;
+    assert!(
+        failed["example"].as_str().unwrap().starts_with("mail "),
+        "{failed}"
+    );
+    let failed = fails_with(
+        &[
+            "INSERT INTO {db}.agg_breakdown (day, site_id, dimension, value, visits) VALUES \
+             (today(), 1, 'event:props:who', 'jane@example.com', 1), (today(), 1, 'visit:browser', 'x@example.com', 1)",
+        ],
+        "no_email",
+        "agg_breakdown",
+        "value",
+        1,
+    )
+    .await;
+    assert!(
+        failed["example"]
+            .as_str()
+            .unwrap()
+            .starts_with("event:props:who: "),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
 async fn a_full_address_in_a_title_fails_no_ipv4() {
     fails_with(
         &["INSERT INTO {db}.events (ts, site_id, ip, title) VALUES (now(), 1, '203.0.0.0', 'seen from 192.0.2.44 today')"],

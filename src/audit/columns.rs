@@ -48,6 +48,7 @@ pub const TEXT_COLUMNS: &[(&str, &[&str])] = &[
             "item_names",
             "item_categories",
             "dimension_values",
+            "prop_values",
         ],
     ),
     (
@@ -72,6 +73,7 @@ pub const TEXT_COLUMNS: &[(&str, &[&str])] = &[
             "downloads",
             "searches",
             "search_categories",
+            "action_prop_values",
         ],
     ),
 ];
@@ -106,6 +108,10 @@ pub const TEXT_DIMENSIONS: &[&str] = &[
     "visit:utm_term",
     "visit:utm_content",
 ];
+
+/// The dimensions of [`VALUE_TABLES`] starting with this are read too: custom properties
+/// (`event:props:KEY`), whose values are whatever a site sent.
+pub const PROPS_PREFIX: &str = "event:props:";
 
 /// A name that can be written into SQL as it is: ClickHouse identifiers tally's schema uses.
 /// Names from `system.columns` that are anything else are not read (and reported).

@@ -611,13 +611,20 @@ impl Auditor<'_> {
     /// The expression that is true for a row whose `column` matches the pattern bound as
     /// `p{k}` (an array column: any element).
     fn matches(&self, table: &str, column: &str, k: usize, by_dimension: bool) -> String {
-        let m = if self.column_type(table, column).starts_with("Array(") {
+        let ty = self.column_type(table, column);
+        let m = if ty.starts_with("Array(Array(") {
+            // Custom properties per action of a visit: any element of any element.
+            format!("arrayExists(xs -> arrayExists(x -> match(x, p{k}), xs), {column})")
+        } else if ty.starts_with("Array(") {
             format!("arrayExists(x -> match(x, p{k}), {column})")
         } else {
             format!("match({column}, p{k})")
         };
         if by_dimension {
-            format!("(has(dims, dimension) AND {m})")
+            format!(
+                "((has(dims, dimension) OR startsWith(dimension, '{}')) AND {m})",
+                columns::PROPS_PREFIX
+            )
         } else {
             m
         }
@@ -694,8 +701,12 @@ impl Auditor<'_> {
         kind: Kind,
         by_dimension: bool,
     ) -> Option<String> {
-        let array = self.column_type(table, column).starts_with("Array(");
+        let ty = self.column_type(table, column);
+        let array = ty.starts_with("Array(");
         let value = match (array, by_dimension) {
+            (true, _) if ty.starts_with("Array(Array(") => format!(
+                "arrayFirst(x -> match(x, p0), arrayFirst(xs -> arrayExists(x -> match(x, p0), xs), {column}))"
+            ),
             (true, _) => format!("arrayFirst(x -> match(x, p0), {column})"),
             (false, true) => format!("concat(dimension, ': ', {column})"),
             (false, false) => column.to_string(),
