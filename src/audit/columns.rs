@@ -48,6 +48,8 @@ pub const TEXT_COLUMNS: &[(&str, &[&str])] = &[
             "item_names",
             "item_categories",
             "dimension_values",
+            "prop_keys",
+            "prop_values",
         ],
     ),
     (
@@ -161,7 +163,11 @@ mod tests {
             .collect();
         for (_, columns) in TEXT_COLUMNS {
             for c in *columns {
-                assert!(schema.contains(&format!("    {c} ")), "{c}");
+                assert!(
+                    schema.contains(&format!("    {c} "))
+                        || schema.contains(&format!("ADD COLUMN {c} ")),
+                    "{c}"
+                );
             }
         }
         for (_, c) in ADDRESS_COLUMNS {
