@@ -189,7 +189,8 @@ pub fn parse(body: &[u8]) -> Result<PlausibleEvent, Reject> {
 
 /// `props`: an object, or an object encoded as a JSON string (older scripts, `meta`). Values
 /// that are lists, objects, `null` or blank are left out, as by Plausible; numbers and
-/// booleans are written out; the first [`MAX_PROPS`] are kept (in the order sent); a key or
+/// booleans are written out; the first [`MAX_PROPS`] in key order are kept (Plausible keeps an
+/// arbitrary 30 of its map); a key or
 /// value beyond its limit refuses the event.
 fn props(raw: Option<&Value>) -> Result<Vec<(String, String)>, Reject> {
     let decoded;
