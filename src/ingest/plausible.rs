@@ -68,7 +68,7 @@ pub struct PlausibleEvent {
     pub referrer: String,
     /// `props`/`p` (or the legacy `meta`/`m`): keys and values as text.
     pub props: Vec<(String, String)>,
-    /// `revenue`/`$`: the amount (its currency is not kept).
+    /// `revenue`/`$`: the amount (its currency is not kept: tally stores amounts without one).
     pub revenue: Option<f64>,
     /// `interactive`/`i` (default true).
     pub interactive: bool,
