@@ -357,6 +357,7 @@ mod tests {
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);
         assert_eq!(r("/api/v2/query"), Target::ApiQuery);
+        assert_eq!(r("/api/event"), Target::PlausibleEvent);
         assert_eq!(r("//api/v2/./query"), Target::ApiQuery);
         assert_eq!(r("/api/v2/openapi.json"), Target::ApiSchema);
         for p in [
@@ -410,6 +411,8 @@ mod tests {
         assert_eq!(r("/analytics/"), Target::Index);
         assert_eq!(r("/analytics/index.php"), Target::Index);
         assert_eq!(r("/analytics/api/v2/query"), Target::ApiQuery);
+        assert_eq!(r("/analytics/api/event"), Target::PlausibleEvent);
+        assert_eq!(r("/api/event"), Target::NotFound);
         assert_eq!(r("/analytics/api/v2/openapi.json"), Target::ApiSchema);
         assert_eq!(r("/analytics/login"), Target::Dashboard);
         assert_eq!(r("/login"), Target::NotFound);

@@ -251,6 +251,9 @@ async fn malformed_and_oversize_bodies_store_nothing() {
     assert_eq!(c.count("url LIKE 'https://example.org/m%'").await, 0);
 }
 
+/// Request headers of a case.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 #[tokio::test]
 async fn dropped_hits_are_answered_like_stored_ones() {
     let c = Collector::start(
@@ -261,7 +264,7 @@ async fn dropped_hits_are_answered_like_stored_ones() {
     // Stored, for comparison.
     let stored = post(&c2, &pv("kept"), &[]).await;
     assert_eq!(stored, (202, "ok".into()));
-    let drops: Vec<(Value, Vec<(&str, &str)>, &Collector)> = vec![
+    let drops: Vec<(Value, Headers, &Collector)> = vec![
         (pv("dnt"), vec![("DNT", "1")], &c2),
         (pv("gpc"), vec![("Sec-GPC", "1")], &c2),
         (pv("optout"), vec![("Cookie", "tally_ignore=1")], &c2),
