@@ -339,6 +339,22 @@ async fn an_e_mail_address_in_a_url_fails_no_email() {
     );
 }
 
+/// Plausible's custom properties are free text too: an address planted in a value is found.
+#[tokio::test]
+async fn an_e_mail_address_in_a_custom_property_fails_no_email() {
+    fails_with(
+        &[
+            "INSERT INTO {db}.events (ts, site_id, ip, prop_keys, prop_values) VALUES \
+             (now(), 1, '203.0.0.0', ['author', 'plan'], ['jane.doe@example.com', 'pro'])",
+        ],
+        "no_email",
+        "events",
+        "prop_values",
+        1,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_click_id_fails_no_click_id_in_rows_arrays_and_aggregates() {
     fails_with(
