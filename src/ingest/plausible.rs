@@ -343,8 +343,17 @@ where
     };
     let sites = sites(&app.config, &event.domains);
     if sites.is_empty() {
-        app.metrics.drop_for("unknown_domain");
-        return accepted();
+        // Refused as a Matomo hit for an unknown `idsite` is (400), not dropped in silence: a
+        // site that names a domain tally does not know is misconfigured and should hear it.
+        // Names beside a known one are ignored, as Plausible ignores sites it does not host.
+        return reject(
+            app,
+            "unknown_site",
+            Reject::bad_request(format!(
+                "no configured site has the domain {:?}",
+                event.domains.join(",")
+            )),
+        );
     }
     if let Some(refusal) = privacy::refusal(&parts.headers, &app.config.privacy) {
         app.metrics.drop_for(refusal.as_str());
