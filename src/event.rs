@@ -78,7 +78,7 @@ impl Kind {
     }
 }
 
-/// One stored hit. Field order is the column order of `events` (`schema/0003_events_utc_kinds.sql`) (RowBinary is
+/// One stored hit. Field order is the column order of `events` (`schema/0003_events_utc_kinds.sql`, then the columns later migrations append) (RowBinary is
 /// positional); `tests` in `store` check the two agree.
 #[derive(Debug, Clone, Default, PartialEq, Row, Serialize, Deserialize)]
 pub struct Event {
@@ -226,6 +226,13 @@ pub struct Event {
     /// Whole days between attribution (`_refts`) and the conversion: days, not a timestamp,
     /// for the same reason as `days_since_last_visit`.
     pub attribution_days: Option<u16>,
+    /// Custom property keys (Plausible's `props`; `schema/0010_event_props.sql`), parallel to
+    /// `prop_values`. Bounded in count and size on arrival.
+    pub prop_keys: Vec<String>,
+    /// Custom property values, as text (numbers and booleans written out).
+    pub prop_values: Vec<String>,
+    /// How far down the page the visitor scrolled, percent (Plausible's engagement `sd`).
+    pub scroll_depth: Option<u8>,
 }
 
 impl Event {

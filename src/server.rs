@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::api;
 use crate::http::{self, Resp};
 use crate::ingest::matomo_api;
+use crate::ingest::plausible;
 use crate::ingest::reject::Reject;
 use crate::ingest::response;
 use crate::ingest::track;
@@ -86,6 +87,8 @@ pub enum Target {
     Health,
     /// `metrics`.
     Metrics,
+    /// `api/event`: Plausible's Events API ([`crate::ingest::plausible`]).
+    PlausibleEvent,
     /// `api/v2/query`: the Stats API ([`crate::api`]).
     ApiQuery,
     /// `api/v2/openapi.json`: its OpenAPI description.
@@ -167,6 +170,7 @@ fn target_of(path: &str) -> Target {
         (None, "/privacy") => Target::Privacy,
         (None, "/health") => Target::Health,
         (None, "/metrics") => Target::Metrics,
+        (None, "/api/event") => Target::PlausibleEvent,
         (None, "/api/v2/query") => Target::ApiQuery,
         (None, "/api/v2/openapi.json") => Target::ApiSchema,
         (None, p) if crate::dashboard::page_of(p).is_some() => Target::Dashboard,
@@ -249,6 +253,15 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
             resp
         }
         (Target::Tracker, &Method::OPTIONS) => response::preflight(req.headers(), &app.config),
+        (Target::PlausibleEvent, &Method::POST) => {
+            let origin = req.headers().get(hyper::header::ORIGIN).cloned();
+            let mut resp = plausible::handle(app, req, FullIp::of_peer(peer.ip())).await;
+            response::cors(&mut resp, origin.as_ref(), &app.config);
+            resp
+        }
+        (Target::PlausibleEvent, &Method::OPTIONS) => {
+            response::preflight(req.headers(), &app.config)
+        }
         (Target::Script, &Method::GET | &Method::HEAD) => web::assets::tracker(req.headers()),
         (Target::OptOut, &Method::GET | &Method::HEAD) => web::optout::page(app, &req),
         (Target::OptOutWidget, &Method::GET | &Method::HEAD) => {
@@ -344,6 +357,7 @@ mod tests {
         assert_eq!(r("/health"), Target::Health);
         assert_eq!(r("/metrics"), Target::Metrics);
         assert_eq!(r("/api/v2/query"), Target::ApiQuery);
+        assert_eq!(r("/api/event"), Target::PlausibleEvent);
         assert_eq!(r("//api/v2/./query"), Target::ApiQuery);
         assert_eq!(r("/api/v2/openapi.json"), Target::ApiSchema);
         for p in [
@@ -397,6 +411,8 @@ mod tests {
         assert_eq!(r("/analytics/"), Target::Index);
         assert_eq!(r("/analytics/index.php"), Target::Index);
         assert_eq!(r("/analytics/api/v2/query"), Target::ApiQuery);
+        assert_eq!(r("/analytics/api/event"), Target::PlausibleEvent);
+        assert_eq!(r("/api/event"), Target::NotFound);
         assert_eq!(r("/analytics/api/v2/openapi.json"), Target::ApiSchema);
         assert_eq!(r("/analytics/login"), Target::Dashboard);
         assert_eq!(r("/login"), Target::NotFound);

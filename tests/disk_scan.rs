@@ -62,6 +62,7 @@ const DOORS: &[(&str, &str)] = &[
     ),
     ("217.229.171.149", "bulk, the log importer's JSON objects"),
     ("178.219.137.241", "bulk, query strings"),
+    ("176.198.211.157", "Plausible's /api/event, X-Forwarded-For"),
 ];
 
 /// Hits per door.
@@ -323,6 +324,17 @@ async fn no_full_client_address_is_anywhere_on_disk() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        // Plausible's Events API, as its script sends it (JSON as text/plain).
+        let event = json!({"n": "pageview", "u": page, "d": "example.org", "r": null});
+        let r = proxy
+            .post(c.url("/api/event"))
+            .header("content-type", "text/plain")
+            .header("X-Forwarded-For", DOORS[10].0)
+            .body(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
         sent += DOORS.len();
     }
     let started = Instant::now();
@@ -345,7 +357,8 @@ async fn no_full_client_address_is_anywhere_on_disk() {
     let visits = query_on(&url, &format!("SELECT count() FROM {db}.visits")).await;
     assert_ne!(visits, "0");
 
-    // Each door delivered: its truncated address is stored (one distinct title per door).
+    // Each door delivered: its truncated address is stored (one distinct title per door; the
+    // Plausible door's is empty).
     let stored = query_on(
         &url,
         &format!("SELECT title, any(ip), count() FROM {db}.events GROUP BY title ORDER BY title"),
@@ -354,6 +367,8 @@ async fn no_full_client_address_is_anywhere_on_disk() {
     assert_eq!(
         stored,
         [
+            // Plausible's events carry no title.
+            "\t176.198.0.0",
             "bulk\t178.219.0.0",
             "cip-get\t212.185.0.0",
             "cip-post\t166.217.0.0",

@@ -48,6 +48,7 @@ pub const TEXT_COLUMNS: &[(&str, &[&str])] = &[
             "item_names",
             "item_categories",
             "dimension_values",
+            "prop_keys",
             "prop_values",
         ],
     ),

@@ -415,7 +415,7 @@ fn local_time(p: &Params<'_>) -> String {
 }
 
 /// The first language tag of an `Accept-Language` value, lower-case (`de-DE,de;q=0.9` → `de-de`).
-fn primary_language(accept: &str) -> String {
+pub(crate) fn primary_language(accept: &str) -> String {
     let tag = accept.split(',').next().unwrap_or("");
     let tag = tag.split(';').next().unwrap_or("").trim();
     if tag.len() <= 35 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {

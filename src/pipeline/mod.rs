@@ -176,6 +176,21 @@ fn url_hygiene(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> 
             *url = clean_url(url, sensitive);
         }
     }
+    // Custom properties are free text a site's script fills (Plausible's `props`): a value
+    // that is a URL (`props.url` of outbound links and downloads, a page path prop) gets the
+    // URL treatment, every other value and every key the e-mail masking below.
+    for value in &mut event.prop_values {
+        let is_url = ["http://", "https://"].iter().any(|s| {
+            value
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        });
+        *value = if is_url {
+            clean_url(value, sensitive)
+        } else {
+            mask_emails(value).into_owned()
+        };
+    }
     for text in [
         &mut event.title,
         &mut event.search_keyword,
@@ -196,6 +211,7 @@ fn url_hygiene(event: &mut Event, hit: &Hit<'_>, app: &App) -> Result<(), Stop> 
     .into_iter()
     .chain(event.dimension_values.iter_mut())
     .chain(event.item_names.iter_mut())
+    .chain(event.prop_keys.iter_mut())
     {
         if let std::borrow::Cow::Owned(masked) = mask_emails(text) {
             *text = masked;
