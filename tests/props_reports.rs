@@ -12,7 +12,9 @@
 //!   days, refused (400) on old ones;
 //! * a day with more keys than the rollup keeps: a kept key is answered, a left-out one refused
 //!   (answered from the visits on such a day inside the raw window);
-//! * two keys in one query are refused.
+//! * two keys in one query are refused;
+//! * and the whole path once: Plausible's Events API into `tally serve`, `tally rollup`, the
+//!   Stats API over HTTP.
 
 mod common;
 
@@ -486,4 +488,72 @@ domains = ["example.org"]
     .await
     .unwrap_err();
     assert!(e.contains("one custom property per query"), "{e}");
+}
+
+/// The whole path: Plausible's Events API into a real `tally serve`, `tally rollup`, and the
+/// Stats API over HTTP.
+#[tokio::test]
+async fn properties_sent_to_the_events_api_are_reported() {
+    let c = common::Collector::start("");
+    let events = [
+        json!({"n": "pageview", "u": "https://example.org/a", "d": "example.org", "p": {"author": "ann"}}),
+        json!({"n": "Signup", "u": "https://example.org/a", "d": "example.org", "p": {"author": "bob", "plan": "pro"}}),
+        json!({"n": "pageview", "u": "https://example.org/b", "d": "example.org"}),
+    ];
+    for e in &events {
+        let r = common::http()
+            .post(c.url("/api/event"))
+            .header("Content-Type", "text/plain")
+            .header("User-Agent", common::reports::CHROME)
+            .body(e.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        // One second apart, so the order of the visit is the order sent.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    assert_eq!(c.wait_for("1", 3).await, 3);
+    common::reports::tally(&c, &["rollup"]).await;
+    let key = common::reports::create_key(&c, &[1]).await;
+    let answer = common::reports::ask(
+        &c,
+        &key,
+        &json!({"site_id": "example.org", "metrics": ["visitors", "visits", "pageviews", "events"],
+                "date_range": "day", "dimensions": ["event:props:author"]}),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let got: BTreeMap<String, Value> = answer.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["dimensions"][0].as_str().unwrap().to_string(),
+                r["metrics"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        BTreeMap::from([
+            ("(none)".to_string(), json!([1, 1, 1, 1])),
+            ("ann".to_string(), json!([1, 1, 1, 1])),
+            ("bob".to_string(), json!([1, 1, 0, 1])),
+        ])
+    );
+    let answer = common::reports::ask(
+        &c,
+        &key,
+        &json!({"site_id": "example.org", "metrics": ["visitors", "events"], "date_range": "day",
+                "filters": [["is", "event:props:plan", ["pro"]]]}),
+    )
+    .await;
+    assert_eq!(
+        answer.json()["results"][0]["metrics"],
+        json!([1, 1]),
+        "{}",
+        answer.text
+    );
 }
