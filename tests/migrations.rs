@@ -96,20 +96,20 @@ async fn an_interrupted_add_column_migration_repeats() {
     tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
         .await
         .unwrap();
-    let last = MIGRATIONS
+    let props = MIGRATIONS
         .iter()
         .find(|m| m.name == "0010_event_props.sql")
         .unwrap();
     // The ledger as if the run stopped right after the ALTER.
     query(&format!(
         "ALTER TABLE {db}.schema_migrations DELETE WHERE version = {}",
-        last.version
+        props.version
     ))
     .await;
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !query(&format!(
         "SELECT count() FROM {db}.schema_migrations WHERE version = {}",
-        last.version
+        props.version
     ))
     .await
     .starts_with('0')
@@ -123,7 +123,7 @@ async fn an_interrupted_add_column_migration_repeats() {
     let applied = tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
         .await
         .unwrap();
-    assert_eq!(applied, vec![last.name]);
+    assert_eq!(applied, vec![props.name]);
     let columns = query(&format!(
         "SELECT name FROM system.columns WHERE database = '{db}' AND table = 'events' \
          AND name IN ('prop_keys', 'prop_values', 'scroll_depth') ORDER BY name"
