@@ -392,8 +392,6 @@ impl Rollup {
         #[derive(Row, Deserialize)]
         struct Key {
             key: String,
-            #[allow(dead_code)]
-            n: u64,
         }
         let mut keys: Vec<String> = self
             .timed(

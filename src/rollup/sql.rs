@@ -336,7 +336,7 @@ pub const PROP_NONE: &str = "";
 /// any was left out). Binds: the date, the site id.
 pub fn prop_keys_select(visits: &str) -> String {
     format!(
-        "SELECT key, count() AS n FROM ({}) GROUP BY key ORDER BY n DESC, key LIMIT {}",
+        "SELECT key FROM ({}) GROUP BY key ORDER BY count() DESC, key LIMIT {}",
         prop_keys_of_day(visits),
         PROP_KEYS_PER_DAY + 1
     )
