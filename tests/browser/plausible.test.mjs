@@ -151,7 +151,9 @@ test("Plausible's tracker against /api/event", async () => {
   const first = pings.find((r) => r.url.endsWith('/p/index.html'));
   assert.ok(first && Number(first.scroll_depth) > 0 && Number(first.scroll_depth) <= 100, JSON.stringify(pings));
   assert.equal(new Set(rows.map((r) => r.visitor_key)).size, 1, 'one visitor key for the whole visit');
-  assert.ok(answers.length >= rows.length && answers.every((s) => s === 202), `answers ${answers}`);
+  // Every answer the page saw was 202. Not one per row: a hit sent as the page navigates away
+  // (the outlink) is stored, but its answer may arrive after the page is gone.
+  assert.ok(answers.length > 0 && answers.every((s) => s === 202), `answers ${answers}`);
 
   // The same numbers through the Stats API.
   await tallyCli(tally, ['rollup']);
