@@ -128,10 +128,9 @@ test("Plausible's tracker against /api/event", async () => {
   );
   const of = (kind) => rows.filter((r) => r.kind === kind);
   const port = new URL(site.url).port;
-  assert.deepEqual(
-    of('pageview').map((r) => r.url),
-    [`http://localhost:${port}/p/index.html`, `http://localhost:${port}/p/second`],
-  );
+  // Sorted: `ts` has whole seconds, and hits a few hundred milliseconds apart share one.
+  const urls = (kind) => of(kind).map((r) => r.url).sort();
+  assert.deepEqual(urls('pageview'), [`http://localhost:${port}/p/index.html`, `http://localhost:${port}/p/second`]);
   const [ev] = of('event');
   assert.equal(of('event').length, 1, JSON.stringify(rows));
   assert.equal(ev.event_name, 'Signup');
@@ -143,11 +142,7 @@ test("Plausible's tracker against /api/event", async () => {
   assert.deepEqual(of('download')[0].prop_keys, ['url']);
   assert.deepEqual(of('outlink').map((r) => r.target_url), ['https://other.example.net/x']);
   const pings = of('ping');
-  assert.deepEqual(
-    pings.map((r) => r.url),
-    [`http://localhost:${port}/p/index.html`, `http://localhost:${port}/p/second`],
-    'an engagement per page left',
-  );
+  assert.deepEqual(urls('ping'), [`http://localhost:${port}/p/index.html`, `http://localhost:${port}/p/second`], 'an engagement per page left');
   const first = pings.find((r) => r.url.endsWith('/p/index.html'));
   assert.ok(first && Number(first.scroll_depth) > 0 && Number(first.scroll_depth) <= 100, JSON.stringify(pings));
   assert.equal(new Set(rows.map((r) => r.visitor_key)).size, 1, 'one visitor key for the whole visit');
