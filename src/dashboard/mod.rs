@@ -717,11 +717,7 @@ fn not_found(ctx: &Ctx<'_>) -> Resp {
 
 /// The policy of the small pages: their stylesheet, their own forms, no framing.
 fn small_page_policy() -> String {
-    format!(
-        "default-src 'none'; style-src {}; form-action 'self'; base-uri 'none'; \
-         frame-ancestors 'none'",
-        *STYLE_HASH
-    )
+    policy_framed_by("'none'")
 }
 
 /// A shared link's password page may be framed where its dashboard may: by its site's own
@@ -733,11 +729,15 @@ fn small_page_policy_framed(ctx: &Ctx<'_>, site: u32) -> String {
         .site(site)
         .map(csp::frame_ancestors)
         .unwrap_or_default();
+    policy_framed_by(&format!("'self' {}", ancestors.join(" ")))
+}
+
+/// The small pages' policy (their stylesheet by hash, their own forms) with `frame-ancestors`.
+fn policy_framed_by(frame_ancestors: &str) -> String {
     format!(
         "default-src 'none'; style-src {}; form-action 'self'; base-uri 'none'; \
-         frame-ancestors 'self' {}",
-        *STYLE_HASH,
-        ancestors.join(" ")
+         frame-ancestors {frame_ancestors}",
+        *STYLE_HASH
     )
 }
 
