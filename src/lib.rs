@@ -36,6 +36,7 @@ pub mod rollup;
 pub mod server;
 pub mod sink;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod time;
 

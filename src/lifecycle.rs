@@ -121,6 +121,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.listen = local;
     let mut app = App::new(config, metrics, sink, visitors)?;
     app.api = Some(api);
+    // `migrate_on` above returned, so the schema is current.
+    app.status.set_schema_ready(true);
     let app = Arc::new(app);
     let geo_tasks = watch_geo(&app);
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and

@@ -13,6 +13,7 @@ use crate::enrich::visitor::VisitorKeys;
 use crate::enrich::{Enrichers, GeoError};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
+use crate::status::WriteStatus;
 
 /// State shared by every request.
 pub struct App {
@@ -29,6 +30,8 @@ pub struct App {
     /// The Stats API (keys, limits, engine); set by `serve` once its keys are loaded, `None`
     /// where nothing reads (benchmarks), which the API answers with 503.
     pub api: Option<crate::api::Api>,
+    /// Health of the write path, set by the writer and the spool, read by `/ready`.
+    pub status: Arc<WriteStatus>,
     token_digest: Option<digest::Digest>,
 }
 
@@ -52,6 +55,7 @@ impl App {
             visitors,
             enrich,
             api: None,
+            status: Arc::new(WriteStatus::default()),
             token_digest,
         })
     }
