@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tally::store::embedded::EmbeddedClickHouse;
 
 pub mod demo;
+pub mod faults;
 pub mod reports;
 
 /// The ClickHouse server of this test binary.
