@@ -568,15 +568,20 @@ dir = "{spool_dir}"
 
     /// The log (stderr) of the current or last run.
     pub fn last_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("run-{}.log", self.runs))).unwrap_or_default()
+        self.log_of(self.runs)
+    }
+
+    /// The log of run `n` (1: the first), without the terminal colours tracing adds.
+    fn log_of(&self, n: u32) -> String {
+        strip_ansi(
+            &std::fs::read_to_string(self.dir.join(format!("run-{n}.log"))).unwrap_or_default(),
+        )
     }
 
     /// The logs of every run so far, in order.
     pub fn logs(&self) -> String {
         (1..=self.runs)
-            .map(|n| {
-                std::fs::read_to_string(self.dir.join(format!("run-{n}.log"))).unwrap_or_default()
-            })
+            .map(|n| self.log_of(n))
             .collect::<Vec<_>>()
             .join("")
     }
@@ -612,6 +617,24 @@ impl Drop for Tally {
             let _ = c.wait();
         }
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The sum of the series of `name` in a Prometheus/OpenMetrics text whose labels contain
