@@ -59,9 +59,8 @@ use tally::state::App;
 use tally::store::embedded::EmbeddedClickHouse;
 
 /// Enqueues timed in one go (inputs made just before, so they are still in cache as a hit's
-/// event is); the queue holds `QUEUE` events.
+/// event is).
 const CHUNK: u64 = 1024;
-const QUEUE: usize = 1_000_000;
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
@@ -98,10 +97,14 @@ database = "{city}"
 use_full_ip = true
 
 [sink]
-queue_capacity = {QUEUE}
 batch_size = 100000
 flush_ms = 200
-"#
+
+[spool]
+dir = "{spool}"
+max_bytes = 8589934592
+"#,
+                spool = common::spool_dir().display()
             ),
         );
         // The same runtime as `tally` (multi-thread, one worker per core).
@@ -131,13 +134,13 @@ flush_ms = 200
     })
 }
 
-/// Waits (untimed) until the queue has room for another chunk.
+/// Waits (untimed) until the spool has room for another chunk.
 fn wait_for_room(app: &App) {
     let start = Instant::now();
-    while app.metrics.queued.get() > (QUEUE as u64 - 2 * CHUNK) as i64 {
+    while !app.sink.has_room(2 * CHUNK as usize) {
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "the sink writer did not drain its queue"
+            "the sink writer did not drain the spool"
         );
         std::thread::sleep(Duration::from_millis(1));
     }

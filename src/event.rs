@@ -81,6 +81,7 @@ impl Kind {
 /// One stored hit. Field order is the column order of `events` (`schema/0003_events_utc_kinds.sql`, then the columns later migrations append) (RowBinary is
 /// positional); `tests` in `store` check the two agree.
 #[derive(Debug, Clone, Default, PartialEq, Row, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Event {
     /// Unix seconds; the column is `DateTime('UTC')`, so days are UTC days on every server.
     pub ts: u32,
@@ -233,6 +234,10 @@ pub struct Event {
     pub prop_values: Vec<String>,
     /// How far down the page the visitor scrolled, percent (Plausible's engagement `sd`).
     pub scroll_depth: Option<u8>,
+    /// The spool batch this row was written in (`schema/0012_spool_batch.sql`): lets the writer
+    /// recognise a batch ClickHouse already has when an insert's outcome was unknown. Set by the
+    /// writer, 0 until then.
+    pub spool_batch: u64,
 }
 
 impl Event {

@@ -121,10 +121,7 @@ pub struct Updated {
 /// The data directory: where the embedded ClickHouse keeps its files (`[clickhouse]
 /// embedded_dir`'s parent, `./var` by default), also when the events go to another server.
 pub fn data_dir(config: &Config) -> PathBuf {
-    match config.clickhouse.embedded_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    config.data_dir()
 }
 
 /// Where `tally geo update` writes the database and `tally serve` looks for it.

@@ -35,6 +35,7 @@ pub mod query;
 pub mod rollup;
 pub mod server;
 pub mod sink;
+pub mod spool;
 pub mod state;
 pub mod status;
 pub mod store;

@@ -113,7 +113,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
     let (api, key_refresher, access_refresher) = start_api(&client, &config).await?;
-    let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
+    let status = Arc::new(crate::status::WriteStatus::default());
+    let (sink, writer) = sink::start(client, &config, metrics.clone(), status.clone())?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = listener.local_addr()?;
     // The address really bound (port 0 asks for any): what snippets and the demo page name
@@ -121,6 +122,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.listen = local;
     let mut app = App::new(config, metrics, sink, visitors)?;
     app.api = Some(api);
+    app.status = status;
     // `migrate_on` above returned, so the schema is current.
     app.status.set_schema_ready(true);
     let app = Arc::new(app);

@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// A label naming a reason.
@@ -18,6 +19,13 @@ pub struct Reason {
 pub struct Status {
     /// The status code.
     pub status: u16,
+}
+
+/// A label naming a kind of failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorKind {
+    /// The kind.
+    pub kind: &'static str,
 }
 
 /// A label naming a table.
@@ -38,12 +46,19 @@ pub struct Metrics {
     pub rejected: Family<Reason, Counter>,
     /// Events written to ClickHouse.
     pub written: Counter,
-    /// Failed batch writes (each retried).
-    pub write_errors: Counter,
-    /// Events given up on (ClickHouse unreachable through shutdown).
-    pub lost: Counter,
-    /// Events waiting in the queue.
-    pub queued: Gauge,
+    /// Failed ClickHouse calls of the writer (each retried), by kind: `timeout`,
+    /// `connection`, `server`.
+    pub write_errors: Family<ErrorKind, Counter>,
+    /// Seconds each successful insert took.
+    pub write_seconds: Histogram,
+    /// Bytes in the spool (events not yet stored, plus segment headers).
+    pub spool_bytes: Gauge,
+    /// Segment files in the spool.
+    pub spool_segments: Gauge,
+    /// Damaged bytes skipped when reading the spool (torn writes, damaged files).
+    pub spool_damaged_bytes: Counter,
+    /// Records in the spool that did not decode as an event (skipped).
+    pub spool_bad_records: Counter,
     /// Rollup runs that failed.
     pub rollup_failures: Counter,
     /// Unix time of the last rollup run that succeeded (0: none yet).
@@ -78,9 +93,14 @@ impl Metrics {
             dropped: Family::default(),
             rejected: Family::default(),
             written: Counter::default(),
-            write_errors: Counter::default(),
-            lost: Counter::default(),
-            queued: Gauge::default(),
+            write_errors: Family::default(),
+            write_seconds: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            spool_bytes: Gauge::default(),
+            spool_segments: Gauge::default(),
+            spool_damaged_bytes: Counter::default(),
+            spool_bad_records: Counter::default(),
             rollup_failures: Counter::default(),
             rollup_last_success: Gauge::default(),
             api_requests: Family::default(),
@@ -112,18 +132,33 @@ impl Metrics {
         );
         registry.register(
             "write_errors",
-            "Failed batch writes to ClickHouse (retried)",
+            "Failed ClickHouse calls of the writer (retried), by kind",
             m.write_errors.clone(),
         );
         registry.register(
-            "events_lost",
-            "Events given up on because ClickHouse stayed unreachable through shutdown",
-            m.lost.clone(),
+            "write_seconds",
+            "Duration of successful inserts into ClickHouse",
+            m.write_seconds.clone(),
         );
         registry.register(
-            "queue_depth",
-            "Events waiting to be written",
-            m.queued.clone(),
+            "spool_bytes",
+            "Bytes in the disk spool: events not yet stored in ClickHouse",
+            m.spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_segments",
+            "Segment files in the disk spool",
+            m.spool_segments.clone(),
+        );
+        registry.register(
+            "spool_damaged_bytes",
+            "Damaged bytes skipped when reading the spool (torn writes, damaged files)",
+            m.spool_damaged_bytes.clone(),
+        );
+        registry.register(
+            "spool_bad_records",
+            "Spool records that did not decode as an event (skipped)",
+            m.spool_bad_records.clone(),
         );
         registry.register(
             "rollup_failures",

@@ -485,7 +485,7 @@ async fn privileged_parameters_need_the_token() {
 async fn shutdown_flushes_the_queue() {
     // A flush interval far beyond the test: only the shutdown can write these events.
     let mut c = Collector::start_raw(&format!(
-        "{}\n[sink]\nflush_ms = 600000\nbatch_size = 100000\nqueue_capacity = 100000\n",
+        "{}\n[sink]\nflush_ms = 600000\nbatch_size = 100000\n",
         common::SITE
     ));
     for i in 0..20 {

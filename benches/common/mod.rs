@@ -37,9 +37,16 @@ domains = ["example.org", "*.example.org"]
 
 /// A collector configuration on `url`/`db`; `extra` is TOML inserted before the sections.
 pub fn config(url: &str, db: &str, extra: &str) -> Config {
+    // Every run its own spool, unless the bench sets one.
+    let spool = if extra.contains("[spool]") {
+        String::new()
+    } else {
+        format!("[spool]\ndir = \"{}\"\n", spool_dir().display())
+    };
     let text = format!(
         r#"listen = "127.0.0.1:0"
 {extra}
+{spool}
 
 [clickhouse]
 url = "{url}"
@@ -70,11 +77,21 @@ pub async fn app(config: Config) -> (Arc<App>, Writer) {
         .refresh(tally::time::now_unix())
         .await
         .expect("visitor secrets");
-    let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
-    (
-        Arc::new(App::new(config, metrics, sink, visitors).expect("build the app")),
-        writer,
-    )
+    let status = Arc::new(tally::status::WriteStatus::default());
+    let (sink, writer) =
+        sink::start(client, &config, metrics.clone(), status.clone()).expect("open the spool");
+    let mut app = App::new(config, metrics, sink, visitors).expect("build the app");
+    app.status = status;
+    (Arc::new(app), writer)
+}
+
+/// A fresh spool directory, removed when the process exits.
+pub fn spool_dir() -> std::path::PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("tally-bench-spool")
+        .tempdir()
+        .expect("temp dir");
+    dir.keep()
 }
 
 /// Runs `sql` on the server at `url`.

@@ -14,6 +14,7 @@ const SECTIONS: &[&str] = &[
     "clickhouse",
     "privacy",
     "sink",
+    "spool",
     "limits",
     "geo",
     "rollup",

@@ -5,6 +5,9 @@
 //! whichever source it came from.
 
 mod env;
+mod sink;
+
+pub use sink::{FsyncMode, SinkConfig, SpoolConfig};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,6 +76,9 @@ pub struct Config {
     /// Batching of events into the store.
     #[serde(default)]
     pub sink: SinkConfig,
+    /// The disk spool between the request path and ClickHouse.
+    #[serde(default)]
+    pub spool: SpoolConfig,
     /// Size limits on requests.
     #[serde(default)]
     pub limits: Limits,
@@ -605,48 +611,6 @@ impl RetentionConfig {
     }
 }
 
-/// Batching of events into ClickHouse.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkConfig {
-    /// Events held in memory at most; beyond it hits are refused with 503.
-    #[serde(default = "default_queue_capacity")]
-    pub queue_capacity: usize,
-    /// Flush when this many events are waiting.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Flush at least this often (milliseconds) while events are waiting.
-    #[serde(default = "default_flush_ms")]
-    pub flush_ms: u64,
-}
-
-impl SinkConfig {
-    /// The flush interval.
-    pub fn flush_interval(&self) -> Duration {
-        Duration::from_millis(self.flush_ms)
-    }
-}
-
-impl Default for SinkConfig {
-    fn default() -> Self {
-        SinkConfig {
-            queue_capacity: default_queue_capacity(),
-            batch_size: default_batch_size(),
-            flush_ms: default_flush_ms(),
-        }
-    }
-}
-
-fn default_queue_capacity() -> usize {
-    100_000
-}
-fn default_batch_size() -> usize {
-    10_000
-}
-fn default_flush_ms() -> u64 {
-    1_000
-}
-
 /// Size limits, each checked before the data is looked at further.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -967,15 +931,8 @@ impl Config {
                 }
             }
         }
-        if self.sink.batch_size == 0 || self.sink.queue_capacity < self.sink.batch_size {
-            return Err(ConfigError::key(
-                "sink.queue_capacity",
-                "must be at least sink.batch_size, and the batch size at least 1",
-            ));
-        }
-        if self.sink.flush_ms == 0 {
-            return Err(ConfigError::key("sink.flush_ms", "must be at least 1"));
-        }
+        self.sink.validate()?;
+        self.spool.validate()?;
         let l = &self.limits;
         for (key, v) in [
             ("limits.max_body_bytes", l.max_body_bytes),
@@ -1109,7 +1066,7 @@ mod tests {
                 "sites[1].id",
             ),
             ("[privacy]\nbogus = 1", "privacy"),
-            ("[sink]\nbatch_size = 0", "sink.queue_capacity"),
+            ("[sink]\nbatch_size = 0", "sink.batch_size"),
             ("token_auth = \"short\"", "token_auth"),
             ("[api]\nrequests_per_hour = 0", "api.requests_per_hour"),
             ("[api]\nburst = 0", "api.burst"),

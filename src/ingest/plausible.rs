@@ -412,16 +412,13 @@ where
             Err(r) => return reject(app, "invalid", r),
         }
     }
-    match app.sink.enqueue(events) {
-        Ok(()) => accepted(),
-        Err(_) => reject(
-            app,
-            "queue_full",
-            Reject::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "collector is overloaded; retry later",
-            ),
-        ),
+    let spooled = app.sink.enqueue(events);
+    match spooled {
+        Ok(at) => match app.sink.durable(at).await {
+            Ok(()) => accepted(),
+            Err(why) => reject(app, why.reason(), super::track::refused(why)),
+        },
+        Err(why) => reject(app, why.reason(), super::track::refused(why)),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::http::Resp;
 use crate::pipeline;
 use crate::privacy::{self, FullIp};
+use crate::sink::{Refused, Spooled};
 use crate::state::App;
 
 /// What the client is answered when its hits are taken (stored, or dropped on purpose: the
@@ -133,10 +134,15 @@ where
     };
     let outcome = match &bulk {
         Some(b) => track_bulk(app, b, &ctx),
-        None => track_one(app, query, &body, &ctx).map(|image| Answer::Single { image }),
+        None => track_one(app, query, &body, &ctx)
+            .map(|(image, spooled)| (Answer::Single { image }, spooled)),
     };
     match outcome {
-        Ok(answer) => answer.into_response(),
+        // With `fsync = "always"` the answer waits until the disk has the events.
+        Ok((answer, spooled)) => match app.sink.durable(spooled).await {
+            Ok(()) => answer.into_response(),
+            Err(why) => reject(app, why.reason(), refused(why)),
+        },
         Err((reason, r)) => reject(app, reason, r),
     }
 }
@@ -170,9 +176,14 @@ fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {
 
 type Outcome<T> = Result<T, (&'static str, Reject)>;
 
-/// A single hit from the query string and (for POST) the form body; `Ok(image)`: the answer
-/// it asked for.
-fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> Outcome<bool> {
+/// A single hit from the query string and (for POST) the form body; `Ok((image, _))`: the
+/// answer it asked for, and where its event went.
+fn track_one(
+    app: &App,
+    query: &[u8],
+    body: &[u8],
+    ctx: &RequestContext<'_>,
+) -> Outcome<(bool, Spooled)> {
     let mut params = Params::default();
     params.extend(query, &app.config.limits);
     params.extend(body, &app.config.limits);
@@ -184,14 +195,14 @@ fn track_one(app: &App, query: &[u8], body: &[u8], ctx: &RequestContext<'_>) -> 
             .collect(),
         None => Vec::new(),
     };
-    enqueue(app, events).map(|()| image)
+    enqueue(app, events).map(|spooled| (image, spooled))
 }
 
 /// A bulk request: every hit is decided before any is queued; the valid ones are queued
 /// together.
-fn track_bulk(app: &App, bulk: &Bulk, ctx: &RequestContext<'_>) -> Outcome<Answer> {
+fn track_bulk(app: &App, bulk: &Bulk, ctx: &RequestContext<'_>) -> Outcome<(Answer, Spooled)> {
     if !app.sink.has_room(bulk.requests.len()) {
-        return Err(queue_full());
+        return Err(("spool_full", refused(Refused::Full)));
     }
     let mut events = Vec::with_capacity(bulk.requests.len());
     let mut invalid = Vec::new();
@@ -206,13 +217,14 @@ fn track_bulk(app: &App, bulk: &Bulk, ctx: &RequestContext<'_>) -> Outcome<Answe
             }
         }
     }
-    enqueue(app, events)?;
-    Ok(Answer::Bulk {
+    let spooled = enqueue(app, events)?;
+    let answer = Answer::Bulk {
         tracked: bulk.requests.len() - invalid.len(),
         invalid,
         authenticated: ctx.authenticated,
         summary: bulk.wants_summary(),
-    })
+    };
+    Ok((answer, spooled))
 }
 
 /// One entry of a bulk request: its event, `None` when dropped on purpose.
@@ -235,18 +247,15 @@ fn bulk_entry(
     }
 }
 
-fn enqueue(app: &App, events: Vec<Event>) -> Result<(), (&'static str, Reject)> {
-    app.sink.enqueue(events).map_err(|_| queue_full())
+fn enqueue(app: &App, events: Vec<Event>) -> Outcome<Spooled> {
+    app.sink
+        .enqueue(events)
+        .map_err(|why| (why.reason(), refused(why)))
 }
 
-fn queue_full() -> (&'static str, Reject) {
-    (
-        "queue_full",
-        Reject::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "collector is overloaded; retry later",
-        ),
-    )
+/// The answer to hits the spool refused.
+pub fn refused(why: Refused) -> Reject {
+    Reject::new(StatusCode::SERVICE_UNAVAILABLE, why.message())
 }
 
 fn header_str(h: &HeaderMap, name: hyper::header::HeaderName) -> &str {

@@ -1,188 +1,167 @@
-//! The bounded queue between the request path and ClickHouse, and the batch writer behind it.
+//! Between the request path and ClickHouse: accepted events go into the disk spool
+//! ([`crate::spool`]) before their hit is answered, and the [`writer`] stores them from there.
 //!
-//! The request path only ever calls [`Sink::enqueue`], which never waits: it either reserves
-//! room for all events of a request at once (so a bulk request is stored whole or not at all)
-//! or refuses. The writer drains the queue in batches, flushing at `batch_size` events or
-//! `flush_ms` after the first waiting event, whichever comes first.
+//! The request path only calls [`Sink::enqueue`]: it encodes a request's events and appends
+//! them in one write, so a bulk request is spooled whole or not at all, and never waits for
+//! ClickHouse. It waits for the disk only in `fsync = "always"` ([`Sink::durable`]).
+
+pub mod writer;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-
-use crate::config::SinkConfig;
 use crate::event::Event;
 use crate::metrics::Metrics;
-use crate::store::Client;
+use crate::spool::Appender;
+use crate::spool::appender::{AppendError, Position};
+use crate::spool::frame;
+use crate::status::WriteStatus;
 
-/// How often a filling batch takes what has arrived: bounds the added latency of a flush.
-const FILL_TICK: Duration = Duration::from_millis(5);
+pub use writer::{Writer, start};
 
-/// The queue is full: ClickHouse is slower than the traffic, or down.
+/// Why events were not accepted; the hit is answered 503.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
+pub enum Refused {
+    /// The spool is at `[spool] max_bytes`: ClickHouse has been away long, or is too slow.
+    Full,
+    /// The spool cannot be written (directory gone, disk full, I/O error).
+    Unwritable,
+}
 
-/// Sending side of the queue, shared by all connections.
+impl Refused {
+    /// The reason label of `tally_requests_rejected_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refused::Full => "spool_full",
+            Refused::Unwritable => "spool_unwritable",
+        }
+    }
+    /// The one-line answer to the client.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refused::Full => "collector is overloaded (spool full); retry later",
+            Refused::Unwritable => "collector cannot store hits right now; retry later",
+        }
+    }
+}
+
+/// Where a request's events ended in the spool, for [`Sink::durable`]; `None` when it had none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Spooled(Option<Position>);
+
+/// The request path's handle on the spool, shared by all connections.
 #[derive(Clone)]
 pub struct Sink {
-    tx: mpsc::Sender<Event>,
+    appender: Arc<Appender>,
     metrics: Arc<Metrics>,
+    status: Arc<WriteStatus>,
+    refusals: Arc<Refusals>,
 }
 
 impl Sink {
-    /// Queues all `events`, or none of them.
-    pub fn enqueue(&self, events: Vec<Event>) -> Result<(), QueueFull> {
+    pub(crate) fn new(
+        appender: Arc<Appender>,
+        metrics: Arc<Metrics>,
+        status: Arc<WriteStatus>,
+    ) -> Sink {
+        Sink {
+            appender,
+            metrics,
+            status,
+            refusals: Arc::new(Refusals::default()),
+        }
+    }
+
+    /// Spools all `events`, or none of them.
+    pub fn enqueue(&self, events: Vec<Event>) -> Result<Spooled, Refused> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Spooled(None));
         }
-        let permits = self
-            .tx
-            .try_reserve_many(events.len())
-            .map_err(|_| QueueFull)?;
-        let n = events.len();
-        for (permit, event) in permits.zip(events) {
-            permit.send(event);
-        }
-        self.metrics.accepted.inc_by(n as u64);
-        self.metrics.queued.inc_by(n as i64);
-        Ok(())
-    }
-
-    /// Whether `n` events would fit now: lets a large bulk request be refused before the work
-    /// of validating and enriching it. [`Sink::enqueue`] still decides.
-    pub fn has_room(&self, n: usize) -> bool {
-        self.tx.capacity() >= n
-    }
-}
-
-/// The writer task. Awaiting [`Writer::finish`] closes the queue and flushes what it holds.
-pub struct Writer {
-    handle: JoinHandle<()>,
-    shutting_down: watch::Sender<bool>,
-}
-
-impl Writer {
-    /// Tells the writer that the queue is closing: it stops retrying a failed batch forever
-    /// and waits until everything queued is written (or given up on).
-    pub async fn finish(self) {
-        let _ = self.shutting_down.send(true);
-        let _ = self.handle.await;
-    }
-}
-
-/// Creates the queue and starts the writer on `client`'s `events` table.
-pub fn start(client: Client, cfg: &SinkConfig, metrics: Arc<Metrics>) -> (Sink, Writer) {
-    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
-    let (shutting_down, shutdown_rx) = watch::channel(false);
-    let handle = tokio::spawn(run(
-        rx,
-        client,
-        cfg.batch_size,
-        cfg.flush_interval(),
-        metrics.clone(),
-        shutdown_rx,
-    ));
-    (
-        Sink { tx, metrics },
-        Writer {
-            handle,
-            shutting_down,
-        },
-    )
-}
-
-async fn run(
-    mut rx: mpsc::Receiver<Event>,
-    client: Client,
-    batch_size: usize,
-    flush_every: Duration,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut batch = Vec::with_capacity(batch_size);
-    loop {
-        let n = tokio::select! {
-            n = rx.recv_many(&mut batch, batch_size) => n,
-            // Closing refuses new events (the request path answers 503) but keeps what is
-            // queued, which the following iterations drain.
-            _ = shutdown.wait_for(|s| *s), if !rx.is_closed() => {
-                rx.close();
-                continue;
+        let mut buf = Vec::with_capacity(events.len() * 1024);
+        for event in &events {
+            // Field names are written, so a segment left by an older version still decodes
+            // after a column was added (missing fields take their defaults).
+            if frame::encode_with(&mut buf, |out| rmp_serde::encode::write_named(out, event))
+                .is_err()
+            {
+                // Plain data into a Vec: cannot fail; refuse rather than store a part.
+                return Err(self.refuse(Refused::Unwritable, "an event did not encode"));
             }
-        };
-        if n == 0 {
-            break; // closed and drained
         }
-        let deadline = Instant::now() + flush_every;
-        while batch.len() < batch_size && !rx.is_closed() {
-            // Drain in short ticks instead of awaiting each event: a parked receiver is woken,
-            // across threads, by every single send, and the request path pays for that wake
-            // (measured: 8.0 -> 5.2 us per tracked hit, docs/performance.md).
-            let tick = (Instant::now() + FILL_TICK).min(deadline);
-            tokio::select! {
-                _ = tokio::time::sleep_until(tick) => {}
-                _ = shutdown.wait_for(|s| *s) => rx.close(),
-            }
-            while batch.len() < batch_size {
-                match rx.try_recv() {
-                    Ok(event) => batch.push(event),
-                    Err(_) => break,
+        match self.appender.append(&buf) {
+            Ok(at) => {
+                if self.status.spool_full() {
+                    self.status.set_spool_full(false);
                 }
+                self.metrics.accepted.inc_by(events.len() as u64);
+                Ok(Spooled(Some(at)))
             }
-            if Instant::now() >= deadline {
-                break;
+            Err(AppendError::Full) => Err(self.refuse(Refused::Full, "")),
+            Err(AppendError::Unwritable(e)) => {
+                Err(self.refuse(Refused::Unwritable, &e.to_string()))
             }
         }
-        write_with_retry(&client, &batch, &metrics, &shutdown).await;
-        metrics.queued.dec_by(batch.len() as i64);
-        batch.clear();
+    }
+
+    /// Waits until the events are on the disk when `fsync = "always"`; at once otherwise.
+    pub async fn durable(&self, spooled: Spooled) -> Result<(), Refused> {
+        let Some(at) = spooled.0 else {
+            return Ok(());
+        };
+        self.appender
+            .durable(at)
+            .await
+            .map_err(|e| self.refuse(Refused::Unwritable, &e.to_string()))
+    }
+
+    /// Whether about `n` events would fit now: lets a large bulk request be refused before the
+    /// work of validating and enriching it. [`Sink::enqueue`] still decides.
+    pub fn has_room(&self, n: usize) -> bool {
+        // A typical event is 0.5 to 1 KiB spooled.
+        self.appender.has_room(n as u64 * 512)
+    }
+
+    fn refuse(&self, why: Refused, detail: &str) -> Refused {
+        self.status.set_spool_full(true);
+        self.refusals.log(why, detail);
+        why
     }
 }
 
-/// Writes one batch, retrying with backoff while ClickHouse fails. A batch below ClickHouse's
-/// block size is inserted atomically, so a retry never leaves half a batch behind. Once
-/// shutting down, gives up after a few attempts so that a dead server cannot hold tally forever.
-async fn write_with_retry(
-    client: &Client,
-    batch: &[Event],
-    metrics: &Metrics,
-    shutdown: &watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(200);
-    let mut attempts_in_shutdown = 0;
-    loop {
-        match write(client, batch).await {
-            Ok(()) => {
-                metrics.written.inc_by(batch.len() as u64);
-                return;
-            }
-            Err(e) => {
-                metrics.write_errors.inc();
-                tracing::warn!(error = %e, events = batch.len(), "writing events to ClickHouse failed; retrying");
-            }
-        }
-        if *shutdown.borrow() {
-            attempts_in_shutdown += 1;
-            if attempts_in_shutdown >= 5 {
-                metrics.lost.inc_by(batch.len() as u64);
-                tracing::error!(
-                    events = batch.len(),
-                    "ClickHouse unreachable at shutdown; events lost"
-                );
-                return;
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
+/// Refusals are logged once per interval with how many there were, not once per hit.
+#[derive(Default)]
+struct Refusals {
+    last_log: AtomicU64,
+    since: AtomicU64,
 }
 
-async fn write(client: &Client, batch: &[Event]) -> Result<(), clickhouse::error::Error> {
-    let mut insert = client.insert::<Event>("events").await?;
-    for event in batch {
-        insert.write(event).await?;
+const REFUSAL_LOG_EVERY_SECS: u64 = 10;
+
+impl Refusals {
+    fn log(&self, why: Refused, detail: &str) {
+        let n = self.since.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = crate::time::now_unix() as u64;
+        let last = self.last_log.load(Ordering::Relaxed);
+        if now < last + REFUSAL_LOG_EVERY_SECS
+            || self
+                .last_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.since.fetch_sub(n, Ordering::Relaxed);
+        match why {
+            Refused::Full => tracing::error!(
+                refused = n,
+                "spool full: refusing hits with 503 until ClickHouse takes what the spool holds \
+                 (raise [spool] max_bytes for longer outages)"
+            ),
+            Refused::Unwritable => tracing::error!(
+                refused = n,
+                error = detail,
+                "spool cannot be written: refusing hits with 503"
+            ),
+        }
     }
-    insert.end().await
 }

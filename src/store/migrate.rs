@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0011_visit_props.sql",
         sql: include_str!("../../schema/0011_visit_props.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_spool_batch.sql",
+        sql: include_str!("../../schema/0012_spool_batch.sql"),
+    },
 ];
 
 /// One schema file.

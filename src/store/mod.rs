@@ -1,6 +1,7 @@
 //! ClickHouse: the connection, the schema migrations and the embedded server.
 
 pub mod embedded;
+pub mod insert;
 pub mod migrate;
 
 use crate::config::ClickHouseConfig;
@@ -20,7 +21,16 @@ pub fn client(url: &str, cfg: &ClickHouseConfig) -> Client {
 
 /// A client for the server as a whole, without a database (to create it).
 pub fn server_client(url: &str, cfg: &ClickHouseConfig) -> Client {
-    let mut c = Client::default()
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    connector.set_nodelay(true);
+    // The crate's default client, with a connect timeout; idle connections are closed below
+    // ClickHouse's own keep-alive timeout (3 s), as the default does.
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build(connector);
+    let mut c = Client::with_http_client(http)
         .with_url(url)
         .with_validation(false)
         .with_compression(clickhouse::Compression::Lz4);
@@ -32,3 +42,8 @@ pub fn server_client(url: &str, cfg: &ClickHouseConfig) -> Client {
     }
     c
 }
+
+/// How long a connection to ClickHouse may take to open. The crate's own client has no limit,
+/// so a server that drops packets (not one that refuses) would hold a call until the OS gives
+/// up, minutes later.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

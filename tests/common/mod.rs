@@ -90,6 +90,12 @@ pub fn write_config_on(dir: &Path, url: &str, db: &str, extra: &str) -> PathBuf 
     } else {
         "[sink]\nflush_ms = 50\nbatch_size = 1000\n"
     };
+    // Each collector its own spool (one process per spool directory).
+    let spool = if extra.contains("[spool]") {
+        String::new()
+    } else {
+        format!("[spool]\ndir = \"{}\"\n", dir.join("spool").display())
+    };
     let text = format!(
         r#"listen = "127.0.0.1:0"
 {extra}
@@ -99,6 +105,7 @@ url = "{url}"
 database = "{db}"
 
 {sink}
+{spool}
 "#
     );
     std::fs::write(&path, text).unwrap();
