@@ -405,7 +405,7 @@ fn assert_json_503s(outcomes: &Outcomes) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_refuses_with_503_and_recovers() {
     let mut ch = ClickHouse::start();
-    let t = Tally::start(&ch, DB, "max_bytes = 65536\nsegment_bytes = 16384", "", "");
+    let t = Tally::start(&ch, DB, "max_bytes = 131072\nsegment_bytes = 65536", "", "");
     blocking(|| ch.stop());
     let load = Load::start(&t.base, 200, 2);
     let started = Instant::now();
@@ -416,7 +416,7 @@ async fn a_full_spool_refuses_with_503_and_recovers() {
     eprintln!("spool full: {} in {secs:.1} s", outcomes.summary());
     assert!(
         !outcomes.acked().is_empty() && refused > 0,
-        "64 KiB of spool takes some hits and refuses the rest: {}",
+        "128 KiB of spool takes some hits and refuses the rest: {}",
         outcomes.summary()
     );
     assert!(outcomes.unanswered().is_empty(), "{}", outcomes.summary());
@@ -706,10 +706,17 @@ async fn a_torn_tail_is_skipped_and_every_complete_record_stored() {
     if let Err(e) = check_exactly_once(&outcomes, &stored) {
         panic!("{e}\n{}", tail(&t.logs(), 40));
     }
-    let corrupt = t.metric("tally_spool_corrupt_bytes_total", "").await;
+    let metrics = t.metrics().await;
+    let corrupt = faults::metric_sum(&metrics, "tally_spool_corrupt_bytes_total", "");
     assert!(
         corrupt >= 100.0,
-        "tally_spool_corrupt_bytes_total = {corrupt}, at least the 100 bytes of garbage"
+        "tally_spool_corrupt_bytes_total (the contract's name) = {corrupt}, expected at least the \
+         100 bytes of garbage; the spool's metrics are:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("tally_spool"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let log = t.last_log();
     let lines: Vec<&str> = log
