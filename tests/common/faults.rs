@@ -474,7 +474,7 @@ dir = "{spool_dir}"
         let mut child = Command::new(tally_bin())
             .args(["serve", "--config"])
             .arg(self.dir.join("tally.toml"))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,tally::sink=debug")
             .env("TALLY_GEO_AUTO", "false")
             .stdout(Stdio::piped())
             .stderr(log)
