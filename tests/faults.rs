@@ -100,8 +100,57 @@ async fn assert_exactly_once(ch: &ClickHouse, db: &str, outcomes: &Outcomes, t: 
         )
         .await;
     if let Err(e) = check_exactly_once(outcomes, &stored) {
-        panic!("{e}\ntally's logs:\n{}", tail(&t.logs(), 60));
+        panic!(
+            "{e}\n{}\ntally's logs:\n{}",
+            duplicates_explained(ch, db, &stored).await,
+            tail(&t.logs(), 60)
+        );
     }
+}
+
+/// For a failure message: the batches (`spool_batch`) the rows of hits stored twice came in,
+/// and the server's log of the inserts of those batches (when and under which `query_id`
+/// each ran, and how it ended).
+async fn duplicates_explained(
+    ch: &ClickHouse,
+    db: &str,
+    stored: &std::collections::HashMap<String, u64>,
+) -> String {
+    let mut twice: Vec<&String> = stored
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(m, _)| m)
+        .collect();
+    if twice.is_empty() {
+        return String::new();
+    }
+    twice.sort();
+    twice.truncate(200);
+    let list = twice
+        .iter()
+        .map(|m| format!("'{m}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let batches = ch
+        .try_query(&format!(
+            "SELECT spool_batch, count(), uniqExact(title), min(title), max(title) \
+             FROM {db}.events WHERE title IN ({list}) GROUP BY spool_batch ORDER BY spool_batch"
+        ))
+        .await
+        .unwrap_or_else(|e| e);
+    let _ = ch.try_query("SYSTEM FLUSH LOGS").await;
+    let inserts = ch
+        .try_query(
+            "SELECT event_time, type, query_id, written_rows, exception FROM system.query_log \
+             WHERE type != 1 AND query LIKE 'INSERT INTO%events%' ORDER BY event_time DESC \
+             LIMIT 20",
+        )
+        .await
+        .unwrap_or_else(|e| e);
+    format!(
+        "rows of hits stored twice by batch (spool_batch, rows, hits, first, last):\n{batches}\n\
+         the last inserts the server logged (time, type, query_id, rows, exception):\n{inserts}"
+    )
 }
 
 /// The last `n` lines of `text`.
@@ -429,6 +478,11 @@ async fn a_full_spool_refuses_with_503_and_recovers() {
     assert_eq!(
         counted, refused as f64,
         "tally_requests_rejected_total{{reason=\"spool_full\"}} counts every refusal"
+    );
+    let spool_bytes = t.metric("tally_spool_bytes", "").await;
+    assert!(
+        spool_bytes >= 65536.0,
+        "tally_spool_bytes shows a full spool (max_bytes 131072): {spool_bytes}"
     );
     let log = t.logs();
     let lines = spool_full_lines(&log);
