@@ -120,7 +120,7 @@ pub fn open(dir: &Path, cfg: &SpoolConfig) -> Result<(Appender, Reader, Instance
     let mut leftover = Vec::new();
     let mut bytes = 0;
     for (seq, path) in list_segments(dir).map_err(io_err)? {
-        if cursor.is_some_and(|c| seq < c.0) {
+        if cursor.is_some_and(|c| seq < c.seq) {
             // Wholly written before the last stop; its deletion was interrupted.
             std::fs::remove_file(&path).map_err(io_err)?;
             continue;
@@ -131,7 +131,7 @@ pub fn open(dir: &Path, cfg: &SpoolConfig) -> Result<(Appender, Reader, Instance
     let next = leftover
         .last()
         .map_or(1, |s| s + 1)
-        .max(cursor.map_or(1, |c| c.0 + 1));
+        .max(cursor.map_or(1, |c| c.seq + 1));
     let shared = std::sync::Arc::new(Shared {
         dir: dir.to_path_buf(),
         bytes: AtomicU64::new(bytes),
@@ -142,7 +142,8 @@ pub fn open(dir: &Path, cfg: &SpoolConfig) -> Result<(Appender, Reader, Instance
         _lock: lock,
     });
     let appender = Appender::open(shared.clone(), next, cfg).map_err(io_err)?;
-    let reader = Reader::new(shared, leftover, cursor);
+    let sync = cfg.fsync == crate::config::FsyncMode::Always;
+    let reader = Reader::new(shared, leftover, cursor, sync);
     Ok((appender, reader, instance))
 }
 

@@ -206,3 +206,31 @@ async fn always_waits_for_the_disk() {
     app.durable(at).await.unwrap();
     syncer.abort();
 }
+
+#[test]
+fn a_batch_begun_before_a_stop_is_read_again_exactly_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let (app, mut reader, _) = open(dir.path(), &cfg(1 << 20, 65_536)).unwrap();
+        app.append(&frames(&["a", "b"])).unwrap();
+        let mut batch = Batch::default();
+        reader.fill(&mut batch, 10).unwrap();
+        assert!(!batch.in_doubt);
+        reader.intend(&batch).unwrap();
+        // More arrives; then the process dies before the commit.
+        app.append(&frames(&["c"])).unwrap();
+        (batch.seq, batch.start, batch.end)
+    };
+    let (_app, mut reader, _) = open(dir.path(), &cfg(1 << 20, 65_536)).unwrap();
+    let mut batch = Batch::default();
+    reader.fill(&mut batch, 10).unwrap();
+    assert!(batch.in_doubt);
+    assert!(batch.is_full(10), "ends where the earlier one ended");
+    assert_eq!((batch.seq, batch.start, batch.end), first);
+    assert_eq!(batch.len(), 2);
+    reader.commit(&batch).unwrap();
+    let mut batch = Batch::default();
+    reader.fill(&mut batch, 10).unwrap();
+    assert!(!batch.in_doubt);
+    assert_eq!(batch.records().collect::<Vec<_>>(), [&b"c"[..]]);
+}
