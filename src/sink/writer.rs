@@ -87,7 +87,8 @@ pub fn start(
     status: Arc<WriteStatus>,
 ) -> Result<(Sink, Writer), spool::OpenError> {
     let dir = config.spool_dir();
-    let (appender, reader, instance) = spool::open(&dir, &config.spool)?;
+    let max_age = Duration::from_secs(u64::from(config.retention.raw_days) * 86_400);
+    let (appender, reader, instance) = spool::open(&dir, &config.spool, max_age)?;
     let appender = Arc::new(appender);
     let (backlog_segments, backlog_bytes) = reader.backlog();
     if backlog_segments > 0 {
