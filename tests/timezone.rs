@@ -31,7 +31,8 @@ impl Serve {
             format!(
                 "listen = \"127.0.0.1:0\"\ntoken_auth = \"{TOKEN}\"\n\
                  [clickhouse]\nurl = \"{ch_url}\"\ndatabase = \"{db}\"\n\
-                 [sink]\nflush_ms = 50\n{}",
+                 [sink]\nflush_ms = 50\n[spool]\ndir = \"{}\"\n{}",
+                dir.path().join("spool").display(),
                 common::SITE
             ),
         )

@@ -87,7 +87,8 @@ pub fn start(
     status: Arc<WriteStatus>,
 ) -> Result<(Sink, Writer), spool::OpenError> {
     let dir = config.spool_dir();
-    let (appender, reader, instance) = spool::open(&dir, &config.spool)?;
+    let max_age = Duration::from_secs(u64::from(config.retention.raw_days) * 86_400);
+    let (appender, reader, instance) = spool::open(&dir, &config.spool, max_age)?;
     let appender = Arc::new(appender);
     let (backlog_segments, backlog_bytes) = reader.backlog();
     if backlog_segments > 0 {
@@ -196,6 +197,18 @@ impl Writing {
                 continue;
             }
             if !batch.is_empty() {
+                let (r, b, intended) = tokio::task::spawn_blocking(move || {
+                    let result = reader.intend(&batch);
+                    (reader, batch, result)
+                })
+                .await
+                .expect("the spool reader does not panic");
+                reader = r;
+                batch = b;
+                if let Err(e) = intended {
+                    // Storing anyway: a crash before the commit could then store it twice.
+                    tracing::warn!(error = %e, "spool: could not record the batch being stored");
+                }
                 self.store(&batch, &mut outage).await;
             }
             let (r, committed) = tokio::task::spawn_blocking(move || {
@@ -235,7 +248,8 @@ impl Writing {
         for (day, rows) in &days {
             // Each day is its own insert (one partition: one part, stored whole or not).
             let query_id = format!("{}-{day}", name.query_id);
-            let mut unsure = false;
+            // A batch an earlier process was storing when it stopped may be stored already.
+            let mut unsure = batch.in_doubt;
             loop {
                 let attempt = if unsure {
                     self.settle(&name, &query_id, *day, rows).await

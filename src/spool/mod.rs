@@ -97,8 +97,14 @@ pub struct Instance(pub String);
 
 /// Opens (creating it if needed) the spool in `dir`: takes its lock, reads the cursor, forgets
 /// segments wholly before it, and begins a new active segment after the last one. Leftover
-/// segments are read first.
-pub fn open(dir: &Path, cfg: &SpoolConfig) -> Result<(Appender, Reader, Instance), OpenError> {
+/// segments are read first, except those last written more than `max_age` ago: every event in
+/// them is older than the raw events' retention (`[retention] raw_days`), so storing them would
+/// keep raw data longer than promised (the pruner would drop them at once).
+pub fn open(
+    dir: &Path,
+    cfg: &SpoolConfig,
+    max_age: std::time::Duration,
+) -> Result<(Appender, Reader, Instance), OpenError> {
     let io_err = |source| OpenError::Io {
         dir: dir.to_path_buf(),
         source,
@@ -119,19 +125,35 @@ pub fn open(dir: &Path, cfg: &SpoolConfig) -> Result<(Appender, Reader, Instance
     let cursor = reader::read_cursor(dir).map_err(io_err)?;
     let mut leftover = Vec::new();
     let mut bytes = 0;
+    // Numbers keep rising over deleted segments too: a batch's name must never come back.
+    let mut last_seq = 0;
     for (seq, path) in list_segments(dir).map_err(io_err)? {
-        if cursor.is_some_and(|c| seq < c.0) {
+        last_seq = seq;
+        if cursor.is_some_and(|c| seq < c.seq) {
             // Wholly written before the last stop; its deletion was interrupted.
             std::fs::remove_file(&path).map_err(io_err)?;
             continue;
         }
-        bytes += std::fs::metadata(&path).map_err(io_err)?.len();
+        let meta = std::fs::metadata(&path).map_err(io_err)?;
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .unwrap_or_default();
+        if age > max_age {
+            tracing::warn!(
+                segment = seq,
+                bytes = meta.len(),
+                age_days = age.as_secs() / 86_400,
+                "spool: deleting a segment older than the raw events' retention unstored"
+            );
+            std::fs::remove_file(&path).map_err(io_err)?;
+            continue;
+        }
+        bytes += meta.len();
         leftover.push(seq);
     }
-    let next = leftover
-        .last()
-        .map_or(1, |s| s + 1)
-        .max(cursor.map_or(1, |c| c.0 + 1));
+    let next = (last_seq + 1).max(cursor.map_or(1, |c| c.seq + 1));
     let shared = std::sync::Arc::new(Shared {
         dir: dir.to_path_buf(),
         bytes: AtomicU64::new(bytes),
@@ -142,7 +164,8 @@ pub fn open(dir: &Path, cfg: &SpoolConfig) -> Result<(Appender, Reader, Instance
         _lock: lock,
     });
     let appender = Appender::open(shared.clone(), next, cfg).map_err(io_err)?;
-    let reader = Reader::new(shared, leftover, cursor);
+    let sync = cfg.fsync == crate::config::FsyncMode::Always;
+    let reader = Reader::new(shared, leftover, cursor, sync);
     Ok((appender, reader, instance))
 }
 

@@ -32,6 +32,11 @@ pub struct Batch {
     pub end: u64,
     /// The segment is sealed and read to its end: once this batch is stored, it can go.
     pub segment_done: bool,
+    /// An earlier process began storing exactly this batch and may have finished: the writer
+    /// must look before it inserts.
+    pub in_doubt: bool,
+    /// The batch must end here (the extent of the batch in doubt).
+    stop_at: Option<u64>,
     data: Vec<u8>,
     records: Vec<Range<usize>>,
 }
@@ -51,7 +56,9 @@ impl Batch {
     }
     /// Whether no further record fits.
     pub fn is_full(&self, max_records: usize) -> bool {
-        self.records.len() >= max_records || self.data.len() + HEADER + MAX_PAYLOAD > room()
+        self.records.len() >= max_records
+            || self.data.len() + HEADER + MAX_PAYLOAD > room()
+            || self.stop_at.is_some_and(|e| self.end >= e)
     }
 }
 
@@ -68,15 +75,27 @@ pub struct Reader {
     seq: u64,
     offset: u64,
     file: Option<File>,
+    /// The batch an earlier process was storing when it stopped: segment and end.
+    pending: Option<(u64, u64)>,
+    /// Force the cursor to the disk (`fsync = "always"`).
+    sync: bool,
 }
 
 impl Reader {
-    pub(super) fn new(shared: Arc<Shared>, leftover: Vec<u64>, cursor: Option<(u64, u64)>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        leftover: Vec<u64>,
+        cursor: Option<Cursor>,
+        sync: bool,
+    ) -> Self {
         let mut leftover: VecDeque<u64> = leftover.into();
         let seq = leftover.pop_front().unwrap_or_else(|| shared.head().seq);
-        let offset = match cursor {
-            Some((s, o)) if s == seq => o,
-            _ => 0,
+        let (offset, pending) = match cursor {
+            Some(c) if c.seq == seq => (
+                c.offset,
+                (c.pending_end > c.offset).then_some((seq, c.pending_end)),
+            ),
+            _ => (0, None),
         };
         Reader {
             shared,
@@ -84,6 +103,8 @@ impl Reader {
             seq,
             offset,
             file: None,
+            pending,
+            sync,
         }
     }
 
@@ -113,6 +134,13 @@ impl Reader {
             batch.seq = self.seq;
             batch.start = self.offset;
             batch.end = self.offset;
+            if let Some((seq, end)) = self.pending
+                && seq == self.seq
+                && self.offset < end
+            {
+                batch.in_doubt = true;
+                batch.stop_at = Some(end);
+            }
         }
         if batch.seq != self.seq || batch.segment_done {
             return Ok(());
@@ -143,8 +171,10 @@ impl Reader {
             batch.start = self.offset;
             batch.end = self.offset;
         }
-        while !batch.is_full(max_records) && self.offset < limit {
-            let want = (limit - self.offset).min((room() - batch.data.len()) as u64) as usize;
+        // The batch in doubt is read to its recorded end, no further, so that it is the same batch.
+        let stop = batch.stop_at.map_or(limit, |e| e.min(limit));
+        while !batch.is_full(max_records) && self.offset < stop {
+            let want = (stop - self.offset).min((room() - batch.data.len()) as u64) as usize;
             let old = batch.data.len();
             batch.data.resize(old + want, 0);
             let got = read_full_at(file, &mut batch.data[old..], self.offset)?;
@@ -156,6 +186,7 @@ impl Reader {
                 .extend(scan.records.iter().map(|r| r.start + old..r.end + old));
             batch.data.truncate(old + scan.consumed);
             self.offset += scan.consumed as u64;
+            batch.end = self.offset;
             if scan.skipped > 0 {
                 self.damaged(scan.skipped as u64);
             }
@@ -174,12 +205,28 @@ impl Reader {
         Ok(())
     }
 
+    /// Records that `batch` is about to be stored, before the first attempt: if this process
+    /// stops before [`Reader::commit`], the next one reads exactly this batch again and knows
+    /// it may already be stored.
+    pub fn intend(&mut self, batch: &Batch) -> io::Result<()> {
+        write_cursor(
+            &self.shared.dir,
+            Cursor {
+                seq: batch.seq,
+                offset: batch.start,
+                pending_end: batch.end,
+            },
+            self.sync,
+        )
+    }
+
     /// Forgets `batch`, which is stored: moves the cursor past it and deletes its segment when
     /// it was the segment's last.
     pub fn commit(&mut self, batch: &Batch) -> io::Result<()> {
         if batch.seq != self.seq {
             return Ok(());
         }
+        self.pending = None;
         if batch.segment_done {
             let path = segment_path(&self.shared.dir, self.seq);
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -202,7 +249,12 @@ impl Reader {
             self.offset = 0;
         }
         let offset = if batch.segment_done { 0 } else { batch.end };
-        write_cursor(&self.shared.dir, self.seq, offset)
+        let cursor = Cursor {
+            seq: self.seq,
+            offset,
+            pending_end: 0,
+        };
+        write_cursor(&self.shared.dir, cursor, false)
     }
 
     fn damaged(&self, bytes: u64) {
@@ -244,32 +296,57 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 const CURSOR_TAG: &str = "tally-spool-cursor-v1";
 
-/// The cursor in `dir`: segment and offset the writer had stored up to.
-pub(super) fn read_cursor(dir: &Path) -> io::Result<Option<(u64, u64)>> {
+/// How far the writer got: everything before `offset` of segment `seq` is stored. A
+/// `pending_end` beyond `offset` names the batch `[offset, pending_end)` it was storing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cursor {
+    pub seq: u64,
+    pub offset: u64,
+    pub pending_end: u64,
+}
+
+/// The cursor in `dir`.
+pub(super) fn read_cursor(dir: &Path) -> io::Result<Option<Cursor>> {
     let text = match std::fs::read_to_string(dir.join("cursor")) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut words = text.split_whitespace();
-    let parsed = match (words.next(), words.next(), words.next()) {
-        (Some(CURSOR_TAG), Some(seq), Some(offset)) => seq.parse().ok().zip(offset.parse().ok()),
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let num = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+    let parsed = match (words.first(), num(1), num(2), num(3)) {
+        (Some(&CURSOR_TAG), Some(seq), Some(offset), Some(pending_end)) => Some(Cursor {
+            seq,
+            offset,
+            pending_end,
+        }),
         _ => None,
     };
     if parsed.is_none() {
-        // Damaged: reading from the start of the oldest segment is safe (the writer
-        // recognises batches ClickHouse has).
-        tracing::warn!("spool: cursor file unreadable; reading the spool from its start");
+        // Damaged: reading from the start of the oldest segment stores nothing twice only if
+        // no batch was in doubt; say so.
+        tracing::warn!(
+            "spool: cursor file unreadable; reading the spool from its start (batches stored \
+             before may be stored again)"
+        );
     }
     Ok(parsed)
 }
 
-/// Replaces the cursor. Not forced to the disk: a cursor that is behind after a power loss
-/// costs rereading batches the writer then recognises as stored.
-fn write_cursor(dir: &Path, seq: u64, offset: u64) -> io::Result<()> {
+/// Replaces the cursor. Forced to the disk only with `sync` (`fsync = "always"`, before an
+/// insert): otherwise a power loss can leave it behind, which costs rereading (see
+/// docs/reliability.md).
+fn write_cursor(dir: &Path, c: Cursor, sync: bool) -> io::Result<()> {
     let tmp = dir.join("cursor.tmp");
     let mut f = File::create(&tmp)?;
-    writeln!(f, "{CURSOR_TAG} {seq} {offset}")?;
+    writeln!(f, "{CURSOR_TAG} {} {} {}", c.seq, c.offset, c.pending_end)?;
+    if sync {
+        f.sync_data()?;
+    }
     drop(f);
-    std::fs::rename(tmp, dir.join("cursor"))
+    std::fs::rename(tmp, dir.join("cursor"))?;
+    if sync {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
