@@ -582,7 +582,14 @@ async fn a_full_disk_refuses_with_503_and_does_not_crash() {
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        .filter(|l| l.to_ascii_lowercase().contains("spool"))
+        .filter(|l| !l.contains("writing to ClickHouse"))
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("spool")
+                && ["503", "full", "space", "unwritable", "cannot be written"]
+                    .iter()
+                    .any(|w| l.contains(w))
+        })
         .collect();
     assert!(
         !lines.is_empty() && lines.len() < 20,
