@@ -28,6 +28,12 @@ use tokio::time::{Instant, Sleep};
 
 use crate::metrics::Metrics;
 
+/// How long, and for how many bytes, a connection refused mid-request is read after the
+/// refusal, so that closing it with unread bytes (a reset) does not destroy the refusal before
+/// the client reads it (nginx's "lingering close").
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
 /// The preface an HTTP/2 client with prior knowledge starts with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -135,6 +141,8 @@ pub struct GuardedIo<T> {
     pending: Vec<u8>,
     pending_at: usize,
     rewritten: bool,
+    /// After a refusal: the write side is shut and the rest of the request read until then.
+    linger: Option<(Instant, usize)>,
 }
 
 impl<T> GuardedIo<T> {
@@ -155,6 +163,7 @@ impl<T> GuardedIo<T> {
             pending: Vec::new(),
             pending_at: 0,
             rewritten: false,
+            linger: None,
         }
     }
 
@@ -340,7 +349,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         if this.poll_pending(cx)?.is_pending() && this.expired(cx).is_none() {
             return Poll::Pending;
         }
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        if !this.rewritten {
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
+        }
+        if this.linger.is_none() {
+            ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            let until = Instant::now() + LINGER;
+            this.sleep.as_mut().reset(until);
+            this.armed = Some(until);
+            this.linger = Some((until, 0));
+        }
+        let mut scratch = [0u8; 8192];
+        loop {
+            let Some((_, read)) = this.linger else {
+                return Poll::Ready(Ok(()));
+            };
+            if read >= LINGER_BYTES || this.sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut this.inner).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => {
+                    this.linger = this.linger.map(|(u, r)| (u, r + buf.filled().len()));
+                }
+                // The client closed too, or the connection failed: done.
+                _ => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 
