@@ -1131,7 +1131,11 @@ impl Config {
                 srv.max_connections as u64,
                 1..=1_000_000,
             ),
-            ("server.shutdown_grace_secs", srv.shutdown_grace_secs, 0..=600),
+            (
+                "server.shutdown_grace_secs",
+                srv.shutdown_grace_secs,
+                0..=600,
+            ),
         ] {
             if !range.contains(&v) {
                 return Err(ConfigError::key(

@@ -12,7 +12,6 @@
 //! site (as for Matomo hits), and a request naming several sites is stored for all of them or
 //! for none.
 
-
 use bytes::Bytes;
 use hyper::header::{self, ACCEPT_LANGUAGE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Request, StatusCode};

@@ -49,9 +49,9 @@ impl Held {
     }
 
     fn bytes(&self) -> usize {
-        self.permit
-            .lock()
-            .map_or(0, |p| p.as_ref().map_or(0, OwnedSemaphorePermit::num_permits))
+        self.permit.lock().map_or(0, |p| {
+            p.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+        })
     }
 
     fn add(&self, permit: OwnedSemaphorePermit) {
@@ -212,7 +212,13 @@ mod tests {
         let chunks = Chunks;
         let (body, held) = b.guard(chunks(3)).unwrap();
         assert_eq!(b.available(), 100);
-        assert_eq!(read_body(body, 1000, Duration::from_secs(5)).await.unwrap().len(), 90);
+        assert_eq!(
+            read_body(body, 1000, Duration::from_secs(5))
+                .await
+                .unwrap()
+                .len(),
+            90
+        );
         assert_eq!(b.available(), 10);
         drop(held);
         let (body, _held) = b.guard(chunks(4)).unwrap();

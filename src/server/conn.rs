@@ -239,10 +239,14 @@ impl<T> GuardedIo<T> {
         if phase == Phase::Header && self.protocol != Protocol::Http2 && !self.rewritten {
             let secs = self.timeouts.header.as_secs();
             let message = format!("the request headers did not arrive within {secs} seconds");
-            self.pending.extend_from_slice(&refusal(408, "Request Timeout", &message, None));
+            self.pending
+                .extend_from_slice(&refusal(408, "Request Timeout", &message, None));
             self.rewritten = true;
         }
-        io::Error::new(io::ErrorKind::TimedOut, format!("{} timeout", phase.label()))
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{} timeout", phase.label()),
+        )
     }
 }
 
@@ -250,7 +254,8 @@ impl<T: AsyncWrite + Unpin> GuardedIo<T> {
     /// Writes what is pending; `Ready(Ok)` once nothing is.
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.pending_at < self.pending.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.pending_at..]))?;
+            let n =
+                ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.pending_at..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -455,18 +460,28 @@ mod tests {
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
         assert!(out.contains("content-type: application/json\r\n"));
         assert!(out.contains("date: Mon, 01 Jan 2024 00:00:00 GMT\r\n"));
-        assert!(out.ends_with("\r\n\r\n{\"error\":\"malformed request\"}"), "{out}");
+        assert!(
+            out.ends_with("\r\n\r\n{\"error\":\"malformed request\"}"),
+            "{out}"
+        );
         let body_len = "{\"error\":\"malformed request\"}".len();
         assert!(out.contains(&format!("content-length: {body_len}\r\n")));
         for (head, code) in [
-            (&b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n"[..], "414"),
+            (
+                &b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n"[..],
+                "414",
+            ),
             (
                 &b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n"[..],
                 "431",
             ),
         ] {
             let (_, out) = rewrite_refusal(head).unwrap();
-            assert!(String::from_utf8(out).unwrap().starts_with(&format!("HTTP/1.1 {code}")));
+            assert!(
+                String::from_utf8(out)
+                    .unwrap()
+                    .starts_with(&format!("HTTP/1.1 {code}"))
+            );
         }
         // After the tail of an earlier answer in the same write.
         let mut two = b"HTTP/1.1 204 No Content\r\ndate: x\r\n\r\n".to_vec();

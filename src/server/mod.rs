@@ -49,6 +49,11 @@ use limits::{AcceptErrors, ConnectionLimit};
 /// of that length, well above `[limits] max_uri_bytes`, which tally answers itself.
 pub const MAX_HEAD_BYTES: usize = 96 * 1024;
 
+/// Largest sum of a request's header names and values (each counted with 4 bytes of syntax):
+/// a larger request is refused with 431. hyper's buffer limit ([`MAX_HEAD_BYTES`]) alone is
+/// not exact: a head that arrives at once may be parsed whole from a larger read.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// Streams one HTTP/2 connection may have open at once.
 const H2_MAX_STREAMS: u32 = 100;
 
@@ -90,10 +95,24 @@ impl Listeners {
     }
 }
 
+/// Connections the kernel holds for tally before it accepts them (capped by
+/// `net.core.somaxconn`): a burst, or the connections waiting at the connection limit, wait
+/// there instead of having their handshakes dropped.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr`; the error names it.
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As std's and tokio's `bind` do: a restarted collector may reuse its port at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    listen().map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
 /// Which routes a listener serves.
@@ -280,6 +299,18 @@ fn connection(
 /// out.
 async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr, router: Router) -> Resp {
     let version = req.version();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        shared.app.metrics.reject_for("headers_too_large");
+        return http::json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request headers are too large",
+        );
+    }
     let (parts, body) = req.into_parts();
     let Some((body, held)) = shared.budget.guard(body) else {
         shared.app.metrics.reject_for("server_busy");

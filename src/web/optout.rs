@@ -165,9 +165,14 @@ where
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
         }
         Err(http::BodyError::TooSlow(_)) => {
-            return plain(StatusCode::REQUEST_TIMEOUT, "the form did not arrive in time\n");
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "the form did not arrive in time\n",
+            );
         }
-        Err(http::BodyError::Busy) => return plain(StatusCode::SERVICE_UNAVAILABLE, "server busy\n"),
+        Err(http::BodyError::Busy) => {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "server busy\n");
+        }
         Err(http::BodyError::Unreadable) => {
             return plain(StatusCode::BAD_REQUEST, "could not read the form\n");
         }
