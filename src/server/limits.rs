@@ -151,7 +151,7 @@ mod tests {
         assert!(third.is_err(), "a third connection waits");
         assert_eq!(metrics.connections_refused.get(), 1);
         drop(a);
-        tokio::time::timeout(Duration::from_secs(1), limit.acquire())
+        let _fourth = tokio::time::timeout(Duration::from_secs(1), limit.acquire())
             .await
             .expect("taken once one closes");
     }

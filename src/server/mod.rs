@@ -64,7 +64,20 @@ pub type Req = Request<GuardedBody<Incoming>>;
 pub struct Listeners {
     main: TcpListener,
     admin: Option<TcpListener>,
-    max_connections: usize,
+    /// `[server] max_connections` fitted to the file descriptor limit; `None`: as configured.
+    max_connections: Option<usize>,
+}
+
+/// A tracking listener bound by the caller (benchmarks, tests): no admin listener, and
+/// `[server] max_connections` as configured.
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Listeners {
+        Listeners {
+            main,
+            admin: None,
+            max_connections: None,
+        }
+    }
 }
 
 impl Listeners {
@@ -80,7 +93,7 @@ impl Listeners {
         Ok(Listeners {
             main,
             admin,
-            max_connections,
+            max_connections: Some(max_connections),
         })
     }
 
@@ -160,10 +173,12 @@ fn builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
 /// requests finish for `[server] shutdown_grace_secs` and closes what is still open.
 pub async fn serve(
     app: Arc<App>,
-    listeners: Listeners,
+    listeners: impl Into<Listeners>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let listeners = listeners.into();
     let cfg = &app.config.server;
+    let max_connections = listeners.max_connections.unwrap_or(cfg.max_connections);
     let grace = cfg.shutdown_grace();
     let largest = app
         .config
@@ -192,7 +207,7 @@ pub async fn serve(
         &shared,
         listeners.main,
         Router::Main,
-        ConnectionLimit::new(listeners.max_connections, app.metrics.clone(), true),
+        ConnectionLimit::new(max_connections, app.metrics.clone(), true),
         &graceful,
         stop.clone(),
     );
