@@ -87,7 +87,31 @@ pub enum BodyError {
     Unreadable,
     /// It did not arrive within this time.
     TooSlow(Duration),
+    /// The server holds as many body bytes as it may at once
+    /// (`[server] max_inflight_body_bytes`).
+    Busy,
 }
+
+/// Why the server stopped a request body (`crate::server` wraps every body): the error inside
+/// the body's error, which [`read_body`] turns into the matching [`BodyError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyStop {
+    /// It did not arrive within the body read timeout.
+    TooSlow(Duration),
+    /// The budget of body bytes held at once is spent.
+    Busy,
+}
+
+impl std::fmt::Display for BodyStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyStop::TooSlow(t) => write!(f, "body not read within {} s", t.as_secs()),
+            BodyStop::Busy => f.write_str("server busy"),
+        }
+    }
+}
+
+impl std::error::Error for BodyStop {}
 
 impl BodyError {
     /// The status to answer with.
@@ -96,6 +120,7 @@ impl BodyError {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Unreadable => StatusCode::BAD_REQUEST,
             BodyError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -110,13 +135,16 @@ impl std::fmt::Display for BodyError {
                 "the request body did not arrive within {} seconds",
                 t.as_secs()
             ),
+            BodyError::Busy => f.write_str("server busy"),
         }
     }
 }
 
 /// Reads a whole body of at most `limit` bytes within `within`. A declared length
 /// (`Content-Length`) over the limit is refused before anything is read; a body of unknown
-/// length is cut off at the limit.
+/// length is cut off at the limit. A body the server stopped ([`BodyStop`]: too slow, or over
+/// the server's budget of body bytes) gives the matching error. Every handler reads its body
+/// here, so that each of these is answered the same way everywhere.
 pub async fn read_body<B>(body: B, limit: usize, within: Duration) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body,
@@ -128,7 +156,11 @@ where
     match tokio::time::timeout(within, Limited::new(body, limit).collect()).await {
         Ok(Ok(b)) => Ok(b.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Ok(Err(_)) => Err(BodyError::Unreadable),
+        Ok(Err(e)) => match e.downcast_ref::<BodyStop>() {
+            Some(BodyStop::TooSlow(t)) => Err(BodyError::TooSlow(*t)),
+            Some(BodyStop::Busy) => Err(BodyError::Busy),
+            None => Err(BodyError::Unreadable),
+        },
         Err(_) => Err(BodyError::TooSlow(within)),
     }
 }

@@ -115,8 +115,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (api, key_refresher, access_refresher) = start_api(&client, &config).await?;
     let status = Arc::new(crate::status::WriteStatus::default());
     let (sink, writer) = sink::start(client, &config, metrics.clone(), status.clone())?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let local = listener.local_addr()?;
+    let listeners = crate::server::Listeners::bind(&config).await?;
+    let local = listeners.local_addr()?;
     // The address really bound (port 0 asks for any): what snippets and the demo page name
     // when `public_url` is not set.
     config.listen = local;
@@ -130,6 +130,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read these lines to find the ports when `listen` asks for port 0 and
     // ClickHouse is embedded.
     println!("tally listening on http://{local}");
+    if let Some(admin) = listeners.admin_addr() {
+        println!("admin listening on http://{admin}");
+    }
     println!(
         "events stored in ClickHouse at {url}, database {}",
         app.config.clickhouse.database
@@ -147,7 +150,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(token) = once {
         println!("sign in to the dashboard: http://{local}{base}/login/once?t={token}");
     }
-    crate::server::serve(app.clone(), listener, shutdown_signal()).await;
+    crate::server::serve(app.clone(), listeners, shutdown_signal()).await;
     tracing::info!("shutting down: flushing queued events");
     writer.finish().await;
     refresher.abort();

@@ -35,6 +35,13 @@ pub struct TableLabel {
     pub table: &'static str,
 }
 
+/// A label naming what a connection was waiting for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    /// `header`, `idle` or `body`.
+    pub phase: &'static str,
+}
+
 /// All counters of a collector.
 pub struct Metrics {
     registry: Registry,
@@ -75,6 +82,13 @@ pub struct Metrics {
     pub prune_failures: Counter,
     /// Unix time of the pruner's last run (0: none yet).
     pub prune_last_run: Gauge,
+    /// Connections open now, on every listener.
+    pub connections_open: Gauge,
+    /// Times a connection could not be taken at once: the connection limit was reached (it
+    /// waits in the kernel's backlog) or accepting failed (out of file descriptors).
+    pub connections_refused: Counter,
+    /// Connections closed because a client was too slow, by what it was waiting for.
+    pub connections_timed_out: Family<PhaseLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -109,6 +123,9 @@ impl Metrics {
             oldest_retained: Family::default(),
             prune_failures: Counter::default(),
             prune_last_run: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
+            connections_timed_out: Family::default(),
         };
         registry.register(
             "hits_accepted",
@@ -200,6 +217,21 @@ impl Metrics {
             "Unix time of the pruner's last run",
             m.prune_last_run.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Times a connection could not be taken at once (connection limit reached, accept failed)",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Connections closed because the client was too slow, by phase (header, idle, body)",
+            m.connections_timed_out.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -254,6 +286,14 @@ impl Metrics {
         if failed {
             self.prune_failures.inc();
         }
+    }
+
+    /// Counts a connection closed (or a request refused) because the client was too slow in
+    /// `phase` (`header`, `idle`, `body`).
+    pub fn timed_out(&self, phase: &'static str) {
+        self.connections_timed_out
+            .get_or_create(&PhaseLabel { phase })
+            .inc();
     }
 
     /// How many hits were dropped for `reason` so far.

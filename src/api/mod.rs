@@ -271,7 +271,12 @@ where
         ));
     }
     let csv = wants_csv(parts.uri.query(), &parts.headers)?;
-    let body = read_body(body, app.config.api.max_body_bytes).await?;
+    let body = read_body(
+        body,
+        app.config.api.max_body_bytes,
+        app.config.server.body_read_timeout(),
+    )
+    .await?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -416,13 +421,13 @@ fn wants_csv(query: Option<&str>, headers: &HeaderMap) -> Result<bool, Refusal> 
     Ok(csv > 0.0 && csv > json)
 }
 
-/// Reads the body, at most `limit` bytes and within [`http::BODY_TIMEOUT`].
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Refusal>
+/// Reads the body, at most `limit` bytes and within `timeout`.
+async fn read_body<B>(body: B, limit: usize, timeout: Duration) -> Result<Bytes, Refusal>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    http::read_body(body, limit, http::BODY_TIMEOUT)
+    http::read_body(body, limit, timeout)
         .await
         .map_err(|e| match e {
             // The API's callers send queries: say so.

@@ -20,6 +20,9 @@ const SECTIONS: &[&str] = &[
     "rollup",
     "retention",
     "api",
+    "server",
+    "metrics",
+    "admin",
 ];
 
 /// Keys of the top level that are not sections; `sites` is a list, set as a whole.
@@ -38,6 +41,7 @@ const TEXT_KEYS: &[&str] = &[
     "clickhouse.embedded_dir",
     "privacy.optout_cookie",
     "geo.database",
+    "admin.listen",
 ];
 
 /// Applies every `TALLY_*` variable of `vars` that names a configuration key to `tree`.

@@ -82,6 +82,15 @@ pub struct Config {
     /// Size limits on requests.
     #[serde(default)]
     pub limits: Limits,
+    /// Timeouts and limits of the HTTP server: what a client may hold and for how long.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Who may read `/metrics` on the tracking listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The optional second listener for operators (`/metrics`, `/health`, `/ready`).
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Geolocation.
     #[serde(default)]
     pub geo: GeoConfig,
@@ -660,6 +669,122 @@ fn default_max_bulk() -> usize {
     1000
 }
 
+/// The HTTP server's timeouts and limits: what one client, or many, may hold of the collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds a client has to send a request's line and headers, from its first byte (or,
+    /// on a new connection, from the connection): slow ones are answered 408 and closed.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait for its next request (or a client may take
+    /// to read an answer) before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request body may take to arrive: a slower one is answered 408 and its
+    /// connection closed.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Open connections at most on the tracking listener; more wait in the kernel's backlog.
+    /// Lowered at start (with a log line) to fit the file descriptor limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Bytes of request bodies held at once over all connections while they are read and
+    /// handled; a request over it is answered 503. With `max_connections` it bounds memory.
+    #[serde(default = "default_max_inflight_body")]
+    pub max_inflight_body_bytes: usize,
+    /// Seconds open requests may take to finish after SIGTERM before their connections are
+    /// closed.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServerConfig {
+    /// The header read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+    /// The idle keep-alive timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// The body read timeout.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
+    }
+    /// The grace period of open requests at shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_secs: default_header_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_connections: default_max_connections(),
+            max_inflight_body_bytes: default_max_inflight_body(),
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
+fn default_body_read_timeout() -> u64 {
+    10
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_inflight_body() -> usize {
+    64 * 1024 * 1024
+}
+fn default_shutdown_grace() -> u64 {
+    5
+}
+
+/// Access to `/metrics` on the tracking listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Peers (socket addresses, not forwarded ones) that may read `/metrics` there; everyone
+    /// else gets 404, as if it did not exist. Loopback by default.
+    #[serde(default = "default_metrics_allow", deserialize_with = "nets")]
+    pub allow: Vec<IpNet>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            allow: default_metrics_allow(),
+        }
+    }
+}
+
+fn default_metrics_allow() -> Vec<IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("a CIDR"),
+        "::1/128".parse().expect("a CIDR"),
+    ]
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of a second listener serving `/metrics`, `/health` and `/ready` to anyone who
+    /// reaches it (and nothing else). Unset: none.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
 /// The Stats API. Keys are created with `tally key create` and kept in ClickHouse; these are
 /// the limits every key gets.
 #[derive(Debug, Clone, Deserialize)]
@@ -945,6 +1070,47 @@ impl Config {
                 return Err(ConfigError::key(key, "must be at least 1"));
             }
         }
+        let srv = &self.server;
+        for (key, v, range) in [
+            (
+                "server.header_read_timeout_secs",
+                srv.header_read_timeout_secs,
+                1..=3600,
+            ),
+            ("server.idle_timeout_secs", srv.idle_timeout_secs, 1..=3600),
+            (
+                "server.body_read_timeout_secs",
+                srv.body_read_timeout_secs,
+                1..=3600,
+            ),
+            (
+                "server.max_connections",
+                srv.max_connections as u64,
+                1..=1_000_000,
+            ),
+            (
+                "server.shutdown_grace_secs",
+                srv.shutdown_grace_secs,
+                0..=600,
+            ),
+        ] {
+            if !range.contains(&v) {
+                return Err(ConfigError::key(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+        let largest_body = self.limits.max_body_bytes.max(self.api.max_body_bytes);
+        if srv.max_inflight_body_bytes < largest_body {
+            return Err(ConfigError::key(
+                "server.max_inflight_body_bytes",
+                format!(
+                    "must be at least limits.max_body_bytes and api.max_body_bytes \
+                     ({largest_body}), or the largest allowed request could never be read"
+                ),
+            ));
+        }
         let api = &self.api;
         for (key, v, range) in [
             (
@@ -1004,6 +1170,14 @@ mod tests {
         assert_eq!(c.api.key_refresh(), Duration::from_secs(5));
         assert_eq!(c.api.query_timeout(), Duration::from_secs(30));
         assert_eq!(c.api.max_body_bytes, 65_536);
+        assert_eq!(c.server.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(c.server.idle_timeout(), Duration::from_secs(30));
+        assert_eq!(c.server.body_read_timeout(), Duration::from_secs(10));
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.server.max_inflight_body_bytes, 64 << 20);
+        assert_eq!(c.server.shutdown_grace(), Duration::from_secs(5));
+        assert_eq!(c.metrics.allow.len(), 2);
+        assert_eq!(c.admin.listen, None);
         let none = parse("[privacy]\nhonour_optout_cookies = []").unwrap();
         assert!(none.privacy.honour_optout_cookies.is_empty());
     }
@@ -1074,6 +1248,17 @@ mod tests {
             ("[api]\nquery_timeout_secs = 0", "api.query_timeout_secs"),
             ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
             ("[api]\nkey = 1", "api"),
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[server]\nmax_inflight_body_bytes = 1000",
+                "server.max_inflight_body_bytes",
+            ),
+            ("[metrics]\nallow = [\"nowhere\"]", "metrics.allow"),
+            ("[admin]\nlisten = \"nowhere\"", "admin.listen"),
             ("base_path = \"analytics\"", "base_path"),
             ("base_path = \"/a//b\"", "base_path"),
             ("base_path = \"/a/../b\"", "base_path"),

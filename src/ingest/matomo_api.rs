@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 
-use http_body_util::{BodyExt, Limited};
 use hyper::header;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -79,15 +78,9 @@ where
             ));
         }
         let limit = app.config.limits.max_body_bytes;
-        match Limited::new(body, limit).collect().await {
-            Ok(b) => collect(&b.to_bytes(), &mut params),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return error(&ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body is larger than {limit} bytes"),
-                ));
-            }
-            Err(_) => return error(&ApiError::bad("could not read request body")),
+        match http::read_body(body, limit, app.config.server.body_read_timeout()).await {
+            Ok(b) => collect(&b, &mut params),
+            Err(e) => return error(&ApiError::new(e.status(), e.to_string())),
         }
     }
     match answer(&app.config, |t| app.token_matches(t), &params) {

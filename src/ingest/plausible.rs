@@ -12,10 +12,7 @@
 //! site (as for Matomo hits), and a request naming several sites is stored for all of them or
 //! for none.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, ACCEPT_LANGUAGE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Request, StatusCode};
 use serde_json::{Map, Value};
@@ -43,8 +40,6 @@ pub const MAX_NAME_CHARS: usize = 120;
 /// Longest page URL and referrer, bytes (Plausible refuses a longer URL and cuts a longer
 /// referrer).
 pub const MAX_URL_BYTES: usize = 2000;
-/// How long a client may take to send its body: a beacon is a few hundred bytes.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Engagement times from this long on are an old script's bug (Plausible ignores them): 30
 /// days, in milliseconds.
 const TOO_LARGE_ENGAGEMENT_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -470,27 +465,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let max = app.config.limits.max_body_bytes;
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
-            "body_too_large",
-            Reject::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {max} bytes"),
-            ),
-        )),
-        Ok(Err(_)) => Err((
-            "body_read",
-            Reject::bad_request("could not read request body"),
-        )),
-        Err(_) => Err((
-            "body_timeout",
-            Reject::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body took too long to arrive",
-            ),
-        )),
-    }
+    crate::http::read_body(body, max, app.config.server.body_read_timeout())
+        .await
+        .map_err(Reject::body)
 }
 
 fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {

@@ -30,6 +30,19 @@ impl Reject {
         }
     }
 
+    /// A body that could not be read, with the reason it is counted under
+    /// (`tally_requests_rejected_total`).
+    pub fn body(e: crate::http::BodyError) -> (&'static str, Reject) {
+        use crate::http::BodyError;
+        let reason = match e {
+            BodyError::TooLarge(_) => "body_too_large",
+            BodyError::Unreadable => "body_read",
+            BodyError::TooSlow(_) => "body_timeout",
+            BodyError::Busy => "server_busy",
+        };
+        (reason, Reject::new(e.status(), e.to_string()))
+    }
+
     /// The same refusal, saying which hit of a bulk request it concerns.
     pub fn in_bulk(self, index: usize) -> Self {
         Reject {

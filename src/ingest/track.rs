@@ -4,7 +4,6 @@
 //! skipped and counted, as Matomo does.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::header::{ACCEPT_LANGUAGE, REFERER, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 
@@ -153,20 +152,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let max = app.config.limits.max_body_bytes;
-    match Limited::new(body, max).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
-            "body_too_large",
-            Reject::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {max} bytes"),
-            ),
-        )),
-        Err(_) => Err((
-            "body_read",
-            Reject::bad_request("could not read request body"),
-        )),
-    }
+    crate::http::read_body(body, max, app.config.server.body_read_timeout())
+        .await
+        .map_err(Reject::body)
 }
 
 fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {

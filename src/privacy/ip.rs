@@ -51,9 +51,9 @@ impl FullIp {
         TruncatedIp::new(self.0, bytes)
     }
 
-    /// Whether the address lies in one of `nets` (trusted proxies, exclusions): a question
-    /// answered inside `privacy`, the address itself never handed out.
-    pub(super) fn within(&self, nets: &[ipnet::IpNet]) -> bool {
+    /// Whether the address lies in one of `nets` (trusted proxies, exclusions, who may read
+    /// `/metrics`): a question answered here, the address itself never handed out.
+    pub fn within(&self, nets: &[ipnet::IpNet]) -> bool {
         nets.iter().any(|net| net.contains(&self.0))
     }
 }

@@ -14,7 +14,6 @@
 use std::sync::LazyLock;
 
 use askama::Template;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 
@@ -57,7 +56,7 @@ struct DemoPage<'a> {
 
 /// Answers `GET`/`HEAD` `/demo` and `/demo/leaflet.txt`: the page, the download, or `404` when
 /// this is not the demo.
-pub fn serve(app: &App, req: &Request<Incoming>) -> Resp {
+pub fn serve<B>(app: &App, req: &Request<B>) -> Resp {
     let site = match app.config.sites.first() {
         Some(site) if app.config.demo => site,
         _ => return http::json_error(StatusCode::NOT_FOUND, "not found"),

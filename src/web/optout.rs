@@ -22,8 +22,7 @@ use askama::Template;
 use bytes::Bytes;
 use cookie::time::Duration;
 use cookie::{Cookie, SameSite};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use url::Url;
@@ -89,7 +88,7 @@ enum Reach {
 }
 
 /// `GET /optout`: the page for the site in the query.
-pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
+pub fn page<B>(app: &App, req: &Request<B>) -> Resp {
     let query = req.uri().query().unwrap_or("");
     let mut idsite = None;
     let mut lang = None;
@@ -153,14 +152,30 @@ pub fn page(app: &App, req: &Request<Incoming>) -> Resp {
 
 /// `POST /optout`: sets (`choice=out`) or clears (`choice=in`) the opt-out cookie and sends the
 /// visitor back to the page, or to `return` when that is a page of the site.
-pub async fn submit(app: &App, req: Request<Incoming>, peer: FullIp) -> Resp {
+pub async fn submit<B>(app: &App, req: Request<B>, peer: FullIp) -> Resp
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_FORM_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let timeout = app.config.server.body_read_timeout();
+    let body = match http::read_body(body, MAX_FORM_BYTES, timeout).await {
+        Ok(b) => b,
+        Err(http::BodyError::TooLarge(_)) => {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
         }
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "could not read the form\n"),
+        Err(http::BodyError::TooSlow(_)) => {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "the form did not arrive in time\n",
+            );
+        }
+        Err(http::BodyError::Busy) => {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "server busy\n");
+        }
+        Err(http::BodyError::Unreadable) => {
+            return plain(StatusCode::BAD_REQUEST, "could not read the form\n");
+        }
     };
     let mut form = Form::default();
     for (k, v) in form_urlencoded::parse(&body) {

@@ -18,7 +18,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use askama::Template;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 
@@ -303,7 +302,7 @@ struct PrivacyHtml<'a> {
 
 /// `GET /privacy?idsite=ID[&lang=en|de]`: the statement of the site, in the language asked for
 /// or else the browser's. An unknown or missing site is the opt-out page's 404.
-pub fn page(config: &Config, req: &Request<Incoming>) -> Resp {
+pub fn page<B>(config: &Config, req: &Request<B>) -> Resp {
     let idsite = http::query_param(req.uri(), "idsite");
     let lang = http::query_param(req.uri(), "lang");
     let lang = texts::choose(lang.as_deref(), req.headers());

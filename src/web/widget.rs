@@ -13,7 +13,6 @@
 //! function the page uses. The values go in as one JSON object (`serde_json`), so nothing in a
 //! site's name can end a string or the script.
 
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 use serde::Serialize;
@@ -122,7 +121,7 @@ pub fn script(config: &Config, site: &SiteConfig, lang: Lang) -> String {
 }
 
 /// `GET`/`HEAD /optout.js`.
-pub fn serve(config: &Config, req: &Request<Incoming>) -> Resp {
+pub fn serve<B>(config: &Config, req: &Request<B>) -> Resp {
     let idsite = http::query_param(req.uri(), "idsite");
     let lang = http::query_param(req.uri(), "lang");
     let Some(id) = idsite.as_deref().and_then(|s| s.trim().parse::<u32>().ok()) else {

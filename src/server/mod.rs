@@ -1,17 +1,35 @@
-//! The HTTP server: accepts connections, routes requests, shuts down gracefully.
+//! The HTTP server: accepts connections within limits, guards each one with timeouts,
+//! routes requests, shuts down gracefully.
+//!
+//! - [`conn`]: the header and idle timeouts of a connection, and hyper's own refusals
+//!   rewritten with a JSON body;
+//! - [`body`]: the body timeout and the server-wide budget of body bytes;
+//! - [`limits`]: the file descriptor limit and the connection limit.
+//!
+//! What bounds memory: at most `max_connections` connections, each with hyper's buffers (a
+//! request head is at most [`MAX_HEAD_BYTES`]), and at most `max_inflight_body_bytes` of
+//! request bodies over all of them.
 
+pub mod body;
+pub mod conn;
+pub mod limits;
+
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::{Method, Request, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use crate::api;
+use crate::config::{Config, ServerConfig};
 use crate::http::{self, Resp};
 use crate::ingest::matomo_api;
 use crate::ingest::plausible;
@@ -22,50 +40,359 @@ use crate::privacy::FullIp;
 use crate::state::App;
 use crate::web;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+use body::{Budget, GuardedBody};
+use conn::{Calls, GuardedIo, Timeouts};
+use limits::{AcceptErrors, ConnectionLimit};
+
+/// Largest request head (request line and headers) hyper buffers: a longer one is refused
+/// with 431 (or 414 for a request target over hyper's 65,534 bytes). Room for a request target
+/// of that length, well above `[limits] max_uri_bytes`, which tally answers itself.
+pub const MAX_HEAD_BYTES: usize = 96 * 1024;
+
+/// Largest sum of a request's header names and values (each counted with 4 bytes of syntax):
+/// a larger request is refused with 431. hyper's buffer limit ([`MAX_HEAD_BYTES`]) alone is
+/// not exact: a head that arrives at once may be parsed whole from a larger read.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Streams one HTTP/2 connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+
+/// A request as the handlers see it: its body guarded by [`body`].
+pub type Req = Request<GuardedBody<Incoming>>;
+
+/// The listeners of a collector, bound at start.
+pub struct Listeners {
+    main: TcpListener,
+    admin: Option<TcpListener>,
+    /// `[server] max_connections` fitted to the file descriptor limit; `None`: as configured.
+    max_connections: Option<usize>,
+}
+
+/// A tracking listener bound by the caller (benchmarks, tests): no admin listener, and
+/// `[server] max_connections` as configured.
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Listeners {
+        Listeners {
+            main,
+            admin: None,
+            max_connections: None,
+        }
+    }
+}
+
+impl Listeners {
+    /// Binds `listen` and `[admin] listen`, and raises the file descriptor limit, fitting
+    /// `[server] max_connections` in it. An address that cannot be bound is named in the error.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let main = bind(config.listen).await?;
+        let admin = match config.admin.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let max_connections = limits::fit_connections(config.server.max_connections);
+        Ok(Listeners {
+            main,
+            admin,
+            max_connections: Some(max_connections),
+        })
+    }
+
+    /// The address the tracking listener is bound to (port 0 asks for any).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.main.local_addr()
+    }
+
+    /// The address the admin listener is bound to, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Connections the kernel holds for tally before it accepts them (capped by
+/// `net.core.somaxconn`): a burst, or the connections waiting at the connection limit, wait
+/// there instead of having their handshakes dropped.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr`; the error names it.
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As std's and tokio's `bind` do: a restarted collector may reuse its port at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    listen().map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Router {
+    /// Everything; `/metrics` only for `[metrics] allow`.
+    Main,
+    /// `/metrics`, `/health`, `/ready` for anyone who reaches it.
+    Admin,
+}
+
+/// What every connection of a server shares.
+struct Shared {
+    app: Arc<App>,
+    builder: auto::Builder<TokioExecutor>,
+    timeouts: Timeouts,
+    budget: Budget,
+    /// Set when the grace period is over: connections still open are closed.
+    force: watch::Receiver<bool>,
+}
+
+/// hyper's settings: its own timers as a backstop behind [`conn`]'s, the head size limit, and
+/// HTTP/2's keep-alive and stream limits.
+fn builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        // Without a timer hyper's header timeout is silently off. It runs from the end of the
+        // previous answer, so it covers idle and header time together: a second behind
+        // `conn`'s, which answers 408 first.
+        .timer(TokioTimer::new())
+        .header_read_timeout(
+            cfg.header_read_timeout() + cfg.idle_timeout() + std::time::Duration::from_secs(1),
+        )
+        .max_buf_size(MAX_HEAD_BYTES);
+    b.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(cfg.idle_timeout()))
+        .keep_alive_timeout(cfg.header_read_timeout())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(MAX_HEAD_BYTES as u32);
+    b
+}
+
+/// Serves `app` on `listeners` until `shutdown` resolves; then stops accepting, lets open
+/// requests finish for `[server] shutdown_grace_secs` and closes what is still open.
 pub async fn serve(
     app: Arc<App>,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let listeners = listeners.into();
+    let cfg = &app.config.server;
+    let max_connections = listeners.max_connections.unwrap_or(cfg.max_connections);
+    let grace = cfg.shutdown_grace();
+    let largest = app
+        .config
+        .limits
+        .max_body_bytes
+        .max(app.config.api.max_body_bytes);
+    let (force_tx, force) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        builder: builder(cfg),
+        timeouts: Timeouts {
+            header: cfg.header_read_timeout(),
+            idle: cfg.idle_timeout(),
+        },
+        budget: Budget::new(
+            cfg.max_inflight_body_bytes,
+            cfg.body_read_timeout(),
+            largest,
+            app.metrics.clone(),
+        ),
+        force,
+        app: app.clone(),
+    });
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(route(&app, req, peer).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    // Client disconnects mid-request are routine; nothing to report.
-                    let _ = conn.await;
-                });
-            }
-            () = &mut shutdown => break,
+    let (stop_tx, stop) = watch::channel(false);
+    let main = accept_loop(
+        &shared,
+        listeners.main,
+        Router::Main,
+        ConnectionLimit::new(max_connections, app.metrics.clone(), true),
+        &graceful,
+        stop.clone(),
+    );
+    let admin = async {
+        if let Some(l) = listeners.admin {
+            let limit = ConnectionLimit::new(limits::ADMIN_CONNECTIONS, app.metrics.clone(), false);
+            accept_loop(&shared, l, Router::Admin, limit, &graceful, stop.clone()).await;
         }
-    }
-    drop(listener);
+    };
+    let signal = async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(main, admin, signal);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
-            tracing::warn!("connections still open after 10 s; closing them");
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace; closing them");
+            let _ = force_tx.send(true);
         }
     }
+}
+
+/// Accepts connections on `listener` within `limit` until `stop` is set.
+async fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: TcpListener,
+    router: Router,
+    mut limit: ConnectionLimit,
+    graceful: &GracefulShutdown,
+    mut stop: watch::Receiver<bool>,
+) {
+    let metrics = shared.app.metrics.clone();
+    let mut errors = AcceptErrors::default();
+    loop {
+        let permit = tokio::select! {
+            p = limit.acquire() => p,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => connection(shared, stream, peer, router, permit, graceful),
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning, and say
+                // so once in a while rather than once per failure.
+                errors.record(&e, &metrics);
+                drop(permit);
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        }
+    }
+}
+
+/// Serves one accepted connection in a task of its own, holding `permit` until it closes.
+fn connection(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    permit: OwnedSemaphorePermit,
+    graceful: &GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let metrics = shared.app.metrics.clone();
+    let calls = Calls::new();
+    let io = GuardedIo::new(stream, calls.clone(), shared.timeouts, metrics.clone());
+    let for_service = shared.clone();
+    let service = service_fn(move |req| {
+        // Entered when hyper hands the request over, not when the future first runs: from
+        // here the connection is busy, not idle.
+        let call = calls.enter();
+        let shared = for_service.clone();
+        async move {
+            let resp = handle(&shared, req, peer, router).await;
+            drop(call);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn = shared
+        .builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    let mut force = shared.force.clone();
+    metrics.connections_open.inc();
+    tokio::spawn(async move {
+        // Client disconnects and timeouts are routine; they are counted, not reported.
+        tokio::select! {
+            _ = conn => {}
+            _ = force.wait_for(|f| *f) => {}
+        }
+        metrics.connections_open.dec();
+        drop(permit);
+    });
+}
+
+/// One request: its body guarded, routed, and its connection closed after a body that timed
+/// out.
+async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr, router: Router) -> Resp {
+    let version = req.version();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        shared.app.metrics.reject_for("headers_too_large");
+        return http::json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request headers are too large",
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let Some((body, held)) = shared.budget.guard(body) else {
+        shared.app.metrics.reject_for("server_busy");
+        return http::json_error(StatusCode::SERVICE_UNAVAILABLE, "server busy");
+    };
+    let req = Request::from_parts(parts, body);
+    let mut resp = match router {
+        Router::Main => route(&shared.app, req, peer).await,
+        Router::Admin => route_admin(&shared.app, &req),
+    };
+    if held.timed_out() && version <= Version::HTTP_11 {
+        // The rest of a slow body is not waited for.
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// The admin listener's routes: `/metrics`, `/health`, `/ready`, nothing else.
+fn route_admin<B>(app: &App, req: &Request<B>) -> Resp {
+    let target = match normalize_path(req.uri().path()).as_deref() {
+        Some("/metrics") => Target::Metrics,
+        Some("/health") => Target::Health,
+        Some("/ready") => Target::Ready,
+        _ => return not_found(),
+    };
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return method_not_allowed(req.method());
+    }
+    match target {
+        Target::Metrics => metrics(app),
+        Target::Ready => ready(app),
+        _ => health(),
+    }
+}
+
+/// `/health`: the process runs.
+fn health() -> Resp {
+    http::text(StatusCode::OK, "text/plain", "ok\n")
+}
+
+/// `/ready`: 200 when hits can be taken and stored, else 503 with the first reason not.
+fn ready(app: &App) -> Resp {
+    match app.status.ready() {
+        Ok(()) => http::no_store(StatusCode::OK, "text/plain", "ok\n"),
+        Err(reason) => http::json_error(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
+/// `/metrics`: the Prometheus exposition.
+fn metrics(app: &App) -> Resp {
+    http::text(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        app.metrics.render(),
+    )
+}
+
+fn not_found() -> Resp {
+    response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found"))
+}
+
+fn method_not_allowed(method: &Method) -> Resp {
+    response::rejected(&Reject::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed here"),
+    ))
 }
 
 /// What a request is for, decided from its path alone.
@@ -85,6 +412,8 @@ pub enum Target {
     Index,
     /// `health`.
     Health,
+    /// `ready`.
+    Ready,
     /// `metrics`.
     Metrics,
     /// `api/event`: Plausible's Events API ([`crate::ingest::plausible`]).
@@ -106,8 +435,8 @@ pub enum Target {
 /// percent-escaped unreserved characters decoded, repeated slashes merged (`//piwik.php`),
 /// `.` and `..` segments resolved, extra path after a PHP file ignored (`/matomo.php/`, PHP's
 /// `PATH_INFO`), `/` served by `index.php`. With a `base` (`base_path`, already normalised)
-/// everything is under it, except `/health` and `/metrics`, which are for the operator and stay
-/// at the root too. A path that climbs above the root finds nothing.
+/// everything is under it, except `/health`, `/ready` and `/metrics`, which are for the operator
+/// and stay at the root too. A path that climbs above the root finds nothing.
 pub fn resolve(path: &str, base: Option<&str>) -> Target {
     let Some(path) = normalize_path(path) else {
         return Target::NotFound;
@@ -120,6 +449,7 @@ pub fn resolve(path: &str, base: Option<&str>) -> Target {
     }
     match path.as_str() {
         "/health" => Target::Health,
+        "/ready" => Target::Ready,
         "/metrics" => Target::Metrics,
         _ => Target::NotFound,
     }
@@ -169,6 +499,7 @@ fn target_of(path: &str) -> Target {
         (None, "/optout.js") => Target::OptOutWidget,
         (None, "/privacy") => Target::Privacy,
         (None, "/health") => Target::Health,
+        (None, "/ready") => Target::Ready,
         (None, "/metrics") => Target::Metrics,
         (None, "/api/event") => Target::PlausibleEvent,
         (None, "/api/v2/query") => Target::ApiQuery,
@@ -236,8 +567,8 @@ fn decode_unreserved(path: &str) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&out).into_owned().into()
 }
 
-/// Dispatches one request.
-async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+/// Dispatches one request of the tracking listener.
+async fn route(app: &App, req: Req, peer: SocketAddr) -> Resp {
     let max_uri = app.config.limits.max_uri_bytes;
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > max_uri {
@@ -288,23 +619,19 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp {
                 None => response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found")),
             }
         }
-        (Target::Health, &Method::GET) => http::text(StatusCode::OK, "text/plain", "ok\n"),
-        (Target::Metrics, &Method::GET) => http::text(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            app.metrics.render(),
-        ),
+        (Target::Health, &Method::GET | &Method::HEAD) => health(),
+        (Target::Ready, &Method::GET | &Method::HEAD) => ready(app),
+        // Only for the addresses allowed: to anyone else it does not exist, whatever the method.
+        (Target::Metrics, _) if !FullIp::of_peer(peer.ip()).within(&app.config.metrics.allow) => {
+            not_found()
+        }
+        (Target::Metrics, &Method::GET) => metrics(app),
         // The API answers every method itself: 405 with the `Allow` it accepts.
         (Target::ApiQuery, _) => api::query(app, req).await,
         (Target::ApiSchema, _) => api::openapi(app, &req),
         (Target::Demo, &Method::GET | &Method::HEAD) => web::demo::serve(app, &req),
-        (Target::NotFound, _) => {
-            response::rejected(&Reject::new(StatusCode::NOT_FOUND, "not found"))
-        }
-        _ => response::rejected(&Reject::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} is not allowed here"),
-        )),
+        (Target::NotFound, _) => not_found(),
+        _ => method_not_allowed(&method),
     }
 }
 
@@ -355,6 +682,7 @@ mod tests {
         assert_eq!(r("/optout.js"), Target::OptOutWidget);
         assert_eq!(r("/privacy"), Target::Privacy);
         assert_eq!(r("/health"), Target::Health);
+        assert_eq!(r("/ready"), Target::Ready);
         assert_eq!(r("/metrics"), Target::Metrics);
         assert_eq!(r("/api/v2/query"), Target::ApiQuery);
         assert_eq!(r("/api/event"), Target::PlausibleEvent);
@@ -422,6 +750,7 @@ mod tests {
         );
         assert_eq!(r("/analytics/health"), Target::Health);
         assert_eq!(r("/health"), Target::Health);
+        assert_eq!(r("/ready"), Target::Ready);
         assert_eq!(r("/metrics"), Target::Metrics);
         for p in [
             "/matomo.php",
