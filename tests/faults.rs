@@ -95,7 +95,7 @@ async fn assert_exactly_once(ch: &ClickHouse, db: &str, outcomes: &Outcomes, t: 
         .wait_stored(
             db,
             &outcomes.acked(),
-            Duration::from_secs(60),
+            Duration::from_secs(30),
             Duration::from_secs(2),
         )
         .await;
@@ -508,32 +508,47 @@ async fn a_full_spool_refuses_with_503_and_recovers() {
     assert_exactly_once(&ch, DB, &outcomes, &t).await;
 }
 
-/// A tmpfs mounted on a directory for the test; unmounted when dropped.
-struct Tmpfs(PathBuf);
+/// A tmpfs mounted on a directory of its own; unmounted (and the directory removed) when
+/// dropped. Its own directory, not one in the collector's: that one is removed when the
+/// collector is dropped, which must not happen while the tmpfs is still mounted in it.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `2m`) on `dir`; `None` where mounting is not permitted.
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
+    /// Mounts a tmpfs of `size` (e.g. `2m`); `None` where mounting is not permitted.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::Builder::new()
+            .prefix("tally-faults-tmpfs-")
+            .tempdir()
+            .unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
+            .arg(dir.path())
             .output()
             .ok()?;
         if !out.status.success() {
             eprintln!(
-                "SKIPPED (disk-full part): mount -t tmpfs not permitted here: {}",
+                "SKIPPED (disk-full test): mount -t tmpfs is not permitted here: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
             return None;
         }
-        Some(Tmpfs(dir.to_path_buf()))
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Lazy: a collector that still holds a file open does not keep the mount.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -544,14 +559,18 @@ impl Drop for Tmpfs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_with_503_and_does_not_crash() {
     let mut ch = ClickHouse::start();
+    let Some(mount) = Tmpfs::mount("2m") else {
+        return;
+    };
     let tmp = tempfile::Builder::new()
         .prefix("tally-faults-")
         .tempdir()
         .unwrap();
-    let Some(_mount) = Tmpfs::mount(&tmp.path().join("spool"), "2m") else {
-        return;
-    };
-    let config = Tally::config(tmp.path(), &ch.url(), DB, "segment_bytes = 262144", "", "");
+    let spool = format!(
+        "dir = \"{}\"\nsegment_bytes = 262144",
+        mount.path().display()
+    );
+    let config = Tally::config(tmp.path(), &ch.url(), DB, &spool, "", "");
     // Declared after the mount: dropped (killed) before it is unmounted.
     let mut t = Tally::start_with_config(tmp, &config);
     blocking(|| ch.stop());

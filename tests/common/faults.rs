@@ -396,9 +396,9 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// The configuration of the fault tests: spool in the collector's directory, writes every
-    /// 100 ms, inserts that time out after 2 s, a 5 s shutdown; `extra` (TOML: keys of
-    /// `[spool]` and `[sink]`, written into those sections, then whole sections) on top.
+    /// The configuration of the fault tests: spool in `<dir>/spool`, writes every 100 ms,
+    /// inserts that time out after 2 s, a 5 s shutdown. `spool` and `sink` are keys of those
+    /// sections (TOML lines; a key given replaces the default), `extra` whole sections.
     pub fn config(dir: &Path, url: &str, db: &str, spool: &str, sink: &str, extra: &str) -> String {
         // The defaults of the fault tests, unless `sink` sets the key itself.
         let sink_defaults: String = [
@@ -418,8 +418,7 @@ url = "{url}"
 database = "{db}"
 
 [spool]
-dir = "{spool_dir}"
-{spool}
+{spool_dir}{spool}
 
 [sink]
 {sink_defaults}{sink}
@@ -427,7 +426,12 @@ dir = "{spool_dir}"
 {extra}
 {SITE}
 "#,
-            spool_dir = dir.join("spool").display(),
+            // `<dir>/spool` unless `spool` names its own.
+            spool_dir = if spool.lines().any(|l| l.trim_start().starts_with("dir")) {
+                String::new()
+            } else {
+                format!("dir = \"{}\"\n", dir.join("spool").display())
+            },
         )
     }
 
@@ -586,7 +590,7 @@ dir = "{spool_dir}"
             .join("")
     }
 
-    /// The spool directory.
+    /// The spool directory (unless the configuration names another).
     pub fn spool_dir(&self) -> PathBuf {
         self.dir.join("spool")
     }
