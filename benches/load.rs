@@ -578,7 +578,10 @@ fn write_config(tmp: &Path, ch_url: &str) -> PathBuf {
         .replace("{tmp}", &tmp.display().to_string());
     if !extra.contains("[spool]") {
         // The spool in its default mode, in the run's own directory.
-        extra.push_str(&format!("\n[spool]\ndir = \"{}\"\n", tmp.join("spool").display()));
+        extra.push_str(&format!(
+            "\n[spool]\ndir = \"{}\"\n",
+            tmp.join("spool").display()
+        ));
     }
     let text = format!(
         r#"listen = "127.0.0.1:0"

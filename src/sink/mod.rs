@@ -94,6 +94,10 @@ impl Sink {
                     self.status.set_spool_full(false);
                 }
                 self.metrics.accepted.inc_by(events.len() as u64);
+                // Current while the writer waits for ClickHouse too (one atomic store).
+                self.metrics
+                    .spool_bytes
+                    .set(self.appender.usage().bytes as i64);
                 Ok(Spooled(Some(at)))
             }
             Err(AppendError::Full) => Err(self.refuse(Refused::Full, "")),

@@ -108,6 +108,7 @@ pub fn start(
         insert_timeout: config.sink.insert_timeout(),
         metrics: metrics.clone(),
         status: status.clone(),
+        appender: appender.clone(),
         dedup_token: false,
     };
     let handle = tokio::spawn(writing.run(reader, shutdown_rx));
@@ -133,6 +134,8 @@ struct Writing {
     insert_timeout: Duration,
     metrics: Arc<Metrics>,
     status: Arc<WriteStatus>,
+    /// For the spool's size while the writer waits for ClickHouse.
+    appender: Arc<Appender>,
     /// ClickHouse >= 22 takes `insert_deduplication_token`.
     dedup_token: bool,
 }
@@ -140,6 +143,10 @@ struct Writing {
 /// An outage of ClickHouse as the writer saw it, for the log line at its end.
 struct Outage {
     since: Instant,
+    /// `tally_hits_accepted_total` when it began: what was spooled meanwhile is the difference.
+    accepted_before: u64,
+    /// The last failure logged, so that a different one is logged too (at warn), not only the first.
+    last_logged: String,
 }
 
 impl Writing {
@@ -290,14 +297,16 @@ impl Writing {
         self.metrics.written.inc_by(total as u64);
         if let Some(o) = outage.take() {
             self.status.set_store_ok(true);
-            let (segments, bytes) = (
-                self.metrics.spool_segments.get(),
-                self.metrics.spool_bytes.get(),
-            );
+            let spooled = self
+                .metrics
+                .accepted
+                .get()
+                .saturating_sub(o.accepted_before);
             tracing::info!(
                 after_secs = o.since.elapsed().as_secs(),
-                spool_bytes = bytes,
-                spool_segments = segments,
+                spooled_events = spooled,
+                spool_bytes = self.metrics.spool_bytes.get(),
+                spool_segments = self.metrics.spool_segments.get(),
                 "writing to ClickHouse resumed"
             );
         }
@@ -341,19 +350,28 @@ impl Writing {
             .write_errors
             .get_or_create(&ErrorKind { kind: e.kind() })
             .inc();
-        if outage.is_none() {
-            *outage = Some(Outage {
-                since: Instant::now(),
-            });
-            self.status.set_store_ok(false);
-            tracing::warn!(
-                error = %e,
-                events = rows,
-                "writing to ClickHouse stopped; hits are kept in the spool and written when it \
-                 answers again"
-            );
-        } else {
-            tracing::debug!(error = %e, "writing to ClickHouse failed again");
+        match outage {
+            None => {
+                *outage = Some(Outage {
+                    since: Instant::now(),
+                    accepted_before: self.metrics.accepted.get(),
+                    last_logged: e.to_string(),
+                });
+                self.status.set_store_ok(false);
+                tracing::warn!(
+                    error = %e,
+                    events = rows,
+                    "writing to ClickHouse stopped; hits are kept in the spool and written when \
+                     it answers again"
+                );
+            }
+            // A new kind of failure is news (ClickHouse answers now, but refuses); the same
+            // one repeated every half second is not.
+            Some(o) if o.last_logged != e.to_string() => {
+                o.last_logged = e.to_string();
+                tracing::warn!(error = %e, "writing to ClickHouse still fails");
+            }
+            Some(_) => tracing::debug!(error = %e, "writing to ClickHouse failed again"),
         }
     }
 
@@ -361,6 +379,9 @@ impl Writing {
     async fn wait_for_clickhouse(&self) {
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
+            let usage = self.appender.usage();
+            self.metrics.spool_bytes.set(usage.bytes as i64);
+            self.metrics.spool_segments.set(usage.segments as i64);
             match insert::probe(&self.client, CALL_TIMEOUT.min(PROBE_EVERY * 2)).await {
                 Ok(()) => return,
                 Err(e) => {
