@@ -173,6 +173,18 @@ async fn a_60_s_clickhouse_outage_costs_no_hit_and_no_503() {
     sleep(1.0).await;
     // Hits from here on were acknowledged while ClickHouse was down: only the spool has them.
     let during = faults::markers_so_far();
+    // A load balancer asking now learns why this collector is not ready (while it still takes
+    // hits into its spool).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (status, body) = loop {
+        let (status, body) = ready(&t).await;
+        if status == 503 || Instant::now() > deadline {
+            break (status, body);
+        }
+        sleep(0.2).await;
+    };
+    assert_eq!(status, 503, "/ready during the outage: {body}");
+    assert!(body.contains("ClickHouse unreachable"), "/ready: {body}");
     let outage = Duration::from_secs(60);
     tokio::time::sleep(outage.saturating_sub(stopped.elapsed())).await;
     blocking(|| ch.restart());
@@ -189,6 +201,8 @@ async fn a_60_s_clickhouse_outage_costs_no_hit_and_no_503() {
     let resumed_after = back.elapsed();
     // Load goes on after the return: new hits and the replay at once.
     sleep(5.0).await;
+    let (status, body) = ready(&t).await;
+    assert_eq!(status, 200, "/ready after the outage: {body}");
     let outcomes = load.stop().await;
     eprintln!(
         "outage {:?}; {}; first spooled hit stored {resumed_after:?} after ClickHouse answered",
@@ -825,4 +839,18 @@ async fn a_torn_tail_is_skipped_and_every_complete_record_stored() {
         tail(&log, 40)
     );
     eprintln!("the log says: {}", lines[0]);
+}
+
+/// `GET /ready`: status and body.
+async fn ready(t: &Tally) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(t.url("/ready"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("/ready answers");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
 }
