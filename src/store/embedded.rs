@@ -303,6 +303,18 @@ fn ping(port: u16) -> bool {
     buf.ends_with("Ok.\n")
 }
 
+/// Writes the server's `config.xml` and `users.xml` into `dir` for the given ports. Public for
+/// tests that run a server of their own on fixed ports (stopped and started again on the same
+/// ports and data); [`EmbeddedClickHouse::start_with`] does the rest for tally.
+pub fn write_server_config(
+    dir: &Path,
+    http_port: u16,
+    tcp_port: u16,
+    options: &ServerOptions,
+) -> std::io::Result<()> {
+    write_config(dir, http_port, tcp_port, options, false)
+}
+
 fn write_config(
     dir: &Path,
     http_port: u16,

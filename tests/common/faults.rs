@@ -304,74 +304,15 @@ impl Drop for ClickHouse {
     }
 }
 
+/// As `src/store/embedded.rs` sets up tally's own server, plus every query logged: the
+/// exactly-once test looks for inserts the server finished after tally gave up on them.
 fn write_server_config(dir: &Path, http_port: u16, tcp_port: u16) {
-    let d = dir.display();
-    // As `src/store/embedded.rs` sets up tally's own server, plus every query logged: the
-    // exactly-once test looks for inserts the server finished after tally gave up on them.
-    let config = format!(
-        r#"<?xml version="1.0"?>
-<yandex>
-  <logger>
-    <level>warning</level>
-    <log>{d}/log/server.log</log>
-    <errorlog>{d}/log/server.err.log</errorlog>
-    <size>10M</size>
-    <count>2</count>
-  </logger>
-  <http_port>{http_port}</http_port>
-  <tcp_port>{tcp_port}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
-  <path>{d}/db/</path>
-  <tmp_path>{d}/tmp/</tmp_path>
-  <user_files_path>{d}/user_files/</user_files_path>
-  <format_schema_path>{d}/format_schemas/</format_schema_path>
-  <users_config>{d}/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-  <query_log>
-    <database>system</database>
-    <table>query_log</table>
-    <flush_interval_milliseconds>1000</flush_interval_milliseconds>
-  </query_log>
-  <mark_cache_size>268435456</mark_cache_size>
-  <uncompressed_cache_size>268435456</uncompressed_cache_size>
-  <max_concurrent_queries>100</max_concurrent_queries>
-</yandex>
-"#
-    );
-    let users = r#"<?xml version="1.0"?>
-<yandex>
-  <profiles>
-    <default>
-      <max_memory_usage>4000000000</max_memory_usage>
-      <log_queries>1</log_queries>
-    </default>
-  </profiles>
-  <users>
-    <default>
-      <password></password>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-      <profile>default</profile>
-      <quota>default</quota>
-    </default>
-  </users>
-  <quotas>
-    <default>
-      <interval>
-        <duration>3600</duration>
-        <queries>0</queries>
-        <errors>0</errors>
-        <result_rows>0</result_rows>
-        <read_rows>0</read_rows>
-        <execution_time>0</execution_time>
-      </interval>
-    </default>
-  </quotas>
-</yandex>
-"#;
-    std::fs::write(dir.join("config.xml"), config).unwrap();
-    std::fs::write(dir.join("users.xml"), users).unwrap();
+    let options = tally::store::embedded::ServerOptions {
+        log_queries: true,
+        ..Default::default()
+    };
+    tally::store::embedded::write_server_config(dir, http_port, tcp_port, &options)
+        .expect("write the ClickHouse config");
 }
 
 /// How a `tally serve` of the fault tests ended.
