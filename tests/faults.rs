@@ -422,11 +422,19 @@ async fn an_ambiguous_insert_is_not_stored_twice() {
             break;
         }
     }
-    // And a crash of the server: an insert in flight is lost or committed, tally cannot know.
-    blocking(|| ch.kill());
-    sleep(2.0).await;
-    blocking(|| ch.restart());
-    sleep(3.0).await;
+    // And crashes of the server in the middle of an insert: frozen while a batch is in flight
+    // (so the insert is certainly under way), then killed; tally cannot know what it kept.
+    // Then a kill at an arbitrary moment of the load.
+    for frozen_first in [true, false] {
+        if frozen_first {
+            ch.freeze();
+            sleep(2.5).await;
+        }
+        blocking(|| ch.kill());
+        sleep(1.0).await;
+        blocking(|| ch.restart());
+        sleep(3.0).await;
+    }
     let outcomes = load.stop().await;
     eprintln!("{}", outcomes.summary());
     assert_exactly_once(&ch, DB, &outcomes, &t).await;
