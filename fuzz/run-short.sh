@@ -10,8 +10,8 @@
 #
 # Toolchain: stable Rust is enough. Without a sanitizer (`-s none`) every flag cargo-fuzz
 # passes is a stable codegen option; the code fuzzed is safe Rust, which AddressSanitizer
-# would mostly not add to, at twice the build time. `RUSTC_BOOTSTRAP=1` is still exported so
-# that `FUZZ_SANITIZER=address` works on stable too (it needs `-Zsanitizer`).
+# would mostly not add to, at twice the build time. `FUZZ_SANITIZER=address` works on stable
+# too: `RUSTC_BOOTSTRAP=1` is then set, since it needs `-Zsanitizer`.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,8 +20,15 @@ sanitizer="${FUZZ_SANITIZER:-none}"
 # 16 codegen units instead of cargo-fuzz's 1: the build (the whole collector, instrumented)
 # takes about half the time, for somewhat slower runs; that trade suits short CI runs.
 build_flags=(-s "$sanitizer" --codegen-units 16)
-export RUSTC_BOOTSTRAP=1
+[ "$sanitizer" = none ] || export RUSTC_BOOTSTRAP=1
 
+# libFuzzer itself is C++, built by libfuzzer-sys.
+if ! command -v c++ >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq g++ >/dev/null
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
