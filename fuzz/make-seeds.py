@@ -81,6 +81,8 @@ def query_string_seeds():
                 ("cdo", "30")],
         BASE + [("token_auth", TOKEN), ("cip", "192.0.2.44")],
         BASE + [("cdt", "1749999000"), ("cdo", "-120")],
+        # Regression: `abs` of the smallest i64 panicked (src/ingest/hit.rs, `timestamp`).
+        BASE + [("cdo", "-9223372036854775808")],
         BASE + [("token_auth", "wrong"), ("cdt", "2020-01-01 00:00:00")],
         [("idsite", "2"), ("rec", "1"), ("url", "https://shop.example.net/cart?session=abc&x=1"),
          ("ua", "curl/8.5.0")],
