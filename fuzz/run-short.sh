@@ -17,8 +17,9 @@ cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-20}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-# 16 codegen units instead of cargo-fuzz's 1: the build (the whole collector, instrumented)
-# takes about half the time, for somewhat slower runs; that trade suits short CI runs.
+# 16 codegen units instead of cargo-fuzz's 1, as its help suggests for faster builds at the
+# cost of somewhat slower runs: the build (the whole collector, instrumented) is most of the
+# step's time, the runs are short.
 build_flags=(-s "$sanitizer" --codegen-units 16)
 [ "$sanitizer" = none ] || export RUSTC_BOOTSTRAP=1
 
