@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of tally: Rust unit and integration tests (real ClickHouse, real collector
-# over HTTP, real Chromium and Firefox ESR), the tracker's Node tests and size budget, and the schema check on
-# a current ClickHouse. Installs what is missing first, so it works on a fresh Debian machine.
+# over HTTP, real Chromium and Firefox ESR), the tracker's Node tests and size budget, the schema check on
+# a current ClickHouse, and short runs of the fuzz targets (fuzz/run-short.sh). Installs what is missing first, so it works on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +49,9 @@ echo "== schema and every captured statement on current ClickHouse (chdb)"
 echo "== the rollup's visits on current ClickHouse give 18.16's values (chdb)"
 "$venv/bin/python" tests/modern/check_rollup.py
 [ "$cargo_status" -eq 0 ] || exit "$cargo_status"
+
+echo "== fuzz: every cargo-fuzz target for a short run (fuzz/run-short.sh; FUZZ_SECONDS, default 20)"
+fuzz/run-short.sh
 
 echo "== browser end to end (headless Chromium and Firefox ESR, tally serve, embedded ClickHouse)"
 cargo build --quiet

@@ -311,7 +311,9 @@ fn timestamp(p: &Params<'_>, now: u32, authenticated: bool, raw_days: u32) -> Re
         (None, None) => return Ok(now),
         (cdt, cdo) => {
             let base = i64::from(cdt.unwrap_or(now));
-            base - cdo.map_or(0, i64::abs)
+            // Saturating: `i64::MIN` has no absolute value (`abs` panics with overflow
+            // checks); the largest offset makes a time before 1970, which falls back to now.
+            base - cdo.map_or(0, i64::saturating_abs)
         }
     };
     let Ok(t) = u32::try_from(t) else {
@@ -541,6 +543,13 @@ mod tests {
         assert_eq!(ts(&format!("cdt={}", now + 3600), false), Ok(now));
         // Garbage is ignored.
         assert_eq!(ts("cdt=yesterday", false), Ok(now));
+        // Offsets beyond any time: now (the smallest `i64` made `abs` panic).
+        assert_eq!(ts("cdo=-9223372036854775808", false), Ok(now));
+        assert_eq!(ts("cdo=9223372036854775807", false), Ok(now));
+        assert_eq!(
+            ts(&format!("cdt={now}&cdo=-9223372036854775808"), true),
+            Ok(now)
+        );
         // Older than a day: only with the token.
         let two_days = format!("cdt={}", now - 2 * 86_400);
         assert!(ts(&two_days, false).is_err());
