@@ -72,7 +72,16 @@ pub fn app() -> &'static App {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     &FIXTURE
         .get_or_init(|| {
-            let table: toml::Table = CONFIG.parse().expect("fuzz config is TOML");
+            let mut table: toml::Table = CONFIG.parse().expect("fuzz config is TOML");
+            // A spool of this process's own (one process per spool directory), never written.
+            let spool =
+                std::env::temp_dir().join(format!("tally-fuzz-spool-{}", std::process::id()));
+            let mut spool_table = toml::Table::new();
+            spool_table.insert(
+                "dir".into(),
+                toml::Value::String(spool.display().to_string()),
+            );
+            table.insert("spool".into(), toml::Value::Table(spool_table));
             let config = Config::from_table(table).expect("fuzz config is valid");
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
@@ -88,7 +97,9 @@ pub fn app() -> &'static App {
             let client = tally::store::client(&url, &config.clickhouse);
             let metrics = Arc::new(Metrics::new());
             let visitors = Arc::new(VisitorKeys::for_sites(&config.sites));
-            let (sink, writer) = sink::start(client, &config.sink, metrics.clone());
+            let status = Arc::new(tally::status::WriteStatus::default());
+            let (sink, writer) =
+                sink::start(client, &config, metrics.clone(), status).expect("open the fuzz spool");
             let app = App::new(config, metrics, sink, visitors).expect("build the app");
             drop(_entered);
             Fixture {
