@@ -45,7 +45,7 @@ cargo fuzz build "${build_flags[@]}"
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - started)) s"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tally-fuzz.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "${TMPDIR:-/tmp}"/tally-fuzz-spool-*' EXIT
 
 for target in "${targets[@]}"; do
   mkdir -p "$work/$target"

@@ -50,8 +50,8 @@ echo "== the rollup's visits on current ClickHouse give 18.16's values (chdb)"
 "$venv/bin/python" tests/modern/check_rollup.py
 [ "$cargo_status" -eq 0 ] || exit "$cargo_status"
 
-echo "== fuzz: every cargo-fuzz target for a short run (fuzz/run-short.sh; FUZZ_SECONDS, default 20)"
-fuzz/run-short.sh
+echo "== fuzz: every cargo-fuzz target for a short run (fuzz/run-short.sh; FUZZ_SECONDS, here 10)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" fuzz/run-short.sh
 
 echo "== browser end to end (headless Chromium and Firefox ESR, tally serve, embedded ClickHouse)"
 cargo build --quiet
