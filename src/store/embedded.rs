@@ -287,9 +287,12 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn ping(port: u16) -> bool {
+/// Whether a ClickHouse server answers `/ping` on `port` of the loopback address, within a
+/// second to connect and two to answer.
+pub fn ping(port: u16) -> bool {
     use std::io::Read;
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));

@@ -68,20 +68,7 @@ fn free_port() -> u16 {
 }
 
 fn ping(port: u16) -> bool {
-    use std::io::Read;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.ends_with("Ok.\n")
+    tally::store::embedded::ping(port)
 }
 
 /// Supervisor: starts the server, writes its pid, waits for its stdin to close (the test
