@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use common::reports::{
-    ALL, CHROME, Checks, FIREFOX, Hit, Visitor, What, ask, away_from_midnight, create_key, send,
-    settings, tally, today, wait_stored,
+    ALL, CHROME, Checks, FIREFOX, Hit, Visitor, What, ask, away_from_midnight, config_of,
+    create_key, send, settings, tally, today, wait_stored,
 };
 use common::{Collector, query};
 use serde_json::{Value, json};
@@ -454,6 +454,11 @@ async fn aggregates_equal_visits_computed_from_the_raw_events() {
                 page: path_of(f[4]),
             });
     }
+    // The first local day the engine answers from per-visit rows: the same for every site (a
+    // day whose raw events are whole for all of them), so right after midnight UTC the oldest
+    // local day of a site west of UTC is already outside it.
+    let configured = tally::config::Config::load(Some(&config_of(&c))).expect("the test's config");
+    let visits_from = tally::prune::visits_first_day(&configured.sites, 7, tally::time::now_unix());
     let mut checks = Checks::default();
     let mut compared_days = 0;
     for site in &SITES {
@@ -530,16 +535,18 @@ async fn aggregates_equal_visits_computed_from_the_raw_events() {
                 pages.clone(),
             );
             // The same from the per-visit rows: no stored breakdown holds browser and page.
-            checks.eq(
-                &format!("{name} {day}: by page, from the visits"),
-                ask_by(
-                    json!(["event:page"]),
-                    &page_metrics,
-                    json!([["is_not", "visit:browser", ["Opera"]]]),
-                )
-                .await,
-                pages,
-            );
+            if *day >= visits_from {
+                checks.eq(
+                    &format!("{name} {day}: by page, from the visits"),
+                    ask_by(
+                        json!(["event:page"]),
+                        &page_metrics,
+                        json!([["is_not", "visit:browser", ["Opera"]]]),
+                    )
+                    .await,
+                    pages,
+                );
+            }
             let entry_metrics = ["visitors", "visits", "bounce_rate", "visit_duration"];
             checks.eq(
                 &format!("{name} {day}: by entry page"),
