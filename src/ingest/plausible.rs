@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::hit::{full_ip_location, primary_language};
 use super::reject::Reject;
-use super::response;
+use super::track::{read_body, reject};
 use crate::config::{Config, SiteConfig};
 use crate::enrich::ClientHints;
 use crate::enrich::uadata;
@@ -457,22 +457,6 @@ fn row(
         (row.prop_keys, row.prop_values) = event.props.iter().cloned().unzip();
     }
     row
-}
-
-async fn read_body<B>(app: &App, body: B) -> Result<Bytes, (&'static str, Reject)>
-where
-    B: hyper::body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let max = app.config.limits.max_body_bytes;
-    crate::http::read_body(body, max, app.config.server.body_read_timeout())
-        .await
-        .map_err(Reject::body)
-}
-
-fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {
-    app.metrics.reject_for(reason);
-    response::rejected(&r)
 }
 
 fn header_str(h: &HeaderMap, name: hyper::header::HeaderName) -> &str {

@@ -146,7 +146,9 @@ where
     }
 }
 
-async fn read_body<B>(app: &App, body: B) -> Result<Bytes, (&'static str, Reject)>
+/// The request body within `[limits] max_body_bytes` and the body timeout (Plausible's
+/// endpoint reads its body the same way).
+pub(super) async fn read_body<B>(app: &App, body: B) -> Result<Bytes, (&'static str, Reject)>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -157,7 +159,8 @@ where
         .map_err(Reject::body)
 }
 
-fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {
+/// Counts a refusal under `reason` and answers it.
+pub(super) fn reject(app: &App, reason: &'static str, r: Reject) -> Resp {
     app.metrics.reject_for(reason);
     response::rejected(&r)
 }
