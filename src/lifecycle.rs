@@ -73,7 +73,15 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
     // A migration may rewrite or fill a table once (0007 makes the top lists of every day
     // already rolled up): more than the minute a report may take, on a big installation.
     let db = store::client(url, &config.clickhouse).with_setting("max_execution_time", "3600");
-    Ok(migrate::migrate(&server, &db, &config.clickhouse.database).await?)
+    let layout = store::cluster::Layout::of(&config.clickhouse);
+    if let Some(l) = &layout {
+        let listed =
+            (!config.clickhouse.shards.is_empty()).then_some(config.clickhouse.shards.len());
+        store::cluster::check(&server, l, listed)
+            .await
+            .map_err(|e| anyhow::anyhow!("[clickhouse] cluster: {e}"))?;
+    }
+    Ok(migrate::migrate(&server, &db, &config.clickhouse.database, layout.as_ref()).await?)
 }
 
 /// `tally serve`: runs until SIGTERM or Ctrl-C, then flushes the queue and stops. The demo

@@ -147,6 +147,15 @@ enum Command {
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Creates the schema on this ClickHouse cluster (its `remote_servers` name):
+        /// replicated tables on every node, raw events and visits sharded behind Distributed
+        /// tables. Overrides `[clickhouse] cluster`.
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
+        /// Prints the statements a fresh installation runs, in order, and exits without
+        /// connecting.
+        #[arg(long)]
+        print: bool,
     },
     /// Creates, lists and revokes Stats API keys (kept in ClickHouse, shared by every collector
     /// of the database).
@@ -431,8 +440,32 @@ fn main() -> ExitCode {
             Command::Prune { dry_run, config } => {
                 tally::cli::prune::run(&load(config.as_deref())?, dry_run).await
             }
-            Command::Migrate { config } => {
-                let cfg = load(config.as_deref())?;
+            Command::Migrate {
+                config,
+                cluster,
+                print,
+            } => {
+                let mut cfg = load(config.as_deref())?;
+                if let Some(name) = cluster {
+                    if !tally::store::cluster::valid_name(&name) {
+                        anyhow::bail!(
+                            "--cluster: {name:?} is not a name of letters, digits, `_` and `-`"
+                        );
+                    }
+                    cfg.clickhouse.cluster = Some(name);
+                    if cfg.clickhouse.url.is_none() && !print {
+                        anyhow::bail!(
+                            "--cluster needs [clickhouse] url (a node of the cluster) in the configuration"
+                        );
+                    }
+                }
+                if print {
+                    let layout = tally::store::cluster::Layout::of(&cfg.clickhouse);
+                    for statement in tally::store::migrate::all_statements(layout.as_ref())? {
+                        println!("{statement};\n");
+                    }
+                    return Ok(());
+                }
                 let db = tally::lifecycle::Database::open(&cfg).await?;
                 let applied = tally::lifecycle::migrate_on(db.url(), &cfg).await?;
                 if applied.is_empty() {

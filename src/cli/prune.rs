@@ -14,7 +14,7 @@ pub async fn run(cfg: &Config, dry_run: bool) -> anyhow::Result<()> {
         let client = crate::store::client(db.url(), &cfg.clickhouse);
         let pruner = Pruner::new(client.clone(), cfg);
         if !dry_run {
-            ttl::backstop(&client, pruner.windows()).await;
+            ttl::backstop(&client, pruner.windows(), pruner.shards()).await;
         }
         Ok::<Report, anyhow::Error>(pruner.run(crate::time::now_unix(), dry_run).await)
     }

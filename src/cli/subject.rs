@@ -31,6 +31,7 @@ use crate::enrich::visitor::{VisitorInput, key_with};
 use crate::privacy::TruncatedIp;
 use crate::rollup::Rollup;
 use crate::store::Client;
+use crate::store::cluster::{self, Shards};
 use crate::time::{date_of, day_bounds};
 
 /// Rows of one table and day exported at most: a person's day is a few hundred hits; more
@@ -374,9 +375,23 @@ async fn erase(
     } else {
         let affected: Vec<&LinkableDay> = found.iter().map(|(d, _)| *d).collect();
         for table in TABLES {
-            delete(client, table, site.id, &affected, timeout)
-                .await
-                .with_context(|| format!("erasing from {table}: nothing is verified yet"))?;
+            let context = || format!("erasing from {table}: nothing is verified yet");
+            match Shards::of(&cfg.clickhouse) {
+                None => delete(client, table, table, site.id, &affected, timeout)
+                    .await
+                    .with_context(context)?,
+                // Mutations do not pass through Distributed tables: each shard deletes from its
+                // own rows, through one replica (the replication applies it on the others).
+                Some(shards) => {
+                    for index in 0..shards.len() {
+                        let shard = shards.reach(index).await.with_context(context)?;
+                        let local = cluster::local_name(table);
+                        delete(&shard, table, &local, site.id, &affected, timeout)
+                            .await
+                            .with_context(context)?;
+                    }
+                }
+            }
         }
         // The rollup rebuilds the days' visits and aggregates from what is left of the events.
         let rollup = Rollup::new(client.clone(), cfg);
@@ -415,19 +430,21 @@ async fn erase(
     Ok(())
 }
 
-/// Deletes the visitor's rows of `days` from `table` in one mutation, and waits until
-/// ClickHouse has applied it.
+/// Deletes the visitor's rows of `days` from `table` (`target` on the node: `table` itself,
+/// or its `_local` table on a cluster shard) in one mutation, and waits until ClickHouse has
+/// applied it.
 async fn delete(
     client: &Client,
     table: &str,
+    target: &str,
     site: u32,
     days: &[&LinkableDay],
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let before = mutation_ids(client, table).await?;
+    let before = mutation_ids(client, target).await?;
     let conds: Vec<(String, Binds)> = days.iter().map(|d| condition(table, site, d)).collect();
     let sql = format!(
-        "ALTER TABLE {table} DELETE WHERE {}",
+        "ALTER TABLE {target} DELETE WHERE {}",
         conds
             .iter()
             .map(|(c, _)| format!("({c})"))
@@ -446,7 +463,7 @@ async fn delete(
                 "SELECT mutation_id, toUInt8(is_done) AS is_done FROM system.mutations \
                  WHERE database = currentDatabase() AND table = ?",
             )
-            .bind(table)
+            .bind(target)
             .fetch_all::<Mutation>()
             .await?
             .into_iter()

@@ -39,6 +39,7 @@ const TEXT_KEYS: &[&str] = &[
     "clickhouse.user",
     "clickhouse.password",
     "clickhouse.embedded_dir",
+    "clickhouse.cluster",
     "privacy.optout_cookie",
     "geo.database",
     "admin.listen",

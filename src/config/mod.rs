@@ -140,6 +140,16 @@ pub struct ClickHouseConfig {
     /// Data directory of the embedded server (used only when `url` is unset).
     #[serde(default = "default_embedded_dir")]
     pub embedded_dir: PathBuf,
+    /// The `remote_servers` name of a ClickHouse cluster. Set, tally keeps its raw events and
+    /// visits sharded over it and every other table on every node (see `docs/cluster.md`);
+    /// `url` is then the node tally writes, reads and runs its DDL through.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// With `cluster`: the HTTP URLs of each shard's replicas, in the shard order of
+    /// `remote_servers`. The rollup and the pruner work on each shard's own tables through the
+    /// first replica that answers.
+    #[serde(default)]
+    pub shards: Vec<Vec<String>>,
 }
 
 impl Default for ClickHouseConfig {
@@ -150,7 +160,48 @@ impl Default for ClickHouseConfig {
             user: None,
             password: None,
             embedded_dir: default_embedded_dir(),
+            cluster: None,
+            shards: Vec::new(),
         }
+    }
+}
+
+impl ClickHouseConfig {
+    /// `cluster` and `shards` go together, with a server `url`, and name things plainly.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let Some(name) = &self.cluster else {
+            if !self.shards.is_empty() {
+                return Err(ConfigError::key(
+                    "clickhouse.shards",
+                    "is only read with `cluster` set",
+                ));
+            }
+            return Ok(());
+        };
+        if !crate::store::cluster::valid_name(name) {
+            return Err(ConfigError::key(
+                "clickhouse.cluster",
+                "must be a non-empty name of letters, digits, `_` and `-`",
+            ));
+        }
+        if self.url.is_none() {
+            return Err(ConfigError::key(
+                "clickhouse.cluster",
+                "needs `clickhouse.url` (a node of the cluster): the embedded server is a single one",
+            ));
+        }
+        if self.shards.is_empty() || self.shards.iter().any(Vec::is_empty) {
+            return Err(ConfigError::key(
+                "clickhouse.shards",
+                "with `cluster`: one non-empty list of replica URLs per shard",
+            ));
+        }
+        for url in self.shards.iter().flatten() {
+            url::Url::parse(url).map_err(|e| {
+                ConfigError::key("clickhouse.shards", format!("{url:?} is not a URL: {e}"))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -965,6 +1016,7 @@ impl Config {
                 "must be a non-empty name of letters, digits and `_`",
             ));
         }
+        self.clickhouse.validate_cluster()?;
         match url::Url::parse(&self.geo.registry) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
             Ok(_) => {

@@ -31,6 +31,7 @@ use crate::config::{Config, SiteConfig};
 use crate::metrics::Metrics;
 use crate::rollup::{Rollup, RollupError};
 use crate::store::Client;
+use crate::store::cluster::{self, Shards};
 use crate::time::{date_of, day_number};
 pub use rules::{Cutoffs, Partition, PartitionKey, TABLES, Table, Windows, visits_first_day};
 
@@ -182,6 +183,8 @@ struct RunRow {
 /// The pruner of one database, for the configured sites and retention.
 pub struct Pruner {
     client: Client,
+    /// On a cluster: the sharded tables' partitions are listed and dropped on every shard.
+    shards: Option<Shards>,
     sites: Vec<SiteConfig>,
     windows: Windows,
     rollup: Rollup,
@@ -194,6 +197,7 @@ impl Pruner {
     pub fn new(client: Client, config: &Config) -> Self {
         Pruner {
             rollup: Rollup::new(client.clone(), config),
+            shards: Shards::of(&config.clickhouse),
             client,
             sites: config.sites.clone(),
             windows: Windows::of(&config.retention),
@@ -213,6 +217,46 @@ impl Pruner {
         self.windows
     }
 
+    /// The shards, on a cluster.
+    pub fn shards(&self) -> Option<&Shards> {
+        self.shards.as_ref()
+    }
+
+    /// The nodes holding `table`'s rows, each with the table's name there: this node, or on a
+    /// cluster one replica of each shard with the `_local` table for a sharded one (a partition
+    /// dropped on one replica is dropped on all by the replication).
+    async fn holders(&self, table: &str) -> Result<Vec<(Client, String)>, String> {
+        match &self.shards {
+            Some(shards) if cluster::is_sharded(table) => {
+                let mut out = Vec::with_capacity(shards.len());
+                for index in 0..shards.len() {
+                    let client = shards.reach(index).await.map_err(|e| e.to_string())?;
+                    out.push((client, cluster::local_name(table)));
+                }
+                Ok(out)
+            }
+            _ => Ok(vec![(self.client.clone(), table.to_string())]),
+        }
+    }
+
+    /// [`listed`] over every node holding `table`'s rows, rows summed per partition.
+    async fn listed_everywhere(&self, table: &str) -> Result<Vec<Listed>, String> {
+        let mut all: BTreeMap<String, u64> = BTreeMap::new();
+        for (client, name) in self.holders(table).await? {
+            for p in self
+                .timed(listed(&client, &name))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                *all.entry(p.partition).or_default() += p.rows;
+            }
+        }
+        Ok(all
+            .into_iter()
+            .map(|(partition, rows)| Listed { partition, rows })
+            .collect())
+    }
+
     /// Prunes every table for the instant `now` (a dry run changes nothing), then records the
     /// run in `prune_runs`. Never fails as a whole: what went wrong is in the report's
     /// `problems` (and in the record, `failed = 1`), and everything else is still done.
@@ -226,7 +270,7 @@ impl Pruner {
         // What has expired, per table.
         let mut plan: Vec<(&'static Table, Vec<Listed>, Option<u32>)> = Vec::new();
         for table in &TABLES {
-            match self.timed(listed(&self.client, table.name)).await {
+            match self.listed_everywhere(table.name).await {
                 Ok(parts) => {
                     let (expired, kept): (Vec<Listed>, Vec<Listed>) = parts
                         .into_iter()
@@ -372,20 +416,24 @@ impl Pruner {
     }
 
     async fn drop(&self, table: &Table, partition: &str) -> Result<(), String> {
-        // Numbers go in as they are; dates as a bound string literal. Values are ClickHouse's
-        // own, already parsed by `Partition::parse`, never user input.
-        let query = match table.key {
-            PartitionKey::Date => self
-                .client
-                .query(&format!("ALTER TABLE {} DROP PARTITION ?", table.name))
-                .bind(partition),
-            _ => {
-                let n: u64 = partition.parse().map_err(|_| "not a number".to_string())?;
-                self.client
-                    .query(&format!("ALTER TABLE {} DROP PARTITION {n}", table.name))
-            }
-        };
-        self.timed(query.execute()).await.map_err(|e| e.to_string())
+        // On a cluster a shard may lack the partition; dropping it there changes nothing.
+        for (client, name) in self.holders(table.name).await? {
+            // Numbers go in as they are; dates as a bound string literal. Values are
+            // ClickHouse's own, already parsed by `Partition::parse`, never user input.
+            let query = match table.key {
+                PartitionKey::Date => client
+                    .query(&format!("ALTER TABLE {name} DROP PARTITION ?"))
+                    .bind(partition),
+                _ => {
+                    let n: u64 = partition.parse().map_err(|_| "not a number".to_string())?;
+                    client.query(&format!("ALTER TABLE {name} DROP PARTITION {n}"))
+                }
+            };
+            self.timed(query.execute())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     async fn record(&self, report: &Report) -> Result<(), String> {
@@ -438,7 +486,7 @@ impl Pruner {
     /// `every`, until the process ends.
     pub fn spawn(self, every: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            ttl::backstop(&self.client, self.windows).await;
+            ttl::backstop(&self.client, self.windows, self.shards.as_ref()).await;
             loop {
                 let report = self.run(crate::time::now_unix(), false).await;
                 if report.failed() {

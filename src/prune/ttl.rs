@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::Windows;
 use crate::store::Client;
+use crate::store::cluster::{self, Shards};
 
 /// The statement that sets `table`'s TTL to `expression` (tally's own constants and numbers,
 /// never input).
@@ -104,14 +105,36 @@ struct Count {
 
 /// Sets the TTL backstop where the server supports it, else logs that the pruner alone
 /// enforces retention. Never fails: a problem is logged and returned.
-pub async fn backstop(client: &Client, windows: Windows) -> Backstop {
-    let outcome =
-        match tokio::time::timeout(std::time::Duration::from_secs(120), set(client, windows)).await
-        {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => Backstop::Failed(e.to_string()),
-            Err(_) => Backstop::Failed("no answer within 120 s".into()),
+///
+/// On a cluster (`shards`), the tables every node holds get theirs through `client` and the
+/// sharded ones through one replica of each shard, on their `_local` tables (a TTL set on one
+/// replica is set on all: the replication carries it).
+pub async fn backstop(client: &Client, windows: Windows, shards: Option<&Shards>) -> Backstop {
+    let work = async {
+        let Some(shards) = shards else {
+            return set(client, windows, |t| Some(t.to_string())).await;
         };
+        let whole = |t: &str| (!cluster::is_sharded(t)).then(|| t.to_string());
+        let mut outcome = set(client, windows, whole).await?;
+        for index in 0..shards.len() {
+            let shard = match shards.reach(index).await {
+                Ok(c) => c,
+                Err(e) => return Ok(Backstop::Failed(e.to_string())),
+            };
+            let local = |t: &str| cluster::is_sharded(t).then(|| cluster::local_name(t));
+            if let (Backstop::Set(all), Backstop::Set(more)) =
+                (&mut outcome, set(&shard, windows, local).await?)
+            {
+                all.extend(more);
+            }
+        }
+        Ok(outcome)
+    };
+    let outcome = match tokio::time::timeout(std::time::Duration::from_secs(120), work).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => Backstop::Failed(e.to_string()),
+        Err(_) => Backstop::Failed("no answer within 120 s".into()),
+    };
     match &outcome {
         Backstop::Unsupported(version) => tracing::info!(
             version,
@@ -129,7 +152,13 @@ pub async fn backstop(client: &Client, windows: Windows) -> Backstop {
     outcome
 }
 
-async fn set(client: &Client, windows: Windows) -> Result<Backstop, clickhouse::error::Error> {
+/// Sets the TTLs through `client` on the tables `name` maps to a table of that node (`None`:
+/// not there).
+async fn set(
+    client: &Client,
+    windows: Windows,
+    name: impl Fn(&str) -> Option<String>,
+) -> Result<Backstop, clickhouse::error::Error> {
     let version = client
         .query("SELECT version() AS v")
         .fetch_one::<Version>()
@@ -148,7 +177,11 @@ async fn set(client: &Client, windows: Windows) -> Result<Backstop, clickhouse::
         .n
         > 0;
     let mut changed = Vec::new();
-    for (table, expression) in expressions(windows) {
+    for (schema_table, expression) in expressions(windows) {
+        let Some(table) = name(schema_table) else {
+            continue;
+        };
+        let table = table.as_str();
         let engine = client
             .query(
                 "SELECT engine_full FROM system.tables \
@@ -168,7 +201,7 @@ async fn set(client: &Client, windows: Windows) -> Result<Backstop, clickhouse::
             alter = alter.with_setting("materialize_ttl_after_modify", "0");
         }
         alter.execute().await?;
-        changed.push(table);
+        changed.push(schema_table);
     }
     Ok(Backstop::Set(changed))
 }

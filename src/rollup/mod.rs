@@ -26,6 +26,7 @@ use serde::Deserialize;
 use crate::config::{Config, SiteConfig};
 use crate::metrics::Metrics;
 use crate::store::Client;
+use crate::store::cluster::{self, Shards};
 use crate::time::{day_bounds, day_of, local_date};
 
 /// The tables a day is swapped into, in the order they are swapped. `visits` holds one row per
@@ -109,6 +110,8 @@ struct Name {
 /// The rollup over one database, for the configured sites.
 pub struct Rollup {
     client: Client,
+    /// On a cluster: each shard computes the visits of its own visitors (`cluster::SHARDING_KEY`).
+    shards: Option<Shards>,
     sites: Vec<SiteConfig>,
     windows: crate::prune::Windows,
 }
@@ -116,9 +119,11 @@ pub struct Rollup {
 impl Rollup {
     /// A rollup writing through `client` for the sites of `config`.
     pub fn new(client: Client, config: &Config) -> Self {
+        // A day of a busy site takes longer than the minute reports may.
+        let long = |c: Client| c.with_setting("max_execution_time", "600");
         Rollup {
-            // A day of a busy site takes longer than the minute reports may.
-            client: client.with_setting("max_execution_time", "600"),
+            client: long(client),
+            shards: Shards::of(&config.clickhouse).map(|s| s.map_clients(long)),
             sites: config.sites.clone(),
             windows: crate::prune::Windows::of(&config.retention),
         }
@@ -246,7 +251,7 @@ impl Rollup {
                 // A collector pruning at the same moment may have dropped the raw day and then
                 // the date's own partitions under this run's feet; it rolled the date up first,
                 // so that is not this run's failure.
-                self.raw_days_still_there(raw)
+                self.raw_days_still_there(&self.client, raw)
                     .await
                     .map_err(|gone| match gone {
                         RollupError::RawDayGone(why) => {
@@ -267,15 +272,144 @@ impl Rollup {
         raw: &[u32],
         now: u32,
     ) -> Result<DayOutcome, RollupError> {
-        self.drop_stale_staging(now).await?;
         let run = format!("{STAGING_PREFIX}{now}_{:016x}", run_id());
-        let result = self.run_day_in(&run, date, sites, raw).await;
-        // Whatever happened, the staging tables go (a failure to drop them is only logged: a
-        // later run drops leftovers).
-        for table in TABLES {
-            self.drop_staging(&format!("{run}_{table}")).await;
+        let Some(shards) = &self.shards else {
+            self.drop_stale_staging(&self.client, now).await?;
+            let result = self.run_day_in(&run, date, sites, raw).await;
+            // Whatever happened, the staging tables go (a failure to drop them is only logged:
+            // a later run drops leftovers).
+            for table in TABLES {
+                self.drop_staging(&self.client, &format!("{run}_{table}"))
+                    .await;
+            }
+            return result;
+        };
+        // On a cluster each shard makes the visits of its own visitors, from its own raw
+        // events, into its own `visits_local` (exact: a visitor's hits are all on one shard);
+        // then this node makes the aggregates from all shards' visits (`visits`, Distributed)
+        // into the aggregate tables every node holds.
+        let day = date.format("%Y-%m-%d").to_string();
+        let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
+        for index in 0..shards.len() {
+            let shard = shards
+                .reach(index)
+                .await
+                .map_err(|e| RollupError::Refused(e.to_string()))?;
+            self.drop_stale_staging(&shard, now).await?;
+            let staging = format!("{run}_visits");
+            let result = async {
+                self.visits_into(&shard, &staging, &day, date, sites, &ids, true)
+                    .await?;
+                self.raw_days_still_there(&shard, raw).await?;
+                self.swap(&shard, &cluster::local_name("visits"), &staging, &day)
+                    .await
+            }
+            .await;
+            self.drop_staging(&shard, &staging).await;
+            result?;
         }
-        result
+        self.drop_stale_staging(&self.client, now).await?;
+        let result = self
+            .aggregates_from(&run, &day, sites, &ids, "visits", &[], true)
+            .await;
+        for table in &TABLES[1..] {
+            self.drop_staging(&self.client, &format!("{run}_{table}"))
+                .await;
+        }
+        result?;
+        let visits = self.count_visits("visits", &day, &ids).await?;
+        Ok(DayOutcome {
+            date,
+            recomputed: ids,
+            visits,
+        })
+    }
+
+    /// Creates `staging` shaped like `visits` on `client`'s node, holding the day's visits of
+    /// other sites as they are and those of `sites` recomputed from the raw events: the day
+    /// `visits` (or `visits_local`) gets by one swap.
+    #[allow(clippy::too_many_arguments)]
+    async fn visits_into(
+        &self,
+        client: &Client,
+        staging: &str,
+        day: &str,
+        date: NaiveDate,
+        sites: &[&SiteConfig],
+        ids: &[u32],
+        on_cluster: bool,
+    ) -> Result<(), RollupError> {
+        self.carry_over(client, "visits", staging, day, ids, on_cluster)
+            .await?;
+        let events = if on_cluster {
+            cluster::local_name("events")
+        } else {
+            "events".to_string()
+        };
+        let select = sql::visits_select(&events);
+        for site in sites {
+            let tz = site.tz().name();
+            let (start, end) = day_bounds(site.tz(), date);
+            self.timed(
+                client
+                    .query(&format!("INSERT INTO {staging} {select}"))
+                    .bind(day)
+                    .bind(tz)
+                    .bind(site.visit_timeout)
+                    .bind(tz)
+                    .bind(site.id)
+                    .bind(start)
+                    .bind(end)
+                    .execute(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates `staging` shaped like `table` holding the day's rows of every site but `ids`, so
+    /// that a swap replaces only those sites' rows.
+    async fn carry_over(
+        &self,
+        client: &Client,
+        table: &str,
+        staging: &str,
+        day: &str,
+        ids: &[u32],
+        on_cluster: bool,
+    ) -> Result<(), RollupError> {
+        let source = if on_cluster && cluster::is_sharded(table) {
+            cluster::local_name(table)
+        } else {
+            table.to_string()
+        };
+        self.execute(client, &cluster::staging_table(staging, table, on_cluster))
+            .await?;
+        self.timed(
+            client
+                .query(&format!(
+                    "INSERT INTO {staging} SELECT * FROM {source} WHERE day = toDate(?) AND NOT has(?, site_id)"
+                ))
+                .bind(day)
+                .bind(ids)
+                .execute(),
+        )
+        .await
+    }
+
+    async fn count_visits(&self, visits: &str, day: &str, ids: &[u32]) -> Result<u64, RollupError> {
+        Ok(self
+            .timed(
+                self.client
+                    .query(&format!(
+                        "SELECT count() AS n FROM {visits} WHERE day = toDate(?) AND has(?, site_id)"
+                    ))
+                    .bind(day)
+                    .bind(ids)
+                    .fetch_one::<Count>(),
+            )
+            .await?
+            .n)
     }
 
     async fn run_day_in(
@@ -287,45 +421,43 @@ impl Rollup {
     ) -> Result<DayOutcome, RollupError> {
         let day = date.format("%Y-%m-%d").to_string();
         let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
+        let visits = format!("{run}_visits");
+        self.visits_into(&self.client, &visits, &day, date, sites, &ids, false)
+            .await?;
+        // The aggregates are swapped in only after the raw days are checked, and `visits`
+        // last of all: a reader sees either the old day everywhere or the new one.
+        self.aggregates_from(run, &day, sites, &ids, &visits, raw, false)
+            .await?;
+        let visits_rows = self.count_visits(&visits, &day, &ids).await?;
+        self.swap(&self.client, "visits", &visits, &day).await?;
+        Ok(DayOutcome {
+            date,
+            recomputed: ids,
+            visits: visits_rows,
+        })
+    }
+
+    /// Makes the day's aggregates of `sites` from the visits in `visits` into staging tables
+    /// and swaps them into the aggregate tables (every table of [`TABLES`] but `visits`).
+    /// Before the swap it checks that the raw days `raw` are still whole (on a cluster each
+    /// shard checked its own before its visits were swapped in, and `raw` is empty).
+    #[allow(clippy::too_many_arguments)]
+    async fn aggregates_from(
+        &self,
+        run: &str,
+        day: &str,
+        sites: &[&SiteConfig],
+        ids: &[u32],
+        visits: &str,
+        raw: &[u32],
+        on_cluster: bool,
+    ) -> Result<(), RollupError> {
+        let day = day.to_string();
         let staging = |table: &str| format!("{run}_{table}");
-        for table in TABLES {
-            self.execute(&format!("CREATE TABLE {} AS {table}", staging(table)))
+        for table in &TABLES[1..] {
+            self.carry_over(&self.client, table, &staging(table), &day, ids, on_cluster)
                 .await?;
-            // Other sites' rows of the day are carried over, so the swap replaces only ours.
-            self.timed(
-                self.client
-                    .query(&format!(
-                        "INSERT INTO {} SELECT * FROM {table} WHERE day = toDate(?) AND NOT has(?, site_id)",
-                        staging(table)
-                    ))
-                    .bind(&day)
-                    .bind(&ids)
-                    .execute(),
-            )
-            .await?;
         }
-        for site in sites {
-            let tz = site.tz().name();
-            let (start, end) = day_bounds(site.tz(), date);
-            self.timed(
-                self.client
-                    .query(&format!(
-                        "INSERT INTO {} {}",
-                        staging("visits"),
-                        sql::VISITS_SELECT
-                    ))
-                    .bind(&day)
-                    .bind(tz)
-                    .bind(site.visit_timeout)
-                    .bind(tz)
-                    .bind(site.id)
-                    .bind(start)
-                    .bind(end)
-                    .execute(),
-            )
-            .await?;
-        }
-        let visits = staging("visits");
         let from_visits = [
             sql::daily_insert(&staging("agg_daily"), &visits),
             sql::hourly_insert(&staging("agg_hourly"), &visits),
@@ -340,43 +472,28 @@ impl Rollup {
         );
         for insert in from_visits.iter().chain([&sql::props_all_actions_insert(
             &staging("agg_breakdown"),
-            &visits,
+            visits,
         )]) {
-            self.timed(self.client.query(insert).bind(&day).bind(&ids).execute())
+            self.timed(self.client.query(insert).bind(&day).bind(ids).execute())
                 .await?;
         }
         for site in sites {
-            self.props_breakdown(&visits, &staging("agg_breakdown"), &day, site.id)
+            self.props_breakdown(visits, &staging("agg_breakdown"), &day, site.id)
                 .await?;
         }
         for insert in &from_breakdowns {
-            self.timed(self.client.query(insert).bind(&day).bind(&ids).execute())
+            self.timed(self.client.query(insert).bind(&day).bind(ids).execute())
                 .await?;
         }
         // The staging tables were filled from the raw days as they were then; if one of them
         // has gone since (another collector's pruner), the result may lack its events.
         // Checked after the inserts: a day dropped after this check was read whole.
-        self.raw_days_still_there(raw).await?;
-        for table in TABLES {
-            self.swap(table, &staging(table), &day).await?;
+        self.raw_days_still_there(&self.client, raw).await?;
+        for table in &TABLES[1..] {
+            self.swap(&self.client, table, &staging(table), &day)
+                .await?;
         }
-        let visits = self
-            .timed(
-                self.client
-                    .query(&format!(
-                        "SELECT count() AS n FROM {visits} WHERE day = toDate(?) AND has(?, site_id)"
-                    ))
-                    .bind(&day)
-                    .bind(&ids)
-                    .fetch_one::<Count>(),
-            )
-            .await?
-            .n;
-        Ok(DayOutcome {
-            date,
-            recomputed: ids,
-            visits,
-        })
+        Ok(())
     }
 
     /// Writes one site's day broken down by its custom properties into `target`: the
@@ -457,10 +574,16 @@ impl Rollup {
 
     /// Swaps `partition` of `table` for the rows of `staging` (which holds that partition
     /// only), atomically; returns the rows swapped in.
-    async fn swap(&self, table: &str, staging: &str, partition: &str) -> Result<u64, RollupError> {
+    async fn swap(
+        &self,
+        client: &Client,
+        table: &str,
+        staging: &str,
+        partition: &str,
+    ) -> Result<u64, RollupError> {
         let rows = self
             .timed(
-                self.client
+                client
                     .query(&format!("SELECT count() AS n FROM {staging}"))
                     .fetch_one::<Count>(),
             )
@@ -473,25 +596,31 @@ impl Rollup {
         } else {
             format!("ALTER TABLE {table} DROP PARTITION ?")
         };
-        self.timed(self.client.query(&swap).bind(partition).execute())
+        self.timed(client.query(&swap).bind(partition).execute())
             .await?;
         Ok(rows)
     }
 
-    /// Fails with [`RollupError::RawDayGone`] unless every partition `raw` of `events` still
-    /// holds rows.
-    async fn raw_days_still_there(&self, raw: &[u32]) -> Result<(), RollupError> {
+    /// Fails with [`RollupError::RawDayGone`] unless every partition `raw` of the raw events
+    /// on `client`'s node (`events`, or `events_local` on a cluster) still holds rows.
+    async fn raw_days_still_there(&self, client: &Client, raw: &[u32]) -> Result<(), RollupError> {
         if raw.is_empty() {
             return Ok(());
         }
+        let table = if self.shards.is_some() {
+            cluster::local_name("events")
+        } else {
+            "events".to_string()
+        };
         let present = self
             .timed(
-                self.client
+                client
                     .query(
                         "SELECT count(DISTINCT partition) AS n FROM system.parts \
-                         WHERE database = currentDatabase() AND table = 'events' AND active \
+                         WHERE database = currentDatabase() AND table = ? AND active \
                          AND has(?, partition)",
                     )
+                    .bind(table)
                     .bind(raw.iter().map(u32::to_string).collect::<Vec<_>>())
                     .fetch_one::<Count>(),
             )
@@ -507,9 +636,9 @@ impl Rollup {
 
     /// Drops a staging table of this run; a failure is only logged (a later run drops
     /// leftovers).
-    async fn drop_staging(&self, staging: &str) {
+    async fn drop_staging(&self, client: &Client, staging: &str) {
         if let Err(e) = self
-            .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+            .execute(client, &format!("DROP TABLE IF EXISTS {staging}"))
             .await
         {
             tracing::warn!(error = %e, table = staging, "could not drop a staging table");
@@ -517,10 +646,10 @@ impl Rollup {
     }
 
     /// Drops staging tables of runs that started over an hour ago: they died mid-way.
-    async fn drop_stale_staging(&self, now: u32) -> Result<(), RollupError> {
+    async fn drop_stale_staging(&self, client: &Client, now: u32) -> Result<(), RollupError> {
         let names = self
             .timed(
-                self.client
+                client
                     .query(
                         "SELECT name FROM system.tables \
                          WHERE database = currentDatabase() AND startsWith(name, ?)",
@@ -536,7 +665,7 @@ impl Rollup {
                 .and_then(|t| t.parse::<u32>().ok());
             let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if plain && started.is_some_and(|t| t + STALE_STAGING_SECS < now) {
-                self.execute(&format!("DROP TABLE IF EXISTS {name}"))
+                self.execute(client, &format!("DROP TABLE IF EXISTS {name}"))
                     .await?;
                 tracing::info!(
                     table = name,
@@ -547,8 +676,8 @@ impl Rollup {
         Ok(())
     }
 
-    async fn execute(&self, statement: &str) -> Result<(), RollupError> {
-        self.timed(self.client.query(statement).execute()).await
+    async fn execute(&self, client: &Client, statement: &str) -> Result<(), RollupError> {
+        self.timed(client.query(statement).execute()).await
     }
 
     async fn timed<T>(

@@ -157,6 +157,16 @@ FROM (
 )
 "#;
 
+/// [`VISITS_SELECT`] reading the raw events from `events` (`events_local` on a cluster shard).
+pub fn visits_select(events: &str) -> std::borrow::Cow<'static, str> {
+    const FROM: &str = "FROM events\n";
+    if events == "events" {
+        std::borrow::Cow::Borrowed(VISITS_SELECT)
+    } else {
+        std::borrow::Cow::Owned(VISITS_SELECT.replacen(FROM, &format!("FROM {events}\n"), 1))
+    }
+}
+
 /// `INSERT` of a day's totals per site from a table shaped like `visits`.
 /// Binds: the date, the site ids (array).
 pub fn daily_insert(target: &str, visits: &str) -> String {

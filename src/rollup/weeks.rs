@@ -6,6 +6,7 @@
 //! from exactly one of the two tables.
 
 use super::{Rollup, RollupError, STAGING_PREFIX, run_id, sql};
+use crate::store::cluster;
 use crate::time::local_date;
 use chrono::{Datelike, Days, NaiveDate};
 
@@ -51,8 +52,8 @@ impl Rollup {
         now: u32,
     ) -> Result<(), RollupError> {
         let staging = format!("{STAGING_PREFIX}{now}_{:016x}_agg_top_week", run_id());
-        self.execute(&format!("CREATE TABLE {staging} AS agg_top_week"))
-            .await?;
+        let create = cluster::staging_table(&staging, "agg_top_week", self.shards.is_some());
+        self.execute(&self.client, &create).await?;
         let result = async {
             self.timed(
                 self.client
@@ -63,13 +64,13 @@ impl Rollup {
             )
             .await?;
             let rows = self
-                .swap("agg_top_week", &staging, &week.to_string())
+                .swap(&self.client, "agg_top_week", &staging, &week.to_string())
                 .await?;
             tracing::info!(%week, rows, "summed a final week of top lists");
             Ok::<(), RollupError>(())
         }
         .await;
-        self.drop_staging(&staging).await;
+        self.drop_staging(&self.client, &staging).await;
         result
     }
 }

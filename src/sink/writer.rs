@@ -336,14 +336,26 @@ impl Writing {
             CALL_TIMEOUT,
         )
         .await?;
-        if n > 0 {
+        let whole = n >= rows.len() as u64;
+        if whole {
             tracing::info!(
                 rows = n,
                 query_id,
                 "an insert whose answer was lost had been stored; not inserting it again"
             );
+        } else if n > 0 {
+            // Only on a cluster: a Distributed insert stores each shard's share as its own
+            // part, so a failure can leave some shards with theirs. Inserting the whole batch
+            // again is safe there: the replicated tables drop a block they already hold
+            // (same rows, same hash), so the shards that have their share keep it once.
+            tracing::info!(
+                rows = n,
+                of = rows.len(),
+                query_id,
+                "an insert whose answer was lost is stored on some shards only; inserting it again (the shards that have it drop the repeat)"
+            );
         }
-        Ok(n > 0)
+        Ok(whole)
     }
 
     fn failed(&self, e: &Failure, outage: &mut Option<Outage>, rows: usize) {

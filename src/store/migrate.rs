@@ -4,6 +4,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use super::Client;
+use super::cluster::{self, Layout};
 
 /// The migrations, in order of ascending version. The files are compiled in so the binary is all
 /// a deployment needs; a test checks that every file in `schema/` is listed here. Each is applied
@@ -134,20 +135,61 @@ struct Record<'a> {
     applied_at: u32,
 }
 
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// ClickHouse refused a statement or could not be reached.
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// A schema file holds a statement with no cluster form.
+    #[error(transparent)]
+    NoClusterForm(#[from] cluster::Unsupported),
+}
+
+/// The statements that apply `statement` on `layout` (on one server: itself).
+fn placed(statement: &str, layout: Option<&Layout>) -> Result<Vec<String>, cluster::Unsupported> {
+    match layout {
+        None => Ok(vec![statement.to_string()]),
+        Some(l) => cluster::transform(statement, l),
+    }
+}
+
+/// Every statement the migrations send to a fresh installation on `layout`, in order: what
+/// `tally migrate --print` shows and the cluster tests hand to the check on current ClickHouse.
+pub fn all_statements(layout: Option<&Layout>) -> Result<Vec<String>, cluster::Unsupported> {
+    let mut out = Vec::new();
+    if let Some(l) = layout {
+        out.push(l.create_database());
+    }
+    out.extend(placed(LEDGER, layout)?);
+    for m in MIGRATIONS {
+        for statement in m.statements() {
+            out.extend(placed(&statement, layout)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Creates the database if needed and applies the migrations not yet recorded.
 /// Returns the names of those applied now (empty on a second run).
 ///
 /// `server` has no database selected; `db` is the configured one (validated as a plain name).
+/// With a `layout`, every statement takes its cluster form (`store::cluster`): replicated
+/// tables `ON CLUSTER`, the sharded ones behind `Distributed` tables.
 pub async fn migrate(
     server: &Client,
     db_client: &Client,
     db: &str,
-) -> Result<Vec<&'static str>, clickhouse::error::Error> {
-    server
-        .query_raw(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
-        .execute()
-        .await?;
-    db_client.query_raw(LEDGER).execute().await?;
+    layout: Option<&Layout>,
+) -> Result<Vec<&'static str>, MigrateError> {
+    let create_db = match layout {
+        Some(l) => l.create_database(),
+        None => format!("CREATE DATABASE IF NOT EXISTS {db}"),
+    };
+    server.query_raw(&create_db).execute().await?;
+    for statement in placed(LEDGER, layout)? {
+        db_client.query_raw(&statement).execute().await?;
+    }
     let done: Vec<u32> = db_client
         .query("SELECT version FROM schema_migrations")
         .fetch_all::<Applied>()
@@ -157,7 +199,11 @@ pub async fn migrate(
         .collect();
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        let mut statements = Vec::new();
         for statement in m.statements() {
+            statements.extend(placed(&statement, layout)?);
+        }
+        for statement in statements {
             match db_client.query_raw(&statement).execute().await {
                 // 18.16 has no `ADD COLUMN IF NOT EXISTS`: a column added by an interrupted
                 // earlier run of this migration is what the statement would make.

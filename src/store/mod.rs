@@ -1,5 +1,6 @@
 //! ClickHouse: the connection, the schema migrations and the embedded server.
 
+pub mod cluster;
 pub mod embedded;
 pub mod insert;
 pub mod migrate;
@@ -16,6 +17,15 @@ pub fn client(url: &str, cfg: &ClickHouseConfig) -> Client {
     let mut c = server_client(url, cfg).with_database(&cfg.database);
     // Reports must not hang on a runaway query.
     c = c.with_setting("max_execution_time", "60");
+    if cfg.cluster.is_some() {
+        // An insert into a Distributed table answers once every shard has its rows, not when
+        // they are queued on this node: the writer's exactly-once count relies on it.
+        c = c.with_setting("insert_distributed_sync", "1");
+        // A subquery over a Distributed table inside a distributed query reads each shard's own
+        // rows: exact here because `events` and `visits` are sharded by visitor key (see
+        // `cluster::SHARDING_KEY`), and ClickHouse refuses such queries otherwise.
+        c = c.with_setting("distributed_product_mode", "local");
+    }
     c
 }
 

@@ -714,6 +714,17 @@ impl Load {
 
     /// Like [`Load::start`], each hit's URL `pad` bytes longer (to fill a spool fast).
     pub fn start_padded(base: &str, per_second: u32, connections: u32, pad: usize) -> Load {
+        Self::start_with(base, per_second, connections, move |m| hit_query(m, pad))
+    }
+
+    /// Like [`Load::start`], with the query string of each hit made by `query` from its marker.
+    pub fn start_with(
+        base: &str,
+        per_second: u32,
+        connections: u32,
+        query: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Load {
+        let query = Arc::new(query);
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicU64::new(0));
         let period = Duration::from_secs_f64(connections as f64 / per_second as f64);
@@ -722,6 +733,7 @@ impl Load {
                 let stop = stop.clone();
                 let acked = acked.clone();
                 let url = format!("{base}/matomo.php");
+                let query = query.clone();
                 tokio::spawn(async move {
                     // One client each: its pool holds the one keep-alive connection.
                     let client = reqwest::Client::builder()
@@ -739,7 +751,7 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) {
                         tick.tick().await;
                         let m = next_marker();
-                        let outcome = send(&client, &format!("{url}?{}", hit_query(&m, pad))).await;
+                        let outcome = send(&client, &format!("{url}?{}", query(&m))).await;
                         if outcome == Outcome::Acked {
                             acked.fetch_add(1, Ordering::Relaxed);
                         }
