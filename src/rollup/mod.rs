@@ -459,10 +459,10 @@ impl Rollup {
                 .await?;
         }
         let from_visits = [
-            sql::daily_insert(&staging("agg_daily"), &visits),
-            sql::hourly_insert(&staging("agg_hourly"), &visits),
-            sql::per_visit_breakdown_insert(&staging("agg_breakdown"), &visits),
-            sql::per_action_breakdown_insert(&staging("agg_breakdown"), &visits),
+            sql::daily_insert(&staging("agg_daily"), visits),
+            sql::hourly_insert(&staging("agg_hourly"), visits),
+            sql::per_visit_breakdown_insert(&staging("agg_breakdown"), visits),
+            sql::per_action_breakdown_insert(&staging("agg_breakdown"), visits),
         ];
         // The top lists are made from the finished breakdowns, so they come last.
         let from_breakdowns = sql::top_list_inserts(
