@@ -2,7 +2,8 @@
 # Installs what tally needs on a Debian machine, skipping what is already there.
 #   deploy/install-deps.sh          ClickHouse server (to run the collector)
 #   deploy/install-deps.sh --test   also Chromium + ChromeDriver, Firefox ESR and NSS's certutil
-#                                   (browser tests) and Node.js
+#                                   (browser tests), Node.js, and ZooKeeper (the cluster test,
+#                                   tests/cluster/, runs Debian's server class with java itself)
 set -euo pipefail
 
 want=()
@@ -15,6 +16,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v certutil >/dev/null 2>&1 || want+=(libnss3-tools)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
   python3 -c 'import venv' >/dev/null 2>&1 || want+=(python3-venv)
+  # Debian's `zookeeper` is the library and server jars (and a Java runtime), no service:
+  # `zookeeperd` would be the system service, which the test does not want.
+  { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || want+=(zookeeper)
 fi
 if [ "${#want[@]}" -gt 0 ]; then
   sudo_cmd=""

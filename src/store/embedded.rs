@@ -66,6 +66,9 @@ pub struct ServerOptions {
     pub uncompressed: bool,
     /// The server log's `<level>`: `warning`.
     pub log_level: LogLevel,
+    /// XML elements written inside `<yandex>` as they are: empty. The cluster tests put a
+    /// node's `remote_servers`, `macros`, `zookeeper` and interserver settings here.
+    pub extra_xml: String,
 }
 
 /// The levels of the server's own log that tally sets.
@@ -84,6 +87,7 @@ impl Default for ServerOptions {
             log_queries: false,
             uncompressed: false,
             log_level: LogLevel::Warning,
+            extra_xml: String::new(),
         }
     }
 }
@@ -127,7 +131,10 @@ if [ "$3" = remove ]; then rm -rf "$2"; fi
 /// The `clickhouse` crate names itself `clickhouse-rs/VERSION` in its User-Agent; the test
 /// harness (reqwest, no User-Agent) and the browser tests (Node's fetch) do not, so their
 /// ad-hoc SQL stays out.
-const CAPTURE_QUERY: &str = "SELECT query, groupUniqArrayArray(Settings.Names) AS settings, \
+///
+/// Public for the cluster tests, whose nodes (killed and restarted on purpose) run a supervisor
+/// of their own but capture the same statements.
+pub const CAPTURE_QUERY: &str = "SELECT query, groupUniqArrayArray(Settings.Names) AS settings, \
      groupUniqArrayIf(exception, type >= 3) AS errors \
      FROM system.query_log \
      WHERE type >= 2 AND position(http_user_agent, 'clickhouse-rs/') > 0 \
@@ -327,6 +334,7 @@ fn write_config(
 ) -> std::io::Result<()> {
     let d = dir.display();
     let timezone = &options.timezone;
+    let extra_xml = &options.extra_xml;
     // Only while capturing (or asked to): the query log grows with every statement.
     let log_queries = if capture || options.log_queries {
         "<log_queries>1</log_queries>"
@@ -373,6 +381,7 @@ fn write_config(
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
+  {extra_xml}
 </yandex>
 "#
     );

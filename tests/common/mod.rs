@@ -15,6 +15,7 @@ use tally::store::embedded::EmbeddedClickHouse;
 
 pub mod demo;
 pub mod faults;
+pub mod ports;
 pub mod reports;
 
 /// The ClickHouse server of this test binary.
