@@ -1,6 +1,7 @@
 //! The cluster tests: a real ClickHouse 18.16 cluster (ZooKeeper, two shards, the first with two
 //! replicas; see `harness.rs`) on loopback.
 
+mod collectors;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
