@@ -80,6 +80,9 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
 /// (`Config::demo`: no configuration file) also makes sure the demo admin exists and prints a
 /// one-time sign-in link to the dashboard.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // A trusted_proxies that lets anyone forge the stored address is said at once, before
+    // anything else can scroll it away.
+    crate::privacy::proxy_check::warn_broad_ranges(&config.privacy);
     let mut config = auto_geo(config).await;
     let database = Database::open(&config).await?;
     let url = database.url().to_string();
