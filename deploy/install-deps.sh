@@ -2,7 +2,7 @@
 # Installs what tally needs on a Debian machine, skipping what is already there.
 #   deploy/install-deps.sh          ClickHouse server (to run the collector)
 #   deploy/install-deps.sh --test   also Chromium + ChromeDriver, Firefox ESR and NSS's certutil
-#                                   (browser tests) and Node.js
+#                                   (browser tests), Node.js, and deploy/check.sh's tools
 set -euo pipefail
 
 want=()
@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
   python3 -c 'import venv' >/dev/null 2>&1 || want+=(python3-venv)
 fi
+# docker-compose, xmllint, nginx, caddy, promtool for deploy/check.sh (no daemon started).
+if [ "${1:-}" = "--test" ]; then "$(dirname "$0")/check-tools.sh"; fi
 if [ "${#want[@]}" -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
