@@ -249,7 +249,19 @@ pub async fn auto_geo(mut config: Config) -> Config {
 fn watch_geo(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(geo) = app.enrich.geo.clone() else {
         tracing::info!("no [geo] database configured: country, region and city stay empty");
-        return Vec::new();
+        // SIGHUP must not end the collector (its default action): `systemctl reload tally`
+        // (deploy/systemd/tally.service) sends it whatever the configuration.
+        let hup = tokio::spawn(async {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: no [geo] database configured, nothing to reload");
+            }
+        });
+        return vec![hup];
     };
     match geo.database_info() {
         Some(info) => {
