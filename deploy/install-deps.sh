@@ -2,8 +2,9 @@
 # Installs what tally needs on a Debian machine, skipping what is already there.
 #   deploy/install-deps.sh          ClickHouse server (to run the collector)
 #   deploy/install-deps.sh --test   also Chromium + ChromeDriver, Firefox ESR and NSS's certutil
-#                                   (browser tests), Node.js, and ZooKeeper (the cluster test,
+#                                   (browser tests), Node.js, ZooKeeper (the cluster test,
 #                                   tests/cluster/, runs Debian's server class with java itself)
+#                                   and deploy/check.sh's tools
 set -euo pipefail
 
 want=()
@@ -20,6 +21,8 @@ if [ "${1:-}" = "--test" ]; then
   # `zookeeperd` would be the system service, which the test does not want.
   { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || want+=(zookeeper)
 fi
+# docker-compose, xmllint, nginx, caddy, promtool for deploy/check.sh (no daemon started).
+if [ "${1:-}" = "--test" ]; then "$(dirname "$0")/check-tools.sh"; fi
 if [ "${#want[@]}" -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -88,6 +88,9 @@ pub async fn migrate_on(url: &str, config: &Config) -> anyhow::Result<Vec<&'stat
 /// (`Config::demo`: no configuration file) also makes sure the demo admin exists and prints a
 /// one-time sign-in link to the dashboard.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // A trusted_proxies that lets anyone forge the stored address is said at once, before
+    // anything else can scroll it away.
+    crate::privacy::proxy_check::warn_broad_ranges(&config.privacy);
     let mut config = auto_geo(config).await;
     let database = Database::open(&config).await?;
     let url = database.url().to_string();
@@ -254,7 +257,19 @@ pub async fn auto_geo(mut config: Config) -> Config {
 fn watch_geo(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(geo) = app.enrich.geo.clone() else {
         tracing::info!("no [geo] database configured: country, region and city stay empty");
-        return Vec::new();
+        // SIGHUP must not end the collector (its default action): `systemctl reload tally`
+        // (deploy/systemd/tally.service) sends it whatever the configuration.
+        let hup = tokio::spawn(async {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: no [geo] database configured, nothing to reload");
+            }
+        });
+        return vec![hup];
     };
     match geo.database_info() {
         Some(info) => {

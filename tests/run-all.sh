@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh --test
+echo "== deploy/ static checks (compose, systemd unit, nginx, Caddy, ClickHouse XML, alert rules)"
+deploy/check.sh
 # The SQL capture below reads the test servers' query logs with clickhouse-client.
 if ! command -v clickhouse-client >/dev/null 2>&1; then
   sudo_cmd=""

@@ -18,11 +18,22 @@ use crate::config::PrivacyConfig;
 pub struct Excluded;
 
 /// Resolves, checks and truncates the client address of a request arriving from `peer`.
+///
+/// Forwarding headers from a peer that is not a trusted proxy are ignored; the first such
+/// request (then at most one an hour) is logged as a warning naming the peer truncated
+/// ([`super::proxy_check`]): behind a proxy missing from `trusted_proxies` every visitor looks
+/// like the proxy.
 pub fn arrive(
     peer: FullIp,
     headers: &HeaderMap,
     cfg: &PrivacyConfig,
 ) -> Result<(TruncatedIp, FullIp), Excluded> {
+    super::proxy_check::UntrustedForwarding::global().check(
+        &peer,
+        headers,
+        cfg,
+        crate::time::now_unix(),
+    );
     let client = client_addr(peer, headers, &cfg.trusted_proxies);
     let truncated = anonymize(&client, cfg)?;
     Ok((truncated, client))
