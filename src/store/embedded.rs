@@ -127,7 +127,8 @@ if [ "$3" = remove ]; then rm -rf "$2"; fi
 "#;
 
 /// The statements tally's own client sent, with the errors of those the server rejected (a
-/// rejected statement of, say, the pruner is only logged by tally, so no test would see it).
+/// rejected statement of, say, the pruner is only logged by tally, so no test would see it),
+/// and when each was first sent (Unix seconds: the cluster check replays in that order).
 /// The `clickhouse` crate names itself `clickhouse-rs/VERSION` in its User-Agent; the test
 /// harness (reqwest, no User-Agent) and the browser tests (Node's fetch) do not, so their
 /// ad-hoc SQL stays out.
@@ -135,7 +136,7 @@ if [ "$3" = remove ]; then rm -rf "$2"; fi
 /// Public for the cluster tests, whose nodes (killed and restarted on purpose) run a supervisor
 /// of their own but capture the same statements.
 pub const CAPTURE_QUERY: &str = "SELECT query, groupUniqArrayArray(Settings.Names) AS settings, \
-     groupUniqArrayIf(exception, type >= 3) AS errors \
+     groupUniqArrayIf(exception, type >= 3) AS errors, toUInt32(min(event_time)) AS first \
      FROM system.query_log \
      WHERE type >= 2 AND position(http_user_agent, 'clickhouse-rs/') > 0 \
      GROUP BY query FORMAT JSONEachRow";

@@ -15,6 +15,12 @@ tally sends must run on both. This
    complete). The settings tally's client sent must exist on the current engine too, and a
    statement the test server itself rejected fails the check as well.
 
+3. the statements the cluster test's servers logged (`tests/cluster/`, files `cluster-*.jsonl`),
+   which carry `ON CLUSTER` and `Replicated*`/`Distributed` engines that chdb (no cluster, no
+   ZooKeeper) cannot run as they are: each is parsed as sent (`EXPLAIN AST`), so syntax the
+   current engine refuses is caught, then a normalised form (see `normalise_cluster`) runs in a
+   chdb session of its own, in the order the statements were first sent.
+
 It fails if any statement fails, and also if nothing was captured: a capture that silently finds
 nothing would be a check that cannot fail.
 
@@ -92,18 +98,31 @@ def read_captured(directory):
             f"in {directory}{errors}"
         )
     files = sorted(glob.glob(os.path.join(directory, "*.jsonl")))
-    captured = {}
-    for f in files:
-        for line in open(f):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            sql = canonical(row["query"])
-            settings, errors = captured.setdefault(sql, (set(), set()))
-            settings.update(row.get("settings", []))
-            errors.update(e.strip() for e in row.get("errors", []))
-    print(f"captured: {len(files)} server(s), {len(captured)} distinct statement(s)")
-    return captured
+    # The cluster test's nodes name their files `cluster-<replica>-<pid>.jsonl`
+    # (tests/cluster/harness.rs).
+    cluster_files = [f for f in files if os.path.basename(f).startswith(CLUSTER_PREFIX)]
+    single_files = [f for f in files if f not in cluster_files]
+    single, cluster, first = {}, {}, {}
+    for group, into in ((single_files, single), (cluster_files, cluster)):
+        for f in group:
+            for line in open(f):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                sql = canonical(row["query"])
+                settings, errors = into.setdefault(sql, (set(), set()))
+                settings.update(row.get("settings", []))
+                errors.update(e.strip() for e in row.get("errors", []))
+                if "first" in row and into is cluster:
+                    first[sql] = min(first.get(sql, row["first"]), row["first"])
+    print(
+        f"captured: {len(single_files)} server(s), {len(single)} distinct statement(s); "
+        f"cluster: {len(cluster_files)} node run(s), {len(cluster)} distinct statement(s)"
+    )
+    return single, cluster, first
+
+
+CLUSTER_PREFIX = "cluster-"
 
 
 def canonical(sql):
@@ -151,12 +170,106 @@ def as_runnable(sql):
     return f"INSERT INTO {m['table']} ({m['cols']}) SELECT {m['cols']} FROM {m['table']} WHERE 0"
 
 
+ON_CLUSTER = re.compile(r"\s+ON\s+CLUSTER\s+(`[^`]*`|'[^']*'|\"[^\"]*\"|\w+)", re.IGNORECASE)
+# `ReplicatedX('path', 'replica'[, a...])`: the two ZooKeeper arguments go, the rest stays.
+REPLICATED_ARGS = re.compile(
+    r"\bReplicated(\w*MergeTree)\s*\(\s*'(?:[^'\\]|\\.)*'\s*,\s*'(?:[^'\\]|\\.)*'\s*,?\s*"
+)
+REPLICATED_BARE = re.compile(r"\bReplicated(\w*MergeTree)\b")
+DISTRIBUTED_AS = re.compile(
+    r"^(CREATE\s+TABLE\s+.*?\bAS\s+[`\w.]+)\s+ENGINE\s*=\s*Distributed\s*\(.*\)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+DISTRIBUTED = re.compile(r"ENGINE\s*=\s*Distributed\s*\([^)]*\)", re.IGNORECASE)
+
+
+def normalise_cluster(sql):
+    """The single-server form of a cluster statement, or None for one that is only parsed
+    (`SYSTEM ..`, e.g. `SYSTEM SYNC REPLICA`): without `ON CLUSTER name`;
+    `ReplicatedX('path', 'replica'[, a])` as `X([a])`; a Distributed table made `AS` a local
+    one as a plain copy of it (`CREATE TABLE x AS y_local`), one with its own columns as a
+    Memory table. chdb is then one node holding every shard and replica."""
+    if re.match(r"\s*SYSTEM\b", sql, re.IGNORECASE):
+        return None
+    out = ON_CLUSTER.sub("", sql, count=1)
+    out = REPLICATED_ARGS.sub(lambda m: f"{m[1]}(", out)
+    out = REPLICATED_BARE.sub(r"\1", out)
+    m = DISTRIBUTED_AS.match(out)
+    return m[1] if m else DISTRIBUTED.sub("ENGINE = Memory", out)
+
+
+def cluster_order(sql, first):
+    """Replay order: when first sent (seconds), then, for statements of the same second,
+    databases, tables with an engine, tables made `AS` another, column changes, inserts,
+    reads, the rest, partition changes; every DROP last (a dropped and recreated table's
+    CREATE runs once, at its first sending)."""
+    word = sql.split(None, 1)[0].upper()
+    if word == "DROP":
+        return (1, 0, 0, sql)
+    k = kind(sql)
+    if re.match(r"CREATE\s+DATABASE\b", sql, re.IGNORECASE):
+        phase = 0
+    elif k == "ddl":
+        phase = 2 if re.search(r"\bAS\s+[`\w.]+\s*$", normalise_cluster(sql) or "") else 1
+    elif k == "alter" and re.search(r"\b(ADD|MODIFY|DROP|RENAME)\s+COLUMN\b", sql, re.IGNORECASE):
+        phase = 3
+    else:
+        phase = {"insert": 4, "select": 5, "other": 6, "alter": 7, "cleanup": 8}[k]
+    return (0, first.get(sql, 0), phase, sql)
+
+
+def check_cluster(cluster, first, failures):
+    """Parses every cluster statement as sent and runs its normalised form in a chdb session
+    of its own; failures are appended to `failures`. Returns counts for the summary."""
+    with tempfile.TemporaryDirectory() as d:
+        s = session.Session(d)
+        s.query("SET allow_replace_partition_from_empty_source = 1")
+        parsed = 0
+        for sql in sorted(cluster):
+            try:
+                s.query(f"EXPLAIN AST {sql}", "TSV")
+                parsed += 1
+            except Exception as e:  # noqa: BLE001 - every engine error is a finding
+                failures.append((sql, f"does not parse on the current engine: {str(e).strip()}"))
+        ordered = [
+            (sql, normalise_cluster(sql))
+            for sql in sorted(cluster, key=lambda q: cluster_order(q, first))
+        ]
+        ordered = [(sql, n) for sql, n in ordered if n is not None]
+        drops = [(sql, n) for sql, n in ordered if cluster_order(sql, first)[0] == 1]
+        pending = [(sql, n) for sql, n in ordered if cluster_order(sql, first)[0] == 0]
+        ran, errors = 0, {}
+
+        def run(sql, normalised):
+            try:
+                s.query(as_runnable(normalised), "TSV")
+                errors.pop(sql, None)
+                return True
+            except Exception as e:  # noqa: BLE001 - every engine error is a finding
+                # The first error: a retry's may only echo an earlier failure.
+                errors.setdefault(sql, f"normalised as: {normalised}\n  -> {str(e).strip()}")
+                return False
+
+        # Passes until nothing more runs: statements sent in the same second may have been
+        # replayed before one they depend on. The DROPs after all of them.
+        while pending:
+            left = [(sql, n) for sql, n in pending if not run(sql, n)]
+            ran += len(pending) - len(left)
+            if len(left) == len(pending):
+                break
+            pending = left
+        ran += sum(run(sql, n) for sql, n in drops)
+        failures.extend(errors.items())
+        s.close()
+    return parsed, ran
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--captured", help="directory with the statements the test servers logged")
     args = ap.parse_args()
-    captured = read_captured(args.captured) if args.captured else None
-    if captured is not None and not captured:
+    captured, cluster, first = read_captured(args.captured) if args.captured else (None, {}, {})
+    if captured is not None and not captured and not cluster:
         raise SystemExit(
             f"modern ClickHouse check failed: no statement captured in {args.captured} "
             "(was TALLYTEST_SQL_CAPTURE_DIR set for cargo test?)"
@@ -205,7 +318,7 @@ def main():
         # tests/retention.rs drops a table to make a rollup fail): the statement itself still
         # runs on the current engine above.
         provoked = 0
-        for sql, (_, errors) in sorted(captured.items()):
+        for sql, (_, errors) in sorted(captured.items()) + sorted(cluster.items()):
             for err in sorted(errors):
                 if re.search(r"\bprovoked_\w+\.", err):
                     provoked += 1
@@ -219,7 +332,9 @@ def main():
         if provoked:
             print(f"expected: {provoked} rejection(s) provoked on purpose by tests")
 
-        names = sorted(set().union(*(settings for settings, _ in captured.values())))
+        names = sorted(
+            set().union(*(settings for settings, _ in [*captured.values(), *cluster.values()]))
+        )
         known = set()
         if names:
             listed = ", ".join("'" + n.replace("'", "\\'") + "'" for n in names)
@@ -232,21 +347,30 @@ def main():
             if name not in known:
                 failures.append((f"setting {name}", "unknown to this ClickHouse"))
 
-        for sql, err in failures:
-            print(f"FAILED:\n  {sql}\n  -> {err}\n", file=sys.stderr)
         summary = ", ".join(
             [f"{len(from_schema)} schema migration steps (applied above)"]
             + [f"{v} {k}" for k, v in ran.items() if v]
         )
-        if failures:
-            raise SystemExit(
-                f"modern ClickHouse check failed: {len(failures)} of {len(captured)} captured "
-                f"statements/settings rejected"
-            )
-        print(
-            f"modern ClickHouse OK: {count} schema statements; {len(captured)} distinct "
-            f"captured statements ran ({summary}); {len(names)} settings known"
+        s.close()
+
+    cluster_summary = ""
+    if cluster:
+        parsed, replayed = check_cluster(cluster, first, failures)
+        cluster_summary = (
+            f"; cluster: {len(cluster)} distinct statements, {parsed} parsed as sent, "
+            f"{replayed} ran normalised"
         )
+    for sql, err in failures:
+        print(f"FAILED:\n  {sql}\n  -> {err}\n", file=sys.stderr)
+    if failures:
+        raise SystemExit(
+            f"modern ClickHouse check failed: {len(failures)} of "
+            f"{len(captured) + len(cluster)} captured statements/settings rejected"
+        )
+    print(
+        f"modern ClickHouse OK: {count} schema statements; {len(captured)} distinct "
+        f"captured statements ran ({summary}); {len(names)} settings known{cluster_summary}"
+    )
 
 
 if __name__ == "__main__":
