@@ -267,6 +267,28 @@ impl Pruner {
             now,
             ..Report::default()
         };
+        // The raw days about to go are rolled up first, and only then is every table listed:
+        // the rollup writes the visits of those days, which have expired as well and so must
+        // go in this same run, not linger until the next one.
+        if !dry_run && let Some(events) = TABLES.iter().find(|t| t.name == "events") {
+            match self.listed_everywhere(events.name).await {
+                Ok(parts) => {
+                    let expiring: Vec<NaiveDate> = parts
+                        .iter()
+                        .filter(|p| cutoffs.expired(events, &p.partition) == Some(true))
+                        .filter_map(|p| {
+                            match Partition::parse(PartitionKey::UtcDay, &p.partition) {
+                                Some(Partition::Day(d)) => Some(d),
+                                _ => None,
+                            }
+                        })
+                        .collect();
+                    self.roll_up_before_drop(&expiring, &cutoffs, now, &mut report)
+                        .await;
+                }
+                Err(e) => report.problem(format!("listing the partitions of events: {e}")),
+            }
+        }
         // What has expired, per table.
         let mut plan: Vec<(&'static Table, Vec<Listed>, Option<u32>)> = Vec::new();
         for table in &TABLES {
@@ -285,21 +307,6 @@ impl Pruner {
                 }
                 Err(e) => report.problem(format!("listing the partitions of {}: {e}", table.name)),
             }
-        }
-        if !dry_run {
-            let expiring: Vec<NaiveDate> = plan
-                .iter()
-                .filter(|(t, ..)| t.name == "events")
-                .flat_map(|(_, parts, _)| parts)
-                .filter_map(
-                    |p| match Partition::parse(PartitionKey::UtcDay, &p.partition) {
-                        Some(Partition::Day(d)) => Some(d),
-                        _ => None,
-                    },
-                )
-                .collect();
-            self.roll_up_before_drop(&expiring, &cutoffs, now, &mut report)
-                .await;
         }
         for (table, parts, oldest) in plan {
             for part in parts {

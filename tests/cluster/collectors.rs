@@ -68,8 +68,9 @@ fn run_tally(t: &Tally, args: &[&str]) -> String {
         .unwrap();
     assert!(
         out.status.success(),
-        "tally {args:?}: {}\n{}",
+        "tally {args:?}: {}\n{}\n{}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
