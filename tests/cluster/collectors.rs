@@ -131,9 +131,32 @@ fn report_metrics(json: &str) -> Vec<u64> {
         .collect()
 }
 
+/// With the SQL capture on, writes every statement `tally migrate --cluster` sends, in order,
+/// for `tests/modern/check_schema.py`: the captured statements lose their order, and the
+/// cluster schema (drops, renames, Distributed tables made anew) only runs in its own.
+fn write_schema_for_the_check() {
+    let Some(dir) =
+        std::env::var_os(tally::store::embedded::SQL_CAPTURE_ENV).filter(|d| !d.is_empty())
+    else {
+        return;
+    };
+    let layout = tally::store::cluster::Layout {
+        cluster: crate::harness::CLUSTER.to_string(),
+        database: DB.to_string(),
+    };
+    let statements = tally::store::migrate::all_statements(Some(&layout)).unwrap();
+    let text: String = statements.iter().map(|s| format!("{s};\n\n")).collect();
+    std::fs::write(
+        Path::new(&dir).join(format!("schema-of-cluster-{DB}.sql")),
+        text,
+    )
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectors_lose_no_hit_while_a_replica_dies_and_reports_stay_exact() {
     let mut cluster = Cluster::start().await;
+    write_schema_for_the_check();
     // The first collector makes the schema (`ON CLUSTER`); the second finds it made.
     let a = start_tally(&cluster, 0);
     let b = start_tally(&cluster, 2);
