@@ -123,6 +123,21 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at DateTime
 ) ENGINE = MergeTree ORDER BY version";
 
+/// Whether `db` has the ledger of applied migrations (on this node).
+async fn ledger_exists(server: &Client, db: &str) -> Result<bool, clickhouse::error::Error> {
+    #[derive(Row, Deserialize)]
+    struct Count {
+        n: u64,
+    }
+    Ok(server
+        .query("SELECT count() AS n FROM system.tables WHERE database = ? AND name = 'schema_migrations'")
+        .bind(db)
+        .fetch_one::<Count>()
+        .await?
+        .n
+        > 0)
+}
+
 #[derive(Row, Deserialize)]
 struct Applied {
     version: u32,
@@ -182,13 +197,18 @@ pub async fn migrate(
     db: &str,
     layout: Option<&Layout>,
 ) -> Result<Vec<&'static str>, MigrateError> {
-    let create_db = match layout {
-        Some(l) => l.create_database(),
-        None => format!("CREATE DATABASE IF NOT EXISTS {db}"),
-    };
-    server.query_raw(&create_db).execute().await?;
-    for statement in placed(LEDGER, layout)? {
-        db_client.query_raw(&statement).execute().await?;
+    // Only a first run creates the database and the ledger: on a cluster these are
+    // `ON CLUSTER` statements, which wait for every node, and a collector must start while a
+    // replica is down.
+    if !ledger_exists(server, db).await? {
+        let create_db = match layout {
+            Some(l) => l.create_database(),
+            None => format!("CREATE DATABASE IF NOT EXISTS {db}"),
+        };
+        server.query_raw(&create_db).execute().await?;
+        for statement in placed(LEDGER, layout)? {
+            db_client.query_raw(&statement).execute().await?;
+        }
     }
     let done: Vec<u32> = db_client
         .query("SELECT version FROM schema_migrations")

@@ -184,7 +184,17 @@ async fn two_collectors_lose_no_hit_while_a_replica_dies_and_reports_stay_exact(
     // go to the first replica meanwhile.
     tokio::task::block_in_place(|| cluster.nodes[1].kill());
     let acked_at_kill = load_a.acked() + load_b.acked();
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // A collector starts while the replica is down: a start runs no `ON CLUSTER` statement
+    // once the schema is there (those wait for every node).
+    let started = Instant::now();
+    let c = tokio::task::block_in_place(|| start_tally(&cluster, 2));
+    let c_started = started.elapsed();
+    assert!(
+        c_started < Duration::from_secs(20),
+        "a collector took {c_started:?} to start with a replica down"
+    );
+    drop(c);
+    tokio::time::sleep(Duration::from_secs(15).saturating_sub(started.elapsed())).await;
     let acked_while_down = load_a.acked() + load_b.acked() - acked_at_kill;
     tokio::task::block_in_place(|| cluster.nodes[1].start());
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -249,7 +259,8 @@ async fn two_collectors_lose_no_hit_while_a_replica_dies_and_reports_stay_exact(
     .await;
     eprintln!(
         "{}; {acked_while_down} acknowledged while replica ch2 was down; shards {shard1} + \
-         {shard2}; ch2 caught up {caught_up:?} after its restart was seen",
+         {shard2}; ch2 caught up {caught_up:?} after its restart was seen; a third collector \
+         started in {c_started:?} while ch2 was down",
         outcomes.summary()
     );
 
