@@ -283,7 +283,9 @@ impl Drop for EmbeddedClickHouse {
     }
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
+/// The path of program `name`: on `PATH`, or in `/usr/sbin` or `/usr/bin` (where Debian puts
+/// `clickhouse-server`, which a non-root `PATH` may lack).
+pub fn find_binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::faults::{self, Load, Tally, check_exactly_once};
 use crate::common::{SITE, tally_bin};
 use crate::harness::{Cluster, Node};
+use crate::{answer, eventually};
 
 const DB: &str = "tally_cluster";
 
@@ -76,35 +77,10 @@ fn run_tally(t: &Tally, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn answer(node: &Node, sql: &str) -> String {
-    match node.query(sql).await {
-        Ok(a) => a.trim().to_string(),
-        Err(e) => panic!("node {}: {sql}\n-> {e}", node.index),
-    }
-}
-
 async fn number(node: &Node, sql: &str) -> u64 {
     let a = answer(node, sql).await;
     a.parse()
         .unwrap_or_else(|_| panic!("node {}: {sql} answered {a:?}", node.index))
-}
-
-/// Polls `sql` on `node` until it answers `want`; panics after `within`.
-async fn eventually(node: &Node, sql: &str, want: &str, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let got = node.query(sql).await.map(|a| a.trim().to_string());
-        if got.as_deref() == Ok(want) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "node {} ({}): {sql} answered {got:?}, not {want:?} within {within:?}",
-            node.index,
-            node.replica
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Every title stored in `events` (through the Distributed table) with its count.
@@ -200,17 +176,7 @@ async fn two_collectors_lose_no_hit_while_a_replica_dies_and_reports_stay_exact(
     tokio::time::sleep(Duration::from_secs(8)).await;
     let mut outcomes = load_a.stop().await;
     outcomes.extend(load_b.stop().await);
-    assert!(
-        outcomes.refused().is_empty() && outcomes.unanswered().is_empty(),
-        "every hit acknowledged: {}; refused {:?}; unanswered {:?}",
-        outcomes.summary(),
-        outcomes.refused().into_iter().take(3).collect::<Vec<_>>(),
-        outcomes
-            .unanswered()
-            .into_iter()
-            .take(3)
-            .collect::<Vec<_>>()
-    );
+    outcomes.assert_all_acknowledged("while a replica is down and back");
     assert!(
         acked_while_down > 1000,
         "the load went on while the replica was down ({acked_while_down} hits)"

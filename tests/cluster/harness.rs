@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tally::store::embedded::{self, CAPTURE_QUERY, SQL_CAPTURE_ENV, ServerOptions};
+use tally::store::embedded::{self, CAPTURE_QUERY, SQL_CAPTURE_ENV, ServerOptions, find_binary};
 
 use crate::common::faults::{alive, rss_bytes};
 use crate::common::ports::stable_port;
@@ -234,14 +234,6 @@ fn capture_target() -> Option<(PathBuf, PathBuf)> {
     ))
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// Waits until `pid_file` names a process (written by a supervisor right after it started it).
 fn read_pid(pid_file: &Path, supervisor: &mut Child) -> u32 {
     let started = Instant::now();
@@ -365,20 +357,7 @@ impl Node {
     /// server's message (or the transport error). Not captured for the chdb check (no
     /// `clickhouse-rs` User-Agent): for the test's own looking around.
     pub async fn query(&self, sql: &str) -> Result<String, String> {
-        let resp = reqwest::Client::new()
-            .post(self.url())
-            .timeout(QUERY_TIMEOUT)
-            .body(sql.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let ok = resp.status().is_success();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if ok {
-            Ok(text.trim_end_matches('\n').to_string())
-        } else {
-            Err(text.trim().to_string())
-        }
+        crate::common::try_query_on(&self.url(), sql, QUERY_TIMEOUT).await
     }
 
     /// A `clickhouse` crate client for this node, as tally sets it up for 18.16 (no schema

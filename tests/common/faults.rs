@@ -202,20 +202,7 @@ impl ClickHouse {
 
     /// Runs `sql` and returns its TSV result, trimmed; `Err` with the server's message.
     pub async fn try_query(&self, sql: &str) -> Result<String, String> {
-        let resp = reqwest::Client::new()
-            .post(self.url())
-            .timeout(Duration::from_secs(30))
-            .body(sql.to_string())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let ok = resp.status().is_success();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if ok {
-            Ok(text.trim_end_matches('\n').to_string())
-        } else {
-            Err(text)
-        }
+        super::try_query_on(&self.url(), sql, Duration::from_secs(30)).await
     }
 
     /// Runs `sql`; panics if it fails.
@@ -638,6 +625,19 @@ impl Outcomes {
     /// Adds the hits of another load.
     pub fn extend(&mut self, other: Outcomes) {
         self.hits.extend(other.hits);
+    }
+
+    /// Panics unless every hit was acknowledged, naming the first refused and unanswered
+    /// ones; `what` says when.
+    pub fn assert_all_acknowledged(&self, what: &str) {
+        assert!(
+            self.refused().is_empty() && self.unanswered().is_empty(),
+            "every hit must be acknowledged {what}: {}; first refusals {:?}; first \
+             unanswered {:?}",
+            self.summary(),
+            self.refused().into_iter().take(3).collect::<Vec<_>>(),
+            self.unanswered().into_iter().take(3).collect::<Vec<_>>()
+        );
     }
 
     /// `acked/refused/unanswered` counts, for messages.

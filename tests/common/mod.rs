@@ -38,6 +38,26 @@ pub async fn query(sql: &str) -> String {
     query_on(clickhouse().url(), sql).await
 }
 
+/// Runs `sql` on the server at `url` within `timeout` and returns the TSV result without its
+/// last newline; `Err` with the server's message (or the transport error).
+#[allow(dead_code)]
+pub async fn try_query_on(url: &str, sql: &str, timeout: Duration) -> Result<String, String> {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .timeout(timeout)
+        .body(sql.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let ok = resp.status().is_success();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if ok {
+        Ok(text.trim_end_matches('\n').to_string())
+    } else {
+        Err(text.trim().to_string())
+    }
+}
+
 /// Runs `sql` on the server at `url` and returns the TSV result, trimmed.
 pub async fn query_on(url: &str, sql: &str) -> String {
     let resp = reqwest::Client::new()
