@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tally::store::embedded::EmbeddedClickHouse;
+use tally::store::embedded::{EmbeddedClickHouse, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -684,6 +684,8 @@ interval_secs = 0
 
 [spool]
 dir = "{spool}"
+# A phase's million hits with ClickHouse stopped must fit (about 1.1 kB a hit in the spool).
+max_bytes = 4294967296
 
 [clickhouse]
 url = "{ch_url}"
@@ -876,7 +878,16 @@ fn main() -> ExitCode {
         .tempdir()
         .expect("temp dir");
     let ch_dir = dir.path().join("clickhouse");
-    let server = EmbeddedClickHouse::start(&ch_dir, true).expect("start ClickHouse 18.16");
+    // The query log gives each rollup statement's time and peak memory.
+    let server = EmbeddedClickHouse::start_with(
+        &ch_dir,
+        true,
+        &ServerOptions {
+            log_queries: true,
+            ..ServerOptions::default()
+        },
+    )
+    .expect("start ClickHouse 18.16");
     let ch_url = server.url().to_string();
     let ch_pid: u32 = std::fs::read_to_string(ch_dir.join("server.pid"))
         .ok()
@@ -891,6 +902,9 @@ fn main() -> ExitCode {
         .expect("runtime");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(900))
+        // ClickHouse closes an idle connection after 3 s (`keep_alive_timeout`); a pooled one
+        // reused after a long rollup would fail.
+        .pool_max_idle_per_host(0)
         .build()
         .expect("http client");
     // tally creates the database and its tables at start.
@@ -928,11 +942,13 @@ fn main() -> ExitCode {
         let accepted = metric(&after, "tally_hits_accepted_total")
             - metric(&before, "tally_hits_accepted_total");
         println!(
-            "sent in {:.1} s: {:?}, {} connection errors; accepted {accepted}, dropped {}; load {}",
+            "sent in {:.1} s: {:?}, {} connection errors; accepted {accepted}, dropped {}; \
+             spool {} bytes; load {}",
             sent.secs,
             sent.statuses,
             sent.errors,
             metric(&after, "tally_hits_dropped_total") - metric(&before, "tally_hits_dropped_total"),
+            metric(&after, "tally_spool_bytes"),
             loadavg()
         );
         // The rollup loop of phase 3 runs on its own thread while the spool drains.
@@ -977,9 +993,13 @@ fn main() -> ExitCode {
             failed = true;
         }
         println!(
-            "stored {} rows {:.1} s after the last answer (first new row after {first:.1} s)",
+            "stored {} rows {last:.1} s after the last answer (first new row after {first:.1} s); \
+             CPU s while sending: tally {:.1}, ClickHouse {:.1}; until stored: tally {:.1}, ClickHouse {:.1}",
             stored - base,
-            last
+            t1 - t0,
+            c1 - c0,
+            d1 - d0,
+            dc1 - dc0
         );
         base = stored;
         phases.push(Phase {
@@ -1044,6 +1064,20 @@ fn main() -> ExitCode {
                 );
                 failed |= !ok;
             }
+            rt.block_on(ch(&http, &ch_url, "SYSTEM FLUSH LOGS"));
+            print!(
+                "the rollup's statements (system.query_log, both runs):\n{}",
+                rt.block_on(ch(
+                    &http,
+                    &ch_url,
+                    "SELECT round(query_duration_ms / 1000, 1) AS secs, read_rows, \
+                     formatReadableSize(memory_usage) AS memory, \
+                     substring(replaceRegexpAll(query, '\\s+', ' '), 1, 60) AS statement \
+                     FROM system.query_log WHERE type = 2 AND query_duration_ms > 200 \
+                     AND http_user_agent LIKE 'clickhouse-rs/%' AND query NOT LIKE 'OPTIMIZE%' AND query NOT LIKE 'INSERT INTO events%' \
+                     ORDER BY event_time FORMAT PrettyCompactNoEscapes"
+                ))
+            );
             let visits = rt.block_on(ch(
                 &http,
                 &ch_url,
