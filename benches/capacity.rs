@@ -1034,6 +1034,19 @@ fn main() -> ExitCode {
                 "events of {day1} merged:\n{}",
                 rt.block_on(print_parts(&http, &ch_url, &[&day1_part]))
             );
+            print!(
+                "its largest columns (compressed, uncompressed bytes per event):\n{}",
+                rt.block_on(ch(
+                    &http,
+                    &ch_url,
+                    &format!(
+                        "SELECT name, round(data_compressed_bytes / {n}, 2) AS compressed, \
+                         round(data_uncompressed_bytes / {n}, 2) AS uncompressed \
+                         FROM system.columns WHERE database = '{DB}' AND table = 'events' \
+                         ORDER BY data_compressed_bytes DESC LIMIT 20 FORMAT PrettyCompactNoEscapes"
+                    )
+                ))
+            );
             if let Ok(path) = std::env::var("CAPACITY_EXPORT") {
                 let dump = rt.block_on(async {
                     http.post(&ch_url)
@@ -1072,7 +1085,7 @@ fn main() -> ExitCode {
                     &ch_url,
                     "SELECT round(query_duration_ms / 1000, 1) AS secs, read_rows, \
                      formatReadableSize(memory_usage) AS memory, \
-                     substring(replaceRegexpAll(query, '\\s+', ' '), 1, 60) AS statement \
+                     substring(replaceAll(replaceAll(query, '\\n', ' '), '  ', ''), 1, 60) AS statement \
                      FROM system.query_log WHERE type = 2 AND query_duration_ms > 200 \
                      AND http_user_agent LIKE 'clickhouse-rs/%' AND query NOT LIKE 'OPTIMIZE%' AND query NOT LIKE 'INSERT INTO events%' \
                      ORDER BY event_time FORMAT PrettyCompactNoEscapes"

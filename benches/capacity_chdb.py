@@ -51,10 +51,11 @@ def main():
         )
         print(
             s.query(
-                "SELECT name, formatReadableSize(data_compressed_bytes) AS compressed, "
-                "formatReadableSize(data_uncompressed_bytes) AS uncompressed "
-                "FROM system.columns WHERE database = 'capacity' AND table = 'events' "
-                "ORDER BY data_compressed_bytes DESC LIMIT 12",
+                "SELECT name, round(data_compressed_bytes / rows, 2) AS compressed, "
+                "round(data_uncompressed_bytes / rows, 2) AS uncompressed "
+                "FROM system.columns, (SELECT count() AS rows FROM events) AS n "
+                "WHERE database = 'capacity' AND table = 'events' "
+                "ORDER BY data_compressed_bytes DESC LIMIT 20",
                 "PrettyCompactNoEscapes",
             ).bytes().decode()
         )
