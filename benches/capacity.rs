@@ -1087,8 +1087,21 @@ fn main() -> ExitCode {
                      formatReadableSize(memory_usage) AS memory, \
                      substring(replaceAll(replaceAll(query, '\\n', ' '), '  ', ''), 1, 60) AS statement \
                      FROM system.query_log WHERE type = 2 AND query_duration_ms > 200 \
-                     AND http_user_agent LIKE 'clickhouse-rs/%' AND query NOT LIKE 'OPTIMIZE%' AND query NOT LIKE 'INSERT INTO events%' \
+                     AND http_user_agent LIKE 'clickhouse-rs/%' AND query NOT LIKE 'OPTIMIZE%' AND query NOT LIKE 'INSERT INTO `events`%' \
                      ORDER BY event_time FORMAT PrettyCompactNoEscapes"
+                ))
+            );
+            print!(
+                "the writer's inserts so far (system.query_log):\n{}",
+                rt.block_on(ch(
+                    &http,
+                    &ch_url,
+                    "SELECT count() AS inserts, sum(written_rows) AS rows, \
+                     round(avg(query_duration_ms)) AS avg_ms, max(query_duration_ms) AS max_ms, \
+                     formatReadableSize(avg(memory_usage)) AS avg_memory, \
+                     formatReadableSize(max(memory_usage)) AS max_memory \
+                     FROM system.query_log WHERE type = 2 AND query LIKE 'INSERT INTO `events`%' \
+                     FORMAT PrettyCompactNoEscapes"
                 ))
             );
             let visits = rt.block_on(ch(

@@ -33,33 +33,42 @@ def main():
             "TSV",
         ).bytes().decode().split()
         cols = ", ".join(f"`{n}`" for n in names)
-        begun = time.monotonic()
-        s.query(f"INSERT INTO events ({cols}) SELECT {cols} FROM file('{dump}', 'Native')")
-        print(f"loaded in {time.monotonic() - begun:.1f} s")
-        s.query("OPTIMIZE TABLE events FINAL")
-        print(
-            s.query(
-                "SELECT table, partition, count() AS parts, sum(rows) AS n_rows, "
-                "sum(bytes_on_disk) AS disk_bytes, sum(data_compressed_bytes) AS compressed_bytes, "
-                "sum(data_uncompressed_bytes) AS uncompressed_bytes, "
-                "round(sum(bytes_on_disk) / sum(rows), 1) AS disk_per_row, "
-                "round(sum(data_uncompressed_bytes) / sum(rows), 1) AS raw_per_row "
-                "FROM system.parts WHERE active AND database = 'capacity' AND table = 'events' "
-                "GROUP BY table, partition ORDER BY partition",
-                "PrettyCompactNoEscapes",
-            ).bytes().decode()
-        )
-        print(
-            s.query(
-                "SELECT name, round(data_compressed_bytes / rows, 2) AS compressed, "
-                "round(data_uncompressed_bytes / rows, 2) AS uncompressed "
-                "FROM system.columns, (SELECT count() AS rows FROM events) AS n "
-                "WHERE database = 'capacity' AND table = 'events' "
-                "ORDER BY data_compressed_bytes DESC LIMIT 20",
-                "PrettyCompactNoEscapes",
-            ).bytes().decode()
-        )
-        s.close()
+        # The engine's default, then Strings with their lengths inline as 18.16 writes them
+        # (ClickHouse 25.x and later store a String's lengths as a separate stream by default).
+        for variant in ["with_size_stream", "single_stream"]:
+            s.query(f"ALTER TABLE events MODIFY SETTING string_serialization_version = '{variant}'")
+            s.query("TRUNCATE TABLE events")
+            load(s, cols, dump, variant)
+
+
+def load(s, cols, dump, variant):
+    """Loads the dump, merges it and prints the sizes."""
+    begun = time.monotonic()
+    s.query(f"INSERT INTO events ({cols}) SELECT {cols} FROM file('{dump}', 'Native')")
+    print(f"string_serialization_version = {variant}: loaded in {time.monotonic() - begun:.1f} s")
+    s.query("OPTIMIZE TABLE events FINAL")
+    print(
+        s.query(
+            "SELECT table, partition, count() AS parts, sum(rows) AS n_rows, "
+            "sum(bytes_on_disk) AS disk_bytes, sum(data_compressed_bytes) AS compressed_bytes, "
+            "sum(data_uncompressed_bytes) AS uncompressed_bytes, "
+            "round(sum(bytes_on_disk) / sum(rows), 1) AS disk_per_row, "
+            "round(sum(data_uncompressed_bytes) / sum(rows), 1) AS raw_per_row "
+            "FROM system.parts WHERE active AND database = 'capacity' AND table = 'events' "
+            "GROUP BY table, partition ORDER BY partition",
+            "PrettyCompactNoEscapes",
+        ).bytes().decode()
+    )
+    print(
+        s.query(
+            "SELECT name, round(data_compressed_bytes / rows, 2) AS compressed, "
+            "round(data_uncompressed_bytes / rows, 2) AS uncompressed "
+            "FROM system.columns, (SELECT count() AS rows FROM events) AS n "
+            "WHERE database = 'capacity' AND table = 'events' "
+            "ORDER BY data_compressed_bytes DESC LIMIT 20",
+            "PrettyCompactNoEscapes",
+        ).bytes().decode()
+    )
 
 
 if __name__ == "__main__":
