@@ -190,8 +190,22 @@ const SECTIONS: &[&str] = &[
     "blog", "docs", "pricing", "about", "news", "guides", "shop", "help", "careers", "events",
 ];
 const WORDS: &[&str] = &[
-    "privacy", "analytics", "cookies", "release", "guide", "setup", "dashboard", "export",
-    "retention", "pricing", "team", "api", "tracking", "consent", "report", "install",
+    "privacy",
+    "analytics",
+    "cookies",
+    "release",
+    "guide",
+    "setup",
+    "dashboard",
+    "export",
+    "retention",
+    "pricing",
+    "team",
+    "api",
+    "tracking",
+    "consent",
+    "report",
+    "install",
 ];
 const USER_AGENTS: &[(&str, u32)] = &[
     (
@@ -343,7 +357,9 @@ fn visitor(v: u32) -> Visitor {
         ua,
         lang: LANGUAGES[(g & 0xffff) as usize % LANGUAGES.len()],
         res: RESOLUTIONS[((g >> 16) % RESOLUTIONS.len() as u64) as usize],
-        cookie: (g >> 40).is_multiple_of(2).then(|| format!("{:016x}", mix(g))),
+        cookie: (g >> 40)
+            .is_multiple_of(2)
+            .then(|| format!("{:016x}", mix(g))),
     }
 }
 
@@ -361,7 +377,9 @@ fn entry(visitor: u32, visit: u8) -> (String, Option<&'static str>) {
             format!("https://blog{site}.example.net/posts/{}", rng.below(50))
         }
     };
-    let campaign = ((h >> 20) % 10 == 0).then(|| CAMPAIGNS[((h >> 24) % 4) as usize]);
+    let campaign = (h >> 20)
+        .is_multiple_of(10)
+        .then(|| CAMPAIGNS[((h >> 24) % 4) as usize]);
     (referrer, campaign)
 }
 
@@ -376,7 +394,10 @@ fn request(h: &Hit, out: &mut Vec<u8>) {
         (page_url(h.prev), None)
     };
     if let Some(c) = campaign {
-        let _ = write!(url, "?utm_source=newsletter&utm_medium=email&utm_campaign={c}");
+        let _ = write!(
+            url,
+            "?utm_source=newsletter&utm_medium=email&utm_campaign={c}"
+        );
     }
     if h.kind != Kind::PageView {
         referrer.clear();
@@ -405,17 +426,26 @@ fn request(h: &Hit, out: &mut Vec<u8>) {
                 .append_pair("pf_net", &(mix(u64::from(h.pv)) % 80).to_string())
                 .append_pair("pf_srv", &(20 + mix(u64::from(h.pv) ^ 3) % 200).to_string())
                 .append_pair("pf_tfr", "3")
-                .append_pair("pf_dm1", &(100 + mix(u64::from(h.pv) ^ 4) % 900).to_string());
+                .append_pair(
+                    "pf_dm1",
+                    &(100 + mix(u64::from(h.pv) ^ 4) % 900).to_string(),
+                );
         }
         Kind::Ping => {
             q.append_pair("ping", "1");
         }
         Kind::Event => {
             let e = mix(u64::from(h.pv) ^ 5);
-            q.append_pair("e_c", ["Video", "Download", "Newsletter", "Form"][(e % 4) as usize])
-                .append_pair("e_a", ["Play", "Click", "Subscribe", "Submit"][(e / 4 % 4) as usize])
-                .append_pair("e_n", &format!("item-{}", e / 16 % 200))
-                .append_pair("e_v", &(e / 4096 % 300).to_string());
+            q.append_pair(
+                "e_c",
+                ["Video", "Download", "Newsletter", "Form"][(e % 4) as usize],
+            )
+            .append_pair(
+                "e_a",
+                ["Play", "Click", "Subscribe", "Submit"][(e / 4 % 4) as usize],
+            )
+            .append_pair("e_n", &format!("item-{}", e / 16 % 200))
+            .append_pair("e_v", &(e / 4096 % 300).to_string());
         }
         Kind::Outlink => {
             let e = mix(u64::from(h.pv) ^ 6);
@@ -583,7 +613,12 @@ fn cpu_secs(pid: u32) -> f64 {
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz
@@ -921,7 +956,10 @@ fn main() -> ExitCode {
     let mut phases: Vec<Phase> = Vec::new();
     let mut failed = false;
     let mut base = 0u64;
-    for (p, name) in ["collect", "drain", "drain + rollup"].into_iter().enumerate() {
+    for (p, name) in ["collect", "drain", "drain + rollup"]
+        .into_iter()
+        .enumerate()
+    {
         let plan = Arc::new(plan_day(
             days[p],
             hits,
@@ -947,7 +985,8 @@ fn main() -> ExitCode {
             sent.secs,
             sent.statuses,
             sent.errors,
-            metric(&after, "tally_hits_dropped_total") - metric(&before, "tally_hits_dropped_total"),
+            metric(&after, "tally_hits_dropped_total")
+                - metric(&before, "tally_hits_dropped_total"),
             metric(&after, "tally_spool_bytes"),
             loadavg()
         );
@@ -1060,7 +1099,10 @@ fn main() -> ExitCode {
                         .expect("export body")
                 });
                 std::fs::write(&path, &dump).expect("write the export");
-                println!("day 1's events written to {path} ({} bytes, Native)", dump.len());
+                println!(
+                    "day 1's events written to {path} ({} bytes, Native)",
+                    dump.len()
+                );
             }
             // The rollup of that day, alone.
             for run in 0..2 {
