@@ -638,6 +638,22 @@ fn signal(pid: u32, sig: libc::c_int) {
     unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
+/// A process held stopped (`SIGSTOP`) until this is dropped (`SIGCONT`).
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        signal(pid, libc::SIGSTOP);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
 /// Runs `sql` on ClickHouse over HTTP and returns the answer (TSV).
 async fn ch(http: &reqwest::Client, url: &str, sql: &str) -> String {
     let r = http
@@ -970,9 +986,9 @@ fn main() -> ExitCode {
         let n = plan.len() as u64;
         let stop = p > 0;
         let before = rt.block_on(metrics(&http, tally.addr));
-        if stop {
-            signal(ch_pid, libc::SIGSTOP);
-        }
+        // Resumed when this phase's hits are sent, or if the harness panics meanwhile (a
+        // stopped server would not act on its supervisor's SIGTERM).
+        let stopped = stop.then(|| Stopped::new(ch_pid));
         let (t0, c0) = (cpu_secs(tally_pid), cpu_secs(ch_pid));
         let sent = rt.block_on(send(tally.addr, plan.clone(), conns));
         let (t1, c1) = (cpu_secs(tally_pid), cpu_secs(ch_pid));
@@ -1010,9 +1026,7 @@ fn main() -> ExitCode {
                 }
             })
         });
-        if stop {
-            signal(ch_pid, libc::SIGCONT);
-        }
+        drop(stopped);
         let (d0, dc0) = (cpu_secs(tally_pid), cpu_secs(ch_pid));
         let target = base + accepted as u64;
         let (first, last, stored) = rt.block_on(wait_stored(
