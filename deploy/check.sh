@@ -123,5 +123,6 @@ TALLY_PRIVACY_TRUSTED_PROXIES=172.30.0.1/32 \
 TALLY_CLICKHOUSE_URL=http://ch1:8123 TALLY_PUBLIC_URL=https://analytics.example.org \
   "$bin" snippet --site 1 --config deploy/cluster/tally.toml >/dev/null
 # The cluster schema renders (every migration has a cluster form).
-"$bin" migrate --cluster tally --print --config deploy/cluster/tally.toml | grep -q "ENGINE = Distributed(tally, tally, events_local, visitor_key)"
+TALLY_CLICKHOUSE_URL=http://ch1:8123 \
+  "$bin" migrate --cluster tally --print --config deploy/cluster/tally.toml | grep -q "ENGINE = Distributed(tally, tally, events_local, visitor_key)"
 echo "-- deploy: all checks passed"
