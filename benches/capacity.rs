@@ -33,6 +33,7 @@
 //! whatever else the machine is doing, so repeat it and compare ranges.
 
 mod common;
+use common::{loadavg, read_response, sh};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tally::store::embedded::{EmbeddedClickHouse, ServerOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const DB: &str = "capacity";
@@ -503,38 +504,6 @@ fn pv_id(pv: u32) -> String {
         .collect()
 }
 
-/// Reads one response; returns its status.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).map_err(std::io::Error::other)?;
-            let status: u16 = head
-                .get(9..12)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| std::io::Error::other("no status line"))?;
-            let length: usize = head
-                .split("\r\n")
-                .find_map(|line| {
-                    let (k, v) = line.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let total = end + 4 + length;
-            while buf.len() < total {
-                if stream.read_buf(buf).await? == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-            }
-            buf.drain(..total);
-            return Ok(status);
-        }
-        if stream.read_buf(buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
 #[derive(Default, Debug)]
 struct Sent {
     statuses: BTreeMap<u16, u64>,
@@ -823,23 +792,6 @@ fn rollup(config: &Path, day: &str, log: &Path) -> (f64, bool) {
         .status()
         .is_ok_and(|s| s.success());
     (begun.elapsed().as_secs_f64(), ok)
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn describe(plan: &[Hit]) -> String {

@@ -27,6 +27,7 @@
 //! round (a few seconds in all) that still makes the same checks.
 
 mod common;
+use common::{loadavg, read_response, sh};
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -46,7 +47,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The database tally writes to on the throw-away ClickHouse.
@@ -419,41 +420,6 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     f64::from(sorted[i]) / 1000.0
-}
-
-/// Reads one response from `stream` (leftover bytes stay in `buf`); returns its status.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end])
-                .map_err(|_| std::io::Error::other("response head is not UTF-8"))?;
-            let status: u16 = head
-                .get(9..12)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| std::io::Error::other("no status line"))?;
-            let length: usize = head
-                .split("\r\n")
-                .find_map(|line| {
-                    let (k, v) = line.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let total = end + 4 + length;
-            while buf.len() < total {
-                buf.reserve(total - buf.len());
-                if stream.read_buf(buf).await? == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-            }
-            buf.drain(..total);
-            return Ok(status);
-        }
-        buf.reserve(16 * 1024);
-        if stream.read_buf(buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
 }
 
 /// One run of the client against `addr`.
@@ -931,24 +897,6 @@ async fn drain(
 // ---------------------------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------------------------
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// A row of the results table.
 struct Row {

@@ -50,6 +50,7 @@
 //! to the daily one, the rollup's page views equal to the hits'.
 
 mod common;
+use common::loadavg;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
@@ -1125,15 +1126,6 @@ fn main() -> ExitCode {
         }
         Ok(()) => ExitCode::SUCCESS,
     }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 async fn run(opts: &Opts, url: &str, out: &mut Report) -> Result<()> {

@@ -208,3 +208,63 @@ pub fn client_ip(i: u64) -> String {
     let _ = write!(s, "81.2.69.{}", i % 254 + 1);
     s
 }
+
+/// Reads one response from `stream` (leftover bytes stay in `buf`); returns its status.
+pub async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u16> {
+    use tokio::io::AsyncReadExt as _;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end])
+                .map_err(|_| std::io::Error::other("response head is not UTF-8"))?;
+            let status: u16 = head
+                .get(9..12)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| std::io::Error::other("no status line"))?;
+            let length: usize = head
+                .split("\r\n")
+                .find_map(|line| {
+                    let (k, v) = line.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let total = end + 4 + length;
+            while buf.len() < total {
+                buf.reserve(total - buf.len());
+                if stream.read_buf(buf).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            buf.drain(..total);
+            return Ok(status);
+        }
+        buf.reserve(16 * 1024);
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// The trimmed standard output of `cmd args` (empty if it cannot run), for the machine's
+/// description in a report.
+pub fn sh(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The 1, 5 and 15 minute load averages, for a report: the machine is shared and noisy.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
