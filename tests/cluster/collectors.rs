@@ -274,6 +274,44 @@ async fn two_collectors_lose_no_hit_while_a_replica_dies_and_reports_stay_exact(
         "tally report through the other collector's node: {report}"
     );
 
+    // A data subject's erasure reaches the shard that holds the visitor (a mutation on each
+    // shard's local table) and, through the replication, the replica it did not ask.
+    let erased = outcomes
+        .acked()
+        .iter()
+        .filter(|m| m[1..].parse::<u64>().unwrap() % VISITORS == 0)
+        .count() as u64;
+    assert!(erased > 0);
+    run_tally(
+        &a,
+        &[
+            "subject",
+            "erase",
+            "--site",
+            "1",
+            "--visitor-id",
+            &format!("{:016x}", 0x7a11_0000u64),
+        ],
+    );
+    let left = number(
+        node0,
+        &format!("SELECT count() FROM {DB}.events WHERE title LIKE 'h%'"),
+    )
+    .await;
+    assert_eq!(
+        left,
+        acked - erased,
+        "the erasure removed the visitor's hits, only those"
+    );
+    let shard1_left = number(node0, &local("events")).await;
+    eventually(
+        &cluster.nodes[1],
+        &local("events"),
+        &shard1_left.to_string(),
+        Duration::from_secs(60),
+    )
+    .await;
+
     // An old day on both shards: the pruner rolls it up, then drops it on every shard (and
     // the replication drops it on the replica it did not ask).
     let old_day = today - chrono::Days::new(30);
