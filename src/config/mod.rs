@@ -1282,6 +1282,26 @@ mod tests {
                 "clickhouse.database",
             ),
             (
+                "[clickhouse]\ncluster = \"c\"\nshards = [[\"http://a:8123\"]]",
+                "clickhouse.cluster",
+            ),
+            (
+                "[clickhouse]\nurl = \"http://a:8123\"\ncluster = \"c x\"\nshards = [[\"http://a:8123\"]]",
+                "clickhouse.cluster",
+            ),
+            (
+                "[clickhouse]\nurl = \"http://a:8123\"\ncluster = \"c\"",
+                "clickhouse.shards",
+            ),
+            (
+                "[clickhouse]\nurl = \"http://a:8123\"\ncluster = \"c\"\nshards = [[]]",
+                "clickhouse.shards",
+            ),
+            (
+                "[clickhouse]\nurl = \"http://a:8123\"\nshards = [[\"http://a:8123\"]]",
+                "clickhouse.shards",
+            ),
+            (
                 "[[sites]]\nid = 1\nname = \"a\"\ndomains = []",
                 "sites[0].domains",
             ),
