@@ -135,6 +135,13 @@ async fn two_collectors_lose_no_hit_while_a_replica_dies_and_reports_stay_exact(
     write_schema_for_the_check();
     // The first collector makes the schema (`ON CLUSTER`); the second finds it made.
     let a = start_tally(&cluster, 0);
+    // The second collector reads the day's visitor secret the first one made from its own
+    // node, once the replication has brought it there. (Two collectors starting at the same
+    // instant on different nodes could each make one; until their next refresh the same visitor
+    // would then have two keys, which the erasure below would tell apart.)
+    let secrets = format!("SELECT count() FROM {DB}.day_secrets");
+    let made = answer(&cluster.nodes[0], &secrets).await;
+    eventually(&cluster.nodes[2], &secrets, &made, Duration::from_secs(30)).await;
     let b = start_tally(&cluster, 2);
     for node in &cluster.nodes {
         assert_eq!(
