@@ -260,3 +260,105 @@ async fn hosts_are_the_urls_hosts() {
          visit:source\tpartner.example\t1"
     );
 }
+
+/// A day with more raw events than `[rollup] max_events_per_pass` is made into visits in slices
+/// of its visitors: the visits and every aggregate are those of one statement.
+#[tokio::test]
+async fn a_day_made_in_slices_equals_the_day_made_at_once() {
+    // 40 visitors, each with a few page views, an event and a heartbeat; a third come back
+    // after more than the visit timeout for a second visit.
+    let mut rows = Vec::new();
+    for v in 1..=40u64 {
+        let h = 6 + v % 12;
+        for (i, page) in ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .take(1 + (v % 3) as usize)
+        {
+            rows.push(hit(
+                &format!("{h:02}:{:02}:00", i * 3),
+                "pageview",
+                v,
+                &format!("https://example.org/{page}"),
+                r#""country": "de""#,
+            ));
+        }
+        rows.push(hit(
+            &format!("{h:02}:20:00"),
+            "event",
+            v,
+            "https://example.org/a",
+            r#""event_category": "video", "event_action": "play""#,
+        ));
+        rows.push(hit(
+            &format!("{h:02}:21:00"),
+            "ping",
+            v,
+            "https://example.org/a",
+            "",
+        ));
+        if v % 3 == 0 {
+            rows.push(hit(
+                &format!("{:02}:30:00", h + 3),
+                "pageview",
+                v,
+                "https://example.org/d",
+                "",
+            ));
+        }
+    }
+    let rows = rows.join("\n");
+    let at_once = rolled_up_with("slices_one", &rows, "").await;
+    let sliced = rolled_up_with("slices_many", &rows, "[rollup]\nmax_events_per_pass = 7\n").await;
+    assert_eq!(at_once.slices, 1);
+    assert!(sliced.slices > 10, "{} slices", sliced.slices);
+    assert_eq!(at_once.visits, 53, "40 visits and 13 second ones");
+    assert_eq!(sliced.visits, at_once.visits);
+    for table in [
+        "visits",
+        "agg_daily",
+        "agg_hourly",
+        "agg_breakdown",
+        "agg_top",
+    ] {
+        let all = |db: &str| format!("SELECT * FROM {db}.{table} ORDER BY tuple(*) FORMAT TSV");
+        let (a, b) = (
+            query(&all(&at_once.db)).await,
+            query(&all(&sliced.db)).await,
+        );
+        assert!(!a.is_empty(), "{table} is empty");
+        assert_eq!(a, b, "{table}: one statement and slices differ");
+    }
+}
+
+/// What [`rolled_up_with`] made.
+struct RolledUp {
+    db: String,
+    visits: u64,
+    slices: u32,
+}
+
+/// As [`rolled_up`], with `extra` configuration.
+async fn rolled_up_with(prefix: &str, rows: &str, extra: &str) -> RolledUp {
+    let db = unique_name(prefix);
+    let mut cfg = Config::from_table(format!("{SITE}\n{extra}").parse().unwrap()).unwrap();
+    cfg.clickhouse.database = db.clone();
+    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
+        .await
+        .unwrap();
+    query(&format!(
+        "INSERT INTO {db}.events FORMAT JSONEachRow {rows}"
+    ))
+    .await;
+    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let done = Rollup::new(client, &cfg)
+        .run_day(date, Some(1), NOW)
+        .await
+        .unwrap();
+    RolledUp {
+        db,
+        visits: done.visits,
+        slices: done.slices,
+    }
+}

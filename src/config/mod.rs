@@ -560,16 +560,27 @@ pub struct RollupConfig {
     /// or a scheduled `tally rollup`, must then run it).
     #[serde(default = "default_rollup_interval")]
     pub interval_secs: u64,
+    /// A site's day with more raw events than this is turned into visits in several
+    /// statements, each for a slice of its visitors: the memory of one statement grows with
+    /// the hits it groups (about 1.1 GiB per million on ClickHouse 18.16, docs/capacity.md).
+    /// 0: always one statement.
+    #[serde(default = "default_max_events_per_pass")]
+    pub max_events_per_pass: u64,
 }
 
 fn default_rollup_interval() -> u64 {
     300
 }
 
+fn default_max_events_per_pass() -> u64 {
+    2_000_000
+}
+
 impl Default for RollupConfig {
     fn default() -> Self {
         RollupConfig {
             interval_secs: default_rollup_interval(),
+            max_events_per_pass: default_max_events_per_pass(),
         }
     }
 }

@@ -81,7 +81,14 @@ pub struct DayOutcome {
     pub recomputed: Vec<u32>,
     /// Visits of the recomputed sites.
     pub visits: u64,
+    /// The most statements one site's visits took (more than one when its day had more raw
+    /// events than `[rollup] max_events_per_pass`).
+    pub slices: u32,
 }
+
+/// At most this many slices, whatever the configuration: a day needing more is better served
+/// by a larger `max_events_per_pass` (each slice reads the day's raw events again).
+const MAX_SLICES: u64 = 256;
 
 /// A random name part for a run's staging tables, so runs of several collectors never meet.
 fn run_id() -> u64 {
@@ -114,6 +121,8 @@ pub struct Rollup {
     shards: Option<Shards>,
     sites: Vec<SiteConfig>,
     windows: crate::prune::Windows,
+    /// `[rollup] max_events_per_pass`.
+    max_events_per_pass: u64,
 }
 
 impl Rollup {
@@ -126,6 +135,7 @@ impl Rollup {
             shards: Shards::of(&config.clickhouse).map(|s| s.map_clients(long)),
             sites: config.sites.clone(),
             windows: crate::prune::Windows::of(&config.retention),
+            max_events_per_pass: config.rollup.max_events_per_pass,
         }
     }
 
@@ -290,6 +300,7 @@ impl Rollup {
         // into the aggregate tables every node holds.
         let day = date.format("%Y-%m-%d").to_string();
         let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
+        let mut slices = 1;
         for index in 0..shards.len() {
             let shard = shards
                 .reach(index)
@@ -298,15 +309,17 @@ impl Rollup {
             self.drop_stale_staging(&shard, now).await?;
             let staging = format!("{run}_visits");
             let result = async {
-                self.visits_into(&shard, &staging, &day, date, sites, &ids, true)
+                let took = self
+                    .visits_into(&shard, &staging, &day, date, sites, &ids, true)
                     .await?;
                 self.raw_days_still_there(&shard, raw).await?;
                 self.swap(&shard, &cluster::local_name("visits"), &staging, &day)
-                    .await
+                    .await?;
+                Ok::<u32, RollupError>(took)
             }
             .await;
             self.drop_staging(&shard, &staging).await;
-            result?;
+            slices = slices.max(result?);
         }
         self.drop_stale_staging(&self.client, now).await?;
         let result = self
@@ -322,12 +335,13 @@ impl Rollup {
             date,
             recomputed: ids,
             visits,
+            slices,
         })
     }
 
     /// Creates `staging` shaped like `visits` on `client`'s node, holding the day's visits of
     /// other sites as they are and those of `sites` recomputed from the raw events: the day
-    /// `visits` (or `visits_local`) gets by one swap.
+    /// `visits` (or `visits_local`) gets by one swap. Returns the most statements a site took.
     #[allow(clippy::too_many_arguments)]
     async fn visits_into(
         &self,
@@ -338,7 +352,7 @@ impl Rollup {
         sites: &[&SiteConfig],
         ids: &[u32],
         on_cluster: bool,
-    ) -> Result<(), RollupError> {
+    ) -> Result<u32, RollupError> {
         self.carry_over(client, "visits", staging, day, ids, on_cluster)
             .await?;
         let events = if on_cluster {
@@ -346,25 +360,61 @@ impl Rollup {
         } else {
             "events".to_string()
         };
-        let select = sql::visits_select(&events);
+        let mut most = 1;
         for site in sites {
             let tz = site.tz().name();
             let (start, end) = day_bounds(site.tz(), date);
-            self.timed(
+            let slices = self.slices(client, &events, site.id, start, end).await?;
+            most = most.max(slices);
+            for slice in 0..slices {
+                let select = sql::visits_select(&events, slices, slice);
+                self.timed(
+                    client
+                        .query(&format!("INSERT INTO {staging} {select}"))
+                        .bind(day)
+                        .bind(tz)
+                        .bind(site.visit_timeout)
+                        .bind(tz)
+                        .bind(site.id)
+                        .bind(start)
+                        .bind(end)
+                        .execute(),
+                )
+                .await?;
+            }
+        }
+        Ok(most)
+    }
+
+    /// In how many slices of its visitors `site`'s raw events between `start` and `end` are
+    /// made into visits: enough that none holds more than `[rollup] max_events_per_pass`.
+    async fn slices(
+        &self,
+        client: &Client,
+        events: &str,
+        site: u32,
+        start: u32,
+        end: u32,
+    ) -> Result<u32, RollupError> {
+        if self.max_events_per_pass == 0 {
+            return Ok(1);
+        }
+        // Reads the primary key's range only: (site_id, ts).
+        let n = self
+            .timed(
                 client
-                    .query(&format!("INSERT INTO {staging} {select}"))
-                    .bind(day)
-                    .bind(tz)
-                    .bind(site.visit_timeout)
-                    .bind(tz)
-                    .bind(site.id)
+                    .query(&format!(
+                        "SELECT count() AS n FROM {events} WHERE site_id = ? \
+                         AND ts >= toDateTime(?) AND ts < toDateTime(?)"
+                    ))
+                    .bind(site)
                     .bind(start)
                     .bind(end)
-                    .execute(),
+                    .fetch_one::<Count>(),
             )
-            .await?;
-        }
-        Ok(())
+            .await?
+            .n;
+        Ok(n.div_ceil(self.max_events_per_pass).clamp(1, MAX_SLICES) as u32)
     }
 
     /// Creates `staging` shaped like `table` holding the day's rows of every site but `ids`, so
@@ -422,7 +472,8 @@ impl Rollup {
         let day = date.format("%Y-%m-%d").to_string();
         let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
         let visits = format!("{run}_visits");
-        self.visits_into(&self.client, &visits, &day, date, sites, &ids, false)
+        let slices = self
+            .visits_into(&self.client, &visits, &day, date, sites, &ids, false)
             .await?;
         // The aggregates are swapped in only after the raw days are checked, and `visits`
         // last of all: a reader sees either the old day everywhere or the new one.
@@ -434,6 +485,7 @@ impl Rollup {
             date,
             recomputed: ids,
             visits: visits_rows,
+            slices,
         })
     }
 
