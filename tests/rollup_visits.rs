@@ -46,23 +46,8 @@ fn hit(hms: &str, kind: &str, visitor: u64, url: &str, more: &str) -> String {
 /// A fresh database with `rows` (`JSONEachRow`) in `events`, and 2026-11-23 of site 1 rolled
 /// up; returns the database and the visits the rollup wrote.
 async fn rolled_up(prefix: &str, rows: &str) -> (String, u64) {
-    let db = unique_name(prefix);
-    let mut cfg = Config::from_table(SITE.parse().unwrap()).unwrap();
-    cfg.clickhouse.database = db.clone();
-    tally::lifecycle::migrate_on(clickhouse().url(), &cfg)
-        .await
-        .unwrap();
-    query(&format!(
-        "INSERT INTO {db}.events FORMAT JSONEachRow {rows}"
-    ))
-    .await;
-    let client = tally::store::client(clickhouse().url(), &cfg.clickhouse);
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    let done = Rollup::new(client, &cfg)
-        .run_day(date, Some(1), NOW)
-        .await
-        .unwrap();
-    (db, done.visits)
+    let done = rolled_up_with(prefix, rows, "").await;
+    (done.db, done.visits)
 }
 
 #[tokio::test]
