@@ -33,14 +33,14 @@
 //! whatever else the machine is doing, so repeat it and compare ranges.
 
 mod common;
-use common::{loadavg, read_response, sh};
+use common::{Proc, loadavg, read_response, sh};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -721,57 +721,19 @@ database = "{DB}"
     path
 }
 
-/// `tally serve`, stopped with SIGTERM when dropped.
-struct Tally {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Tally {
-    fn start(config: &Path, dir: &Path) -> Tally {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("tally.stderr.log")).expect("log"))
-            .spawn()
-            .expect("start tally serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("tally listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.trim_start_matches("http://").to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("tally announced its address");
-        Tally {
-            addr: addr.parse().expect("address"),
-            child,
-        }
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        signal(self.child.id(), libc::SIGTERM);
-        let begun = Instant::now();
-        while begun.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `tally serve` on `config`, its log in `dir`; stopped with SIGTERM when dropped.
+fn start_tally(config: &Path, dir: &Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(dir.join("tally.stderr.log")).expect("log"));
+    Proc::start(
+        "tally",
+        cmd,
+        "tally listening on ",
+        dir.join("tally.stdout.log"),
+    )
 }
 
 /// Runs `tally rollup --day DAY` once; returns its wall seconds and whether it succeeded.
@@ -911,8 +873,8 @@ fn main() -> ExitCode {
         .build()
         .expect("http client");
     // tally creates the database and its tables at start.
-    let tally = Tally::start(&config, dir.path());
-    let tally_pid = tally.child.id();
+    let tally = start_tally(&config, dir.path());
+    let tally_pid = tally.pid();
     let version = rt.block_on(ch(&http, &ch_url, "SELECT version()"));
     println!("ClickHouse {}", version.trim());
 

@@ -27,15 +27,15 @@
 //! round (a few seconds in all) that still makes the same checks.
 
 mod common;
-use common::{loadavg, read_response, sh};
+use common::{Proc, loadavg, read_response, sh};
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read as _};
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -573,92 +573,6 @@ database = "{DB}"
     let path = tmp.join("tally.toml");
     std::fs::write(&path, text).expect("write tally.toml");
     path
-}
-
-/// A server process; stopped (SIGTERM, then SIGKILL after 30 s) when dropped.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    /// Starts `cmd`, whose stdout announces its address in a line starting with `prefix`
-    /// (`http://` optional); the rest of its stdout goes to `log`.
-    fn start(name: &'static str, mut cmd: Command, prefix: &str, log: PathBuf) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let prefix = prefix.to_string();
-        std::thread::spawn(move || {
-            use std::io::Write as _;
-            let mut log = std::fs::File::create(log).ok();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix(&prefix)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.trim_start_matches("http://").to_string());
-                }
-                if let Some(log) = log.as_mut() {
-                    let _ = writeln!(log, "{line}");
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => Proc {
-                name,
-                child,
-                addr: addr
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name} announced `{addr}`")),
-            },
-            Err(_) => {
-                let _ = child.kill();
-                panic!("{name} did not start within 120 s");
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then waits up to `grace`; SIGKILL after that. Returns how long the exit took and
-    /// how it ended.
-    fn stop(&mut self, grace: Duration) -> (Duration, String) {
-        let begun = Instant::now();
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return (Duration::ZERO, format!("had already exited: {status}"));
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        while begun.elapsed() < grace {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return (begun.elapsed(), status.to_string());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (
-            begun.elapsed(),
-            format!("killed after {} s", grace.as_secs()),
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            eprintln!("stopping {}", self.name);
-            self.stop(Duration::from_secs(30));
-        }
-    }
 }
 
 /// `bench --bare-server`: the ceiling. hyper-util's auto builder on a multi-thread runtime

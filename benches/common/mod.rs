@@ -268,3 +268,103 @@ pub fn loadavg() -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A server process; stopped (SIGTERM, then SIGKILL after 30 s) when dropped.
+pub struct Proc {
+    name: &'static str,
+    child: std::process::Child,
+    /// The address it announced.
+    pub addr: std::net::SocketAddr,
+}
+
+impl Proc {
+    /// Starts `cmd`, whose stdout announces its address in a line starting with `prefix`
+    /// (`http://` optional); the rest of its stdout goes to `log`.
+    pub fn start(
+        name: &'static str,
+        mut cmd: std::process::Command,
+        prefix: &str,
+        log: std::path::PathBuf,
+    ) -> Proc {
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let prefix = prefix.to_string();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut log = std::fs::File::create(log).ok();
+            let mut tx = Some(tx);
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.strip_prefix(&prefix)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim_start_matches("http://").to_string());
+                }
+                if let Some(log) = log.as_mut() {
+                    let _ = writeln!(log, "{line}");
+                }
+            }
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(addr) => Proc {
+                name,
+                child,
+                addr: addr
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name} announced `{addr}`")),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{name} did not start within 120 s");
+            }
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits up to `grace`; SIGKILL after that. Returns how long the exit took and
+    /// how it ended.
+    pub fn stop(&mut self, grace: std::time::Duration) -> (std::time::Duration, String) {
+        let begun = std::time::Instant::now();
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return (
+                std::time::Duration::ZERO,
+                format!("had already exited: {status}"),
+            );
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        while begun.elapsed() < grace {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (begun.elapsed(), status.to_string());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (
+            begun.elapsed(),
+            format!("killed after {} s", grace.as_secs()),
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            eprintln!("stopping {}", self.name);
+            self.stop(std::time::Duration::from_secs(30));
+        }
+    }
+}
