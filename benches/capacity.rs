@@ -689,32 +689,19 @@ async fn wait_stored(
 }
 
 fn write_config(dir: &Path, ch_url: &str) -> PathBuf {
-    let text = format!(
-        r#"listen = "127.0.0.1:0"
-token_auth = "{TOKEN}"
-
-[privacy]
-trusted_proxies = ["127.0.0.0/8", "::1/128"]
-
-[geo]
-auto = false
-
-[rollup]
-interval_secs = 0
-
-[spool]
+    let sections = format!(
+        r#"[spool]
 dir = "{spool}"
 # A phase's million hits with ClickHouse stopped must fit (about 1.1 kB a hit in the spool).
 max_bytes = 4294967296
-
-[clickhouse]
-url = "{ch_url}"
-database = "{DB}"
-
-{site}
 "#,
         spool = dir.join("spool").display(),
-        site = common::SITE
+    );
+    let text = common::serve_toml(
+        ch_url,
+        DB,
+        &format!("token_auth = \"{TOKEN}\"\n"),
+        &sections,
     );
     let path = dir.join("tally.toml");
     std::fs::write(&path, text).expect("write tally.toml");

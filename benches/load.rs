@@ -531,10 +531,7 @@ async fn drive(run: &Run) -> Outcome {
 // Servers as processes
 // ---------------------------------------------------------------------------------------------
 
-/// The one place the harness's tally configuration is written: loopback on a free port,
-/// `127.0.0.0/8` trusted as proxy (so `X-Forwarded-For` gives each hit its address), no
-/// country database fetched, no rollup job (it would compete for the two cores with what is
-/// measured), the throw-away ClickHouse, site 1 on `example.org`; then `LOAD_EXTRA_TOML`
+/// The harness's tally configuration ([`common::serve_toml`]), then `LOAD_EXTRA_TOML`
 /// (sections only; `{tmp}` in it is replaced by this run's temporary directory), e.g.
 /// `LOAD_EXTRA_TOML='[spool]
 /// dir = "{tmp}/spool"'`.
@@ -549,27 +546,7 @@ fn write_config(tmp: &Path, ch_url: &str) -> PathBuf {
             tmp.join("spool").display()
         ));
     }
-    let text = format!(
-        r#"listen = "127.0.0.1:0"
-
-[privacy]
-trusted_proxies = ["127.0.0.0/8", "::1/128"]
-
-[geo]
-auto = false
-
-[rollup]
-interval_secs = 0
-
-[clickhouse]
-url = "{ch_url}"
-database = "{DB}"
-
-{site}
-{extra}
-"#,
-        site = common::SITE
-    );
+    let text = common::serve_toml(ch_url, DB, "", &extra);
     let path = tmp.join("tally.toml");
     std::fs::write(&path, text).expect("write tally.toml");
     path

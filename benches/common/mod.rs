@@ -35,6 +35,34 @@ name = "Example"
 domains = ["example.org", "*.example.org"]
 "#;
 
+/// The configuration of a `tally serve` process a bench starts: any port on loopback, loopback
+/// as the trusted proxy (the load client sends `X-Forwarded-For` to vary addresses), no
+/// country database fetched, no rollup job (it would compete for the two cores with what is
+/// measured), ClickHouse at `ch_url` with database `db`, site 1 on `example.org`; `top` holds
+/// top-level keys, `sections` further sections.
+pub fn serve_toml(ch_url: &str, db: &str, top: &str, sections: &str) -> String {
+    format!(
+        r#"listen = "127.0.0.1:0"
+{top}
+[privacy]
+trusted_proxies = ["127.0.0.0/8", "::1/128"]
+
+[geo]
+auto = false
+
+[rollup]
+interval_secs = 0
+
+[clickhouse]
+url = "{ch_url}"
+database = "{db}"
+
+{SITE}
+{sections}
+"#
+    )
+}
+
 /// A collector configuration on `url`/`db`; `extra` is TOML inserted before the sections.
 pub fn config(url: &str, db: &str, extra: &str) -> Config {
     // Every run its own spool, unless the bench sets one.
