@@ -33,7 +33,7 @@
 //! whatever else the machine is doing, so repeat it and compare ranges.
 
 mod common;
-use common::{Proc, loadavg, read_response, sh};
+use common::{Proc, loadavg, mix, read_response, sh};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,14 +75,6 @@ enum Kind {
     Outlink,
     Download,
     Search,
-}
-
-/// splitmix64: a well-mixed value of `i`.
-fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// A small deterministic generator (splitmix64 stream).
@@ -325,23 +317,8 @@ struct Visitor {
 
 fn visitor(v: u32) -> Visitor {
     let h = mix(u64::from(v) ^ 0xcafe);
-    let ip = if h % 10 == 9 {
-        format!(
-            "2001:db8:{:x}:{:x}::{:x}",
-            (h >> 8) & 0xffff,
-            (h >> 24) & 0xffff,
-            (h >> 40) & 0xffff
-        )
-    } else {
-        const FIRST: &[u8] = &[81, 93, 145, 185, 203, 37, 62, 90, 78, 88, 109, 176];
-        format!(
-            "{}.{}.{}.{}",
-            FIRST[(h >> 4) as usize % FIRST.len()],
-            (h >> 12) & 0xff,
-            (h >> 20) & 0xff,
-            ((h >> 28) & 0xfd) + 1
-        )
-    };
+    const FIRST: &[u8] = &[81, 93, 145, 185, 203, 37, 62, 90, 78, 88, 109, 176];
+    let ip = common::public_address(h, FIRST);
     let total: u32 = USER_AGENTS.iter().map(|(_, w)| w).sum();
     let mut pick = ((h >> 36) % u64::from(total)) as u32;
     let mut ua = USER_AGENTS[0].0;

@@ -27,7 +27,7 @@
 //! round (a few seconds in all) that still makes the same checks.
 
 mod common;
-use common::{Proc, loadavg, read_response, sh};
+use common::{Proc, loadavg, mix, read_response, sh};
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -137,15 +137,6 @@ const BOTS: &[&str] = &[
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
 ];
 
-/// A well-mixed 64-bit value of `i` (splitmix64), so that kind, agent, language and address
-/// do not move in step.
-fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 fn user_agent(i: u64) -> &'static str {
     let h = mix(i);
     match h % 20 {
@@ -158,24 +149,7 @@ fn user_agent(i: u64) -> &'static str {
 /// A client address as the trusted proxy on 127.0.0.1 forwards it: 90 % IPv4 across a few
 /// public /8s, 10 % IPv6 in the documentation range.
 fn client_address(i: u64) -> String {
-    let h = mix(i ^ 0x5555);
-    if h % 10 == 9 {
-        format!(
-            "2001:db8:{:x}:{:x}::{:x}",
-            (h >> 8) & 0xffff,
-            (h >> 24) & 0xffff,
-            (h >> 40) & 0xffff
-        )
-    } else {
-        const FIRST: &[u8] = &[81, 93, 145, 185, 203, 37, 62, 90];
-        format!(
-            "{}.{}.{}.{}",
-            FIRST[(h >> 4) as usize % FIRST.len()],
-            (h >> 12) & 0xff,
-            (h >> 20) & 0xff,
-            ((h >> 28) & 0xfd) + 1
-        )
-    }
+    common::public_address(mix(i ^ 0x5555), &[81, 93, 145, 185, 203, 37, 62, 90])
 }
 
 /// The query string of hit `i` of kind `kind` (0..20 as in [`mixed_pool`]): a `matomo.js`

@@ -50,7 +50,7 @@
 //! to the daily one, the rollup's page views equal to the hits'.
 
 mod common;
-use common::loadavg;
+use common::{loadavg, mix};
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
@@ -221,14 +221,6 @@ fn spec_index(name: &str) -> Result<u32> {
         .position(|d| d.name == name)
         .map(|i| i as u32)
         .ok_or_else(|| anyhow!("no generator for {name}"))
-}
-
-/// SplitMix64: a fixed, well-mixed hash of a rank, for the value generators.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn pick<'a>(list: &[&'a str], r: u32, salt: u64) -> &'a str {

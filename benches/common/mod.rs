@@ -396,3 +396,32 @@ impl Drop for Proc {
         }
     }
 }
+
+/// SplitMix64: a fixed, well-mixed hash of `i`, for the traffic generators.
+pub fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A public-looking client address from the hash `h`: 10 % IPv6 in the documentation range,
+/// the rest IPv4 in the /8s `first` (never .0 or .255 at the end).
+pub fn public_address(h: u64, first: &[u8]) -> String {
+    if h % 10 == 9 {
+        format!(
+            "2001:db8:{:x}:{:x}::{:x}",
+            (h >> 8) & 0xffff,
+            (h >> 24) & 0xffff,
+            (h >> 40) & 0xffff
+        )
+    } else {
+        format!(
+            "{}.{}.{}.{}",
+            first[(h >> 4) as usize % first.len()],
+            (h >> 12) & 0xff,
+            (h >> 20) & 0xff,
+            ((h >> 28) & 0xfd) + 1
+        )
+    }
+}
