@@ -341,6 +341,18 @@ pub async fn check(server: &Client, layout: &Layout, shards: Option<usize>) -> R
     }
 }
 
+/// `url` as it may appear in a log line: without a user name or password in it.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
 /// How long a replica may take to answer `SELECT 1` before the next one of its shard is tried.
 const REACH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -372,7 +384,7 @@ impl Shards {
                 .map(|replicas| {
                     replicas
                         .iter()
-                        .map(|url| (url.clone(), super::client(url, cfg)))
+                        .map(|url| (without_credentials(url), super::client(url, cfg)))
                         .collect()
                 })
                 .collect(),
@@ -548,6 +560,15 @@ mod tests {
             "CREATE TABLE s AS visits"
         );
         assert!(plain_engine("events").unwrap().contains("toYYYYMMDD(ts)"));
+    }
+
+    #[test]
+    fn replica_urls_are_logged_without_credentials() {
+        assert_eq!(
+            without_credentials("http://tally:s3cret@ch1:8123"),
+            "http://ch1:8123/"
+        );
+        assert_eq!(without_credentials("http://ch1:8123"), "http://ch1:8123/");
     }
 
     #[test]
