@@ -216,6 +216,10 @@ async fn the_cluster_forms_replicates_and_catches_up() {
     // Node 1 crashes. Writes through node 0 go on (the Distributed table writes shard 1's live
     // replica, node 0 itself); a day is replaced from a plain MergeTree staging table (as the
     // rollup builds one) and another dropped meanwhile.
+    // The chdb check replays these statements ordered by the second each was first sent, so
+    // the staging table made `AS t_local` below must come a second after the ADD COLUMN: in
+    // the same second the replay would make it before the column exists.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let leader = "SELECT is_leader FROM system.replicas WHERE table = 't_local'";
     let node1_led = answer(&cluster.nodes[1], leader).await == "1";
     cluster.nodes[1].kill();
