@@ -159,16 +159,21 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// 1. ClickHouse stopped for 60 s under steady load, then started again: every hit is
-///    answered 2xx and stored exactly once, the log says when writing stopped and resumed,
-///    and writing resumes within seconds of the restart.
+/// 1. ClickHouse gone for 60 s under steady load, then started again: every hit is
+///    answered 2xx and stored exactly once, the log says once when writing stopped and once
+///    when it resumed, and writing resumes within seconds of the restart.
+///
+///    The server is killed, so the outage begins at one instant. A graceful stop drains for a
+///    moment: it refuses new connections but still takes inserts on open keep-alive ones, so
+///    the writer rightly logs that writing stopped, resumed and stopped again (CI saw exactly
+///    that); that is two outages, not the one this test is about.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_60_s_clickhouse_outage_costs_no_hit_and_no_503() {
     let mut ch = ClickHouse::start();
     let t = Tally::start(&ch, DB, "", "", "");
     let load = Load::start(&t.base, 300, 4);
     wait_acked(&load, 600, Duration::from_secs(20)).await;
-    blocking(|| ch.stop());
+    blocking(|| ch.kill());
     let stopped = Instant::now();
     sleep(1.0).await;
     // Hits from here on were acknowledged while ClickHouse was down: only the spool has them.
