@@ -310,7 +310,7 @@ impl Rollup {
             let staging = format!("{run}_visits");
             let result = async {
                 let took = self
-                    .visits_into(&shard, &staging, &day, date, sites, &ids, true)
+                    .visits_into(&shard, &staging, &day, date, sites, &ids)
                     .await?;
                 self.raw_days_still_there(&shard, raw).await?;
                 self.swap(&shard, &cluster::local_name("visits"), &staging, &day)
@@ -323,7 +323,7 @@ impl Rollup {
         }
         self.drop_stale_staging(&self.client, now).await?;
         let result = self
-            .aggregates_from(&run, &day, sites, &ids, "visits", &[], true)
+            .aggregates_from(&run, &day, sites, &ids, "visits", &[])
             .await;
         for table in &TABLES[1..] {
             self.drop_staging(&self.client, &format!("{run}_{table}"))
@@ -342,7 +342,6 @@ impl Rollup {
     /// Creates `staging` shaped like `visits` on `client`'s node, holding the day's visits of
     /// other sites as they are and those of `sites` recomputed from the raw events: the day
     /// `visits` (or `visits_local`) gets by one swap. Returns the most statements a site took.
-    #[allow(clippy::too_many_arguments)]
     async fn visits_into(
         &self,
         client: &Client,
@@ -351,15 +350,9 @@ impl Rollup {
         date: NaiveDate,
         sites: &[&SiteConfig],
         ids: &[u32],
-        on_cluster: bool,
     ) -> Result<u32, RollupError> {
-        self.carry_over(client, "visits", staging, day, ids, on_cluster)
-            .await?;
-        let events = if on_cluster {
-            cluster::local_name("events")
-        } else {
-            "events".to_string()
-        };
+        self.carry_over(client, "visits", staging, day, ids).await?;
+        let events = self.on_node("events");
         let mut most = 1;
         for site in sites {
             let tz = site.tz().name();
@@ -384,6 +377,16 @@ impl Rollup {
             }
         }
         Ok(most)
+    }
+
+    /// The name of `table` on the node a statement runs on: its `_local` table on a cluster
+    /// shard for a sharded one, else itself.
+    fn on_node(&self, table: &str) -> String {
+        if self.shards.is_some() && cluster::is_sharded(table) {
+            cluster::local_name(table)
+        } else {
+            table.to_string()
+        }
     }
 
     /// In how many slices of its visitors `site`'s raw events between `start` and `end` are
@@ -426,13 +429,9 @@ impl Rollup {
         staging: &str,
         day: &str,
         ids: &[u32],
-        on_cluster: bool,
     ) -> Result<(), RollupError> {
-        let source = if on_cluster && cluster::is_sharded(table) {
-            cluster::local_name(table)
-        } else {
-            table.to_string()
-        };
+        let source = self.on_node(table);
+        let on_cluster = self.shards.is_some();
         self.execute(client, &cluster::staging_table(staging, table, on_cluster))
             .await?;
         self.timed(
@@ -473,11 +472,11 @@ impl Rollup {
         let ids: Vec<u32> = sites.iter().map(|s| s.id).collect();
         let visits = format!("{run}_visits");
         let slices = self
-            .visits_into(&self.client, &visits, &day, date, sites, &ids, false)
+            .visits_into(&self.client, &visits, &day, date, sites, &ids)
             .await?;
         // The aggregates are swapped in only after the raw days are checked, and `visits`
         // last of all: a reader sees either the old day everywhere or the new one.
-        self.aggregates_from(run, &day, sites, &ids, &visits, raw, false)
+        self.aggregates_from(run, &day, sites, &ids, &visits, raw)
             .await?;
         let visits_rows = self.count_visits(&visits, &day, &ids).await?;
         self.swap(&self.client, "visits", &visits, &day).await?;
@@ -493,7 +492,6 @@ impl Rollup {
     /// and swaps them into the aggregate tables (every table of [`TABLES`] but `visits`).
     /// Before the swap it checks that the raw days `raw` are still whole (on a cluster each
     /// shard checked its own before its visits were swapped in, and `raw` is empty).
-    #[allow(clippy::too_many_arguments)]
     async fn aggregates_from(
         &self,
         run: &str,
@@ -502,12 +500,11 @@ impl Rollup {
         ids: &[u32],
         visits: &str,
         raw: &[u32],
-        on_cluster: bool,
     ) -> Result<(), RollupError> {
         let day = day.to_string();
         let staging = |table: &str| format!("{run}_{table}");
         for table in &TABLES[1..] {
-            self.carry_over(&self.client, table, &staging(table), &day, ids, on_cluster)
+            self.carry_over(&self.client, table, &staging(table), &day, ids)
                 .await?;
         }
         let from_visits = [
@@ -659,11 +656,7 @@ impl Rollup {
         if raw.is_empty() {
             return Ok(());
         }
-        let table = if self.shards.is_some() {
-            cluster::local_name("events")
-        } else {
-            "events".to_string()
-        };
+        let table = self.on_node("events");
         let present = self
             .timed(
                 client
